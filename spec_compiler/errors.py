@@ -1,0 +1,110 @@
+"""Diagnostics: one error type that points into the user's file.
+
+Every user mistake (syntax, unknown names, bad values, shape mismatches, bad data)
+becomes a `Diagnostic` with a source span, and is rendered like a compiler renders
+it: ``file:line:col: error: message``, the source line, a caret, and a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of a source file: 1-based line and column, end column exclusive."""
+
+    file: str
+    line: int
+    column: int
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+
+    def render(self, source: str | None) -> str:
+        where = f"{self.span}: " if self.span else ""
+        lines = [f"{where}error: {self.message}"]
+        if self.span and source is not None:
+            source_lines = source.splitlines()
+            if 1 <= self.span.line <= len(source_lines):
+                text = source_lines[self.span.line - 1]
+                number = str(self.span.line)
+                pad = " " * len(number)
+                start = max(self.span.column, 1)
+                end = self.span.end_column or (start + 1)
+                width = max(1, min(end, len(text) + 1) - start)
+                lines.append(f"  {number} | {text}")
+                lines.append(f"  {pad} | {' ' * (start - 1)}{'^' * width}")
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class SpecError(Exception):
+    """One or more user mistakes. Carries the source so it can render itself."""
+
+    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic], source: str | None = None):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        self.source = source
+        super().__init__(self.render())
+
+    @classmethod
+    def at(cls, span: Span | None, message: str, hint: str | None = None) -> "SpecError":
+        return cls(Diagnostic(message, span, hint))
+
+    def with_source(self, source: str) -> "SpecError":
+        if self.source is None:
+            self.source = source
+            self.args = (self.render(),)
+        return self
+
+    def render(self) -> str:
+        text = "\n".join(d.render(self.source) for d in self.diagnostics)
+        count = len(self.diagnostics)
+        if count > 1:
+            text += f"\n{count} errors"
+        return text
+
+    @property
+    def first(self) -> Diagnostic:
+        return self.diagnostics[0]
+
+
+class UsageError(Exception):
+    """The command line is wrong (exit code 2)."""
+
+
+@dataclass
+class DiagnosticSink:
+    """Collects errors so that a whole file is reported at once, up to a limit."""
+
+    limit: int = 20
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, error: SpecError | Diagnostic) -> None:
+        items = error.diagnostics if isinstance(error, SpecError) else [error]
+        for item in items:
+            if item not in self.diagnostics and len(self.diagnostics) < self.limit:
+                self.diagnostics.append(item)
+
+    def raise_if_any(self, source: str | None = None) -> None:
+        if self.diagnostics:
+            raise SpecError(self.diagnostics, source)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean' hint for a misspelt name, or None."""
+    matches = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    return f"did you mean `{matches[0]}`?" if matches else None

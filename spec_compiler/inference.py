@@ -1,0 +1,180 @@
+"""Inference: output shape, parameter counts, FLOPs and activation memory per node.
+
+Runs each registry entry's rules along the IR. Nothing here allocates tensors, so a
+spec is checked instantly and a too-large model is rejected before it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import Diagnostic, SpecError
+from .ir import ModelIR, Node
+from .layers import REGISTRY
+from .layers.base import BodyResult, Count
+from .shapes import ShapeError, TensorType
+
+BYTES_PER_VALUE = 4  # float32
+DEFAULT_MAX_PARAMS = 2_000_000_000
+DEFAULT_MAX_ACTIVATION_BYTES = 16 * 2**30  # per sample
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_params: int = DEFAULT_MAX_PARAMS
+    max_activation_bytes: int = DEFAULT_MAX_ACTIVATION_BYTES
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    node: Node
+    path: str
+    input: TensorType
+    output: TensorType
+    count: Count  # this node's own parameters plus its bodies'
+    flops: int  # multiply-adds per sample (dynamic lengths counted as 1)
+    activation_bytes: int  # this node's output plus its bodies' outputs, per sample
+    children: tuple[tuple["LayerInfo", ...], ...] = ()
+
+    @property
+    def kind(self):
+        return REGISTRY[self.node.kind]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    ir: ModelIR
+    layers: tuple[LayerInfo, ...]
+
+    @property
+    def output(self) -> TensorType:
+        return self.layers[-1].output if self.layers else self.ir.input.type
+
+    @property
+    def count(self) -> Count:
+        total = Count()
+        for layer in self.layers:
+            total = total + layer.count
+        return total
+
+    @property
+    def flops(self) -> int:
+        return sum(layer.flops for layer in self.layers)
+
+    @property
+    def activation_bytes(self) -> int:
+        return sum(layer.activation_bytes for layer in self.layers)
+
+
+class _Producer:
+    """Which layer made the current value: for 'got 16x5x5 (from avgpool at line 6)'."""
+
+    def __init__(self, word: str, line: int):
+        self.word, self.line = word, line
+
+    def __str__(self) -> str:
+        return f"from {self.word} at line {self.line}"
+
+
+def infer(ir: ModelIR, limits: Limits = Limits()) -> ModelInfo:
+    producer = _Producer(f"input {ir.input.kind}", ir.input.span.line)
+    layers = _infer_sequence(ir.nodes, ir.input.type, "", producer, ir)
+    info = ModelInfo(ir, layers)
+    _check_limits(info, limits)
+    return info
+
+
+def _infer_sequence(nodes, x: TensorType, prefix: str, producer: _Producer, ir: ModelIR) -> tuple[LayerInfo, ...]:
+    infos: list[LayerInfo] = []
+    for node in nodes:
+        info = _infer_node(node, x, prefix, producer, ir)
+        infos.append(info)
+        x = info.output
+        producer = _Producer(_word(node, ir), node.span.line)
+    return tuple(infos)
+
+
+def _word(node: Node, ir: ModelIR) -> str:
+    """The word the user wrote for a node (`conv`, not `conv2d`)."""
+    lines = ir.source.splitlines()
+    if 1 <= node.span.line <= len(lines) and node.span.end_column:
+        return lines[node.span.line - 1][node.span.column - 1 : node.span.end_column - 1]
+    return node.kind
+
+
+class _BodyInference:
+    """The `InferBody` handed to structural rules: infers and remembers bodies."""
+
+    def __init__(self, node: Node, path: str, producer: _Producer, ir: ModelIR):
+        self.node, self.path, self.producer, self.ir = node, path, producer, ir
+        self.bodies = len(node.bodies)
+        self.results: dict[int, tuple[LayerInfo, ...]] = {}
+
+    def __call__(self, index: int, x: TensorType) -> BodyResult:
+        prefix = f"{self.path}.{index}." if self.bodies > 1 else f"{self.path}."
+        infos = _infer_sequence(self.node.bodies[index], x, prefix, self.producer, self.ir)
+        self.results[index] = infos
+        result = _summed(infos)
+        return BodyResult(result.output or x, result.count, result.flops)
+
+
+def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir: ModelIR) -> LayerInfo:
+    kind = REGISTRY[node.kind]
+    path = prefix + node.name
+    bodies: _BodyInference | None = None
+    try:
+        if kind.body is None:
+            y = kind.shape(node.params, x)
+            own_count = kind.count(node.params, x, y)
+            flops = kind.flops(node.params, x, y)
+        else:
+            bodies = _BodyInference(node, path, producer, ir)
+            y = kind.shape(node.params, x, bodies)
+            results = [_summed(bodies.results.get(i, ())) for i in range(len(node.bodies))]
+            own_count = kind.count(node.params, x, y, results)
+            flops = kind.flops(node.params, x, y, results)
+        if getattr(node.params, "activation", None):
+            REGISTRY[node.params.activation].shape(REGISTRY[node.params.activation].params(), y)
+    except ShapeError as error:
+        message = error.message
+        if error.about_input:
+            message = f"{message} ({producer})"
+        raise SpecError(Diagnostic(message, node.span, error.hint), ir.source) from None
+    children = tuple(bodies.results.get(i, ()) for i in range(len(node.bodies))) if bodies else ()
+    child_bytes = sum(c.activation_bytes for body in children for c in body)
+    own_bytes = 0 if node.kind == "group" else y.numel_estimate() * BYTES_PER_VALUE
+    return LayerInfo(node, path, x, y, own_count, flops, own_bytes + child_bytes, children)
+
+
+def _summed(infos: tuple[LayerInfo, ...]) -> BodyResult:
+    count = Count()
+    for info in infos:
+        count = count + info.count
+    output = infos[-1].output if infos else None
+    return BodyResult(output, count, sum(i.flops for i in infos))
+
+
+def _check_limits(info: ModelInfo, limits: Limits) -> None:
+    total = info.count.total
+    if total > limits.max_params:
+        biggest = max(info.layers, key=lambda layer: layer.count.total)
+        raise SpecError(Diagnostic(
+            f"the model has {total:,} parameters, over the limit of {limits.max_params:,} "
+            f"(the largest layer, {biggest.path}, has {biggest.count.total:,})",
+            biggest.node.span, "shrink the model, or raise the limit with --max-params N",
+        ), info.ir.source)
+    memory = info.activation_bytes
+    if memory > limits.max_activation_bytes:
+        biggest = max(info.layers, key=lambda layer: layer.activation_bytes)
+        raise SpecError(Diagnostic(
+            f"the model needs {_gib(memory)} of activations per sample, over the limit of "
+            f"{_gib(limits.max_activation_bytes)} (the largest, {biggest.path}, needs {_gib(biggest.activation_bytes)})",
+            biggest.node.span, "downsample earlier, or raise the limit with --max-activation-memory",
+        ), info.ir.source)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+__all__ = ["infer", "Limits", "LayerInfo", "ModelInfo"]

@@ -1,0 +1,195 @@
+"""The layer registry: one entry per layer kind.
+
+An entry holds everything specc knows about a kind, so that adding one touches one
+place: its names, its parameter schema (pydantic), how positional arguments fill the
+schema, its shape rule, parameter-count rule, FLOPs rule and PyTorch builder.
+Builders import torch inside the function, so `specc compile` never loads torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Protocol
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from ..shapes import ShapeError, TensorType
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+
+class LayerParams(BaseModel):
+    """Options every layer accepts. Kinds subclass it with their own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    frozen: bool = False
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A positional argument. A `scalar` slot given `6x5x5` takes the 6 and passes
+    `5x5` on to the next slot: that is how `conv 6x5x5` means `conv 6 5x5`."""
+
+    field: str
+    takes: Literal["scalar", "dims"] = "scalar"
+
+
+@dataclass(frozen=True)
+class Count:
+    trainable: int = 0
+    non_trainable: int = 0
+
+    def __add__(self, other: "Count") -> "Count":
+        return Count(self.trainable + other.trainable, self.non_trainable + other.non_trainable)
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+
+@dataclass(frozen=True)
+class BodyResult:
+    """What inference learned about a body (a sub-stack), handed to structural rules."""
+
+    output: TensorType
+    count: Count
+    flops: int
+
+
+class InferBody(Protocol):
+    """The inference engine's callback for structural kinds."""
+
+    bodies: int  # how many bodies the node has
+
+    def __call__(self, index: int, x: TensorType) -> BodyResult:
+        """Infer body `index` on input `x` (an empty body is the identity)."""
+
+
+def no_params(p: Any, x: TensorType, y: TensorType) -> Count:
+    return Count()
+
+
+def no_flops(p: Any, x: TensorType, y: TensorType) -> int:
+    return 0
+
+
+def sum_of_bodies_count(p: Any, x: TensorType, y: TensorType, bodies: list[BodyResult]) -> Count:
+    total = Count()
+    for body in bodies:
+        total = total + body.count
+    return total
+
+
+def sum_of_bodies_flops(p: Any, x: TensorType, y: TensorType, bodies: list[BodyResult]) -> int:
+    return sum(body.flops for body in bodies)
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """One registry entry. Leaf kinds use `shape`, `count`, `flops`, `build`.
+
+    Structural kinds (`body` set) get an `InferBody` callback in their shape rule,
+    their bodies' results (`BodyResult` list) in their count and FLOPs rules (which
+    default to the sum of the bodies'), and the built bodies in their builder.
+    """
+
+    name: str
+    params: type[LayerParams]
+    shape: Callable[..., TensorType]
+    build: Callable[..., "nn.Module"]
+    doc: str
+    slots: tuple[Slot, ...] = ()
+    aliases: tuple[str, ...] = ()
+    count: Callable[..., Count] = no_params
+    flops: Callable[..., int] = no_flops
+    # None: a leaf. "sequence": one body. "branches": `branch { }` bodies.
+    # "residual": a body plus an optional `shortcut { }`.
+    body: Literal[None, "sequence", "branches", "residual"] = None
+    example: str = ""
+    category: str = "core"
+    # For activation kinds: the elementwise function, so other layers can take it
+    # as a trailing word (`dense 120 relu`).
+    is_activation: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.body is not None:
+            if self.count is no_params:
+                object.__setattr__(self, "count", sum_of_bodies_count)
+            if self.flops is no_flops:
+                object.__setattr__(self, "flops", sum_of_bodies_flops)
+
+    @property
+    def takes_activation(self) -> bool:
+        return "activation" in self.params.model_fields
+
+
+class Registry:
+    """Layer kinds by name and alias."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, LayerKind] = {}
+        self._names: dict[str, str] = {}
+
+    def add(self, kind: LayerKind) -> LayerKind:
+        for word in (kind.name, *kind.aliases):
+            if word in self._names:
+                raise ValueError(f"layer word `{word}` registered twice")
+            self._names[word] = kind.name
+        self._kinds[kind.name] = kind
+        return kind
+
+    def lookup(self, word: str) -> LayerKind | None:
+        name = self._names.get(word)
+        return self._kinds[name] if name else None
+
+    def __getitem__(self, name: str) -> LayerKind:
+        return self._kinds[name]
+
+    def words(self) -> list[str]:
+        return sorted(self._names)
+
+    def kinds(self) -> list[LayerKind]:
+        return list(self._kinds.values())
+
+    def activations(self) -> list[str]:
+        return sorted(w for w, k in self._names.items() if self._kinds[k].is_activation)
+
+
+REGISTRY = Registry()
+
+
+def register(kind: LayerKind) -> LayerKind:
+    return REGISTRY.add(kind)
+
+
+def _known_activation(word: str) -> str:
+    from ..options import UnknownChoice
+
+    if word not in REGISTRY.activations():
+        raise UnknownChoice("activation", word, REGISTRY.activations())
+    return word
+
+
+# A trailing activation word: `dense 120 relu`.
+ActivationName = Annotated[str, AfterValidator(_known_activation)]
+
+
+def require_rank(x: TensorType, ranks: tuple[int, ...], what: str, hint: str | None = None) -> None:
+    from ..shapes import describe
+
+    if x.rank not in ranks:
+        raise ShapeError(f"{what}, got {describe(x)}", hint, about_input=True)
+
+
+def require_float(x: TensorType, kind: str) -> None:
+    if x.dtype == "int":
+        raise ShapeError(
+            f"{kind} expects float features, got token ids {x}",
+            "add `embedding N` after a tokens input to turn ids into vectors",
+            about_input=True,
+        )
+

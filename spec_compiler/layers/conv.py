@@ -1,0 +1,303 @@
+"""Convolutions and pooling, 1d (on TxF sequences) and 2d (on CxHxW images).
+
+The window arithmetic is shared (`shapes.window_output`). 1d layers follow Keras:
+they take a TxF sequence and return T'xfilters, so a text CNN reads naturally
+after `embedding`; the builders transpose to PyTorch's channels-first internally.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import Field, model_validator
+
+from ..options import WeightOptions
+from ..shapes import ShapeError, TensorType, as_tuple, describe, window_output
+from .base import ActivationName, Count, LayerKind, LayerParams, Slot, register, require_float
+
+Pos = Annotated[int, Field(gt=0)]
+NonNeg = Annotated[int, Field(ge=0)]
+Window = Union[Pos, tuple[Pos, ...]]
+Padding = Union[Literal["valid", "same"], NonNeg, tuple[NonNeg, ...]]
+
+
+def _check_tuple(name: str, value, n: int):
+    if isinstance(value, tuple) and len(value) not in (1, n):
+        raise ValueError(f"{name} needs 1 or {n} sizes, got {len(value)}")
+
+
+class _ConvParams(LayerParams, WeightOptions):
+    kernel: Window
+    stride: Window = 1
+    pad: Padding = "valid"
+    dilation: Window = 1
+    bias: bool = True
+    activation: ActivationName | None = None
+
+    DIMS: ClassVar[int] = 2
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        for name in ("kernel", "stride", "dilation", "pad"):
+            _check_tuple(name, getattr(self, name), self.DIMS)
+        return self
+
+
+class ConvParams(_ConvParams):
+    filters: Pos
+    groups: Pos = 1
+
+
+class Conv1dParams(ConvParams):
+    DIMS: ClassVar[int] = 1
+
+
+def _spatial(x: TensorType, dims: int) -> tuple:
+    """The spatial sizes and channel count of a 1d (TxF) or 2d (CxHxW) input."""
+    return (x.dims[:1], x.dims[1]) if dims == 1 else (x.dims[1:], x.dims[0])
+
+
+def _require(x: TensorType, dims: int, kind: str) -> None:
+    require_float(x, kind)
+    if dims == 2 and x.rank != 3:
+        hint = "use conv1d / maxpool1d on a TxF sequence" if x.rank == 2 else (
+            "reshape the vector to CxHxW first" if x.rank == 1 else None)
+        raise ShapeError(f"{kind} expects an image CxHxW, got {describe(x)}", hint, about_input=True)
+    if dims == 1 and x.rank != 2:
+        hint = "use conv / maxpool (2d) on an image" if x.rank == 3 else None
+        raise ShapeError(f"{kind} expects a sequence TxF, got {describe(x)}", hint, about_input=True)
+
+
+def window_sizes(p, x: TensorType, dims: int, kernel, what: str) -> tuple:
+    """Output spatial sizes for a window op (conv or pool)."""
+    sizes, _ = _spatial(x, dims)
+    kernel = as_tuple(kernel, dims)
+    stride = as_tuple(p.stride, dims)
+    dilation = as_tuple(getattr(p, "dilation", 1), dims)
+    pad = p.pad if isinstance(p.pad, str) else as_tuple(p.pad, dims)
+    out = []
+    for axis in range(dims):
+        padding = pad if isinstance(pad, str) else pad[axis]
+        if padding == "valid":
+            padding = 0
+        out.append(window_output(sizes[axis], kernel[axis], stride[axis], padding, dilation[axis],
+                                 ceil_mode=getattr(p, "ceil", False), what=what))
+    return tuple(out)
+
+
+def _pack(x: TensorType, dims: int, sizes: tuple, channels: int) -> TensorType:
+    return x.with_dims(*sizes, channels) if dims == 1 else x.with_dims(channels, *sizes)
+
+
+# --- conv1d / conv2d -------------------------------------------------------------
+
+def _conv_shape(dims: int, kind: str):
+    def shape(p: ConvParams, x: TensorType) -> TensorType:
+        _require(x, dims, kind)
+        _, channels = _spatial(x, dims)
+        if channels % p.groups or p.filters % p.groups:
+            raise ShapeError(
+                f"groups={p.groups} must divide both the input channels ({channels}) and filters ({p.filters})",
+                about_input=True,
+            )
+        return _pack(x, dims, window_sizes(p, x, dims, p.kernel, f"{kind} kernel"), p.filters)
+
+    return shape
+
+
+def _conv_count(dims: int):
+    def count(p: ConvParams, x: TensorType, y: TensorType) -> Count:
+        _, channels = _spatial(x, dims)
+        weights = p.filters * (channels // p.groups) * prod(as_tuple(p.kernel, dims))
+        return Count(weights + (p.filters if p.bias else 0))
+
+    return count
+
+
+def _conv_flops(dims: int):
+    def flops(p: ConvParams, x: TensorType, y: TensorType) -> int:
+        _, channels = _spatial(x, dims)
+        out_positions = prod(d if isinstance(d, int) else 1 for d in _spatial(y, dims)[0])
+        return out_positions * p.filters * (channels // p.groups) * prod(as_tuple(p.kernel, dims))
+
+    return flops
+
+
+def _conv_build(dims: int):
+    def build(p: ConvParams, x: TensorType, y: TensorType):
+        from ..backends.torch_modules import conv
+
+        _, channels = _spatial(x, dims)
+        return conv(dims, channels, p.filters, as_tuple(p.kernel, dims), as_tuple(p.stride, dims), p.pad,
+                    as_tuple(p.dilation, dims), p.groups, p.bias)
+
+    return build
+
+
+for _dims, _name, _aliases, _example in ((2, "conv2d", ("conv",), "conv 6x5x5 relu"),
+                                         (1, "conv1d", (), "conv1d 128 5 relu")):
+    register(LayerKind(
+        name=_name, aliases=_aliases, params=ConvParams if _dims == 2 else Conv1dParams,
+        slots=(Slot("filters"), Slot("kernel", "dims")),
+        shape=_conv_shape(_dims, _name), count=_conv_count(_dims), flops=_conv_flops(_dims),
+        build=_conv_build(_dims), category="convolution", example=_example,
+        doc=("2d convolution on a CxHxW image: filters, kernel (`6x5x5` = 6 filters of 5x5), stride, "
+             "pad=valid|same|N, dilation, groups, bias") if _dims == 2 else
+            ("1d convolution along time on a TxF sequence (Keras' Conv1D): returns T'xfilters; "
+             "stride, pad=valid|same|N, dilation, groups, bias"),
+    ))
+
+
+# --- depthwise and separable (MobileNet) ------------------------------------------
+
+class DepthwiseParams(_ConvParams):
+    multiplier: Pos = 1
+
+
+def _depthwise_shape(p: DepthwiseParams, x: TensorType) -> TensorType:
+    _require(x, 2, "depthwise")
+    return x.with_dims(x.dims[0] * p.multiplier, *window_sizes(p, x, 2, p.kernel, "depthwise kernel"))
+
+
+def _depthwise_count(p: DepthwiseParams, x: TensorType, y: TensorType) -> Count:
+    out = x.dims[0] * p.multiplier
+    return Count(out * prod(as_tuple(p.kernel, 2)) + (out if p.bias else 0))
+
+
+def _depthwise_flops(p: DepthwiseParams, x: TensorType, y: TensorType) -> int:
+    return y.dims[0] * y.dims[1] * y.dims[2] * prod(as_tuple(p.kernel, 2))
+
+
+def _depthwise_build(p: DepthwiseParams, x: TensorType, y: TensorType):
+    from ..backends.torch_modules import conv
+
+    channels = x.dims[0]
+    return conv(2, channels, channels * p.multiplier, as_tuple(p.kernel, 2), as_tuple(p.stride, 2), p.pad,
+                as_tuple(p.dilation, 2), channels, p.bias)
+
+
+register(LayerKind(
+    name="depthwise", aliases=("depthwise_conv2d", "dwconv"), params=DepthwiseParams,
+    slots=(Slot("kernel", "dims"),), shape=_depthwise_shape, count=_depthwise_count,
+    flops=_depthwise_flops, build=_depthwise_build, category="convolution", example="depthwise 3x3 stride=2 pad=same",
+    doc="depthwise 2d convolution: one kernel per input channel (x multiplier), as in MobileNet",
+))
+
+
+class SeparableParams(DepthwiseParams):
+    filters: Pos
+
+
+def _separable_shape(p: SeparableParams, x: TensorType) -> TensorType:
+    _require(x, 2, "separable")
+    return x.with_dims(p.filters, *window_sizes(p, x, 2, p.kernel, "separable kernel"))
+
+
+def _separable_count(p: SeparableParams, x: TensorType, y: TensorType) -> Count:
+    mid = x.dims[0] * p.multiplier
+    return Count(mid * prod(as_tuple(p.kernel, 2)) + mid * p.filters + (p.filters if p.bias else 0))
+
+
+def _separable_flops(p: SeparableParams, x: TensorType, y: TensorType) -> int:
+    positions = y.dims[1] * y.dims[2]
+    mid = x.dims[0] * p.multiplier
+    return positions * mid * prod(as_tuple(p.kernel, 2)) + positions * mid * p.filters
+
+
+def _separable_build(p: SeparableParams, x: TensorType, y: TensorType):
+    from ..backends.torch_modules import SeparableConv2d
+
+    return SeparableConv2d(x.dims[0], p.filters, as_tuple(p.kernel, 2), as_tuple(p.stride, 2), p.pad,
+                           as_tuple(p.dilation, 2), p.multiplier, p.bias)
+
+
+register(LayerKind(
+    name="separable", aliases=("separable_conv2d", "sepconv"), params=SeparableParams,
+    slots=(Slot("filters"), Slot("kernel", "dims")), shape=_separable_shape, count=_separable_count,
+    flops=_separable_flops, build=_separable_build, category="convolution", example="separable 64 3x3 pad=same relu",
+    doc="depthwise-separable convolution (Keras' SeparableConv2D): a depthwise kernel per channel, "
+        "then a 1x1 pointwise conv; the pointwise conv alone carries the bias",
+))
+
+
+# --- pooling ---------------------------------------------------------------------
+
+class PoolParams(LayerParams):
+    size: Window = 2
+    stride: Window | None = None  # defaults to the window size, as in Keras and PyTorch
+    pad: Padding = "valid"
+    ceil: bool = False
+
+    @model_validator(mode="after")
+    def _default_stride(self):
+        if self.stride is None:
+            object.__setattr__(self, "stride", self.size)
+        return self
+
+
+def _pool_shape(dims: int, kind: str):
+    def shape(p: PoolParams, x: TensorType) -> TensorType:
+        _require(x, dims, kind)
+        _, channels = _spatial(x, dims)
+        if not isinstance(p.pad, str) and max(as_tuple(p.pad, dims)) * 2 > max(as_tuple(p.size, dims)):
+            raise ShapeError(f"{kind} padding {p.pad} is more than half its window {p.size}",
+                             "use pad=same, or a padding of at most half the window")
+        return _pack(x, dims, window_sizes(p, x, dims, p.size, f"{kind} window"), channels)
+
+    return shape
+
+
+def _pool_build(dims: int, mode: str):
+    def build(p: PoolParams, x: TensorType, y: TensorType):
+        from ..backends.torch_modules import pool
+
+        return pool(dims, mode, as_tuple(p.size, dims), as_tuple(p.stride, dims), p.pad, p.ceil)
+
+    return build
+
+
+for _dims in (1, 2):
+    for _mode, _word in (("max", "maxpool"), ("avg", "avgpool")):
+        _name = f"{_word}{_dims}d"
+        register(LayerKind(
+            name=_name, aliases=(_word,) if _dims == 2 else (), params=PoolParams,
+            slots=(Slot("size", "dims"),), shape=_pool_shape(_dims, _name), build=_pool_build(_dims, _mode),
+            category="pooling", example=f"{_word}{'' if _dims == 2 else '1d'} 2",
+            doc=(f"{'maximum' if _mode == 'max' else 'average'} over windows of a "
+                 f"{'CxHxW image' if _dims == 2 else 'TxF sequence (along time)'}; stride defaults to the window"
+                 + ("; padding is left out of averages, as in Keras" if _mode == "avg" else "")),
+        ))
+
+
+# --- global pooling --------------------------------------------------------------
+
+class GlobalPoolParams(LayerParams):
+    pass
+
+
+def _global_shape(p, x: TensorType) -> TensorType:
+    require_float(x, "global pooling")
+    if x.rank == 3:
+        return x.with_dims(x.dims[0])
+    if x.rank == 2:
+        return x.with_dims(x.dims[1])
+    raise ShapeError(f"global pooling expects an image CxHxW or a sequence TxF, got {describe(x)}", about_input=True)
+
+
+def _global_build(mode: str):
+    def build(p, x: TensorType, y: TensorType):
+        from ..backends.torch_modules import GlobalPool
+
+        return GlobalPool(mode, spatial_dims=(2, 3) if x.rank == 3 else (1,))
+
+    return build
+
+
+for _mode in ("avg", "max"):
+    register(LayerKind(
+        name=f"global_{_mode}pool", aliases=(f"global_{_mode}pool2d", f"global_{_mode}pool1d"),
+        params=GlobalPoolParams, shape=_global_shape, build=_global_build(_mode), category="pooling",
+        example=f"global_{_mode}pool",
+        doc=f"{'average' if _mode == 'avg' else 'maximum'} over all positions: CxHxW to C, TxF to F",
+    ))

@@ -1,0 +1,90 @@
+"""The Python API: `spec_compiler.load(path)` returns a checked `Model`.
+
+Its verbs mirror what Keras users know: summary, build, train, evaluate, export.
+Torch is imported only by the verbs that need it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .elaborate import elaborate
+from .errors import SpecError, UsageError
+from .inference import Limits, ModelInfo, infer
+from .ir import ModelIR
+from .parser import parse
+
+
+@dataclass(frozen=True)
+class Model:
+    """A spec that parsed, elaborated and passed every shape and size check."""
+
+    info: ModelInfo
+    plugins: tuple[str, ...] = ()
+
+    @property
+    def ir(self) -> ModelIR:
+        return self.info.ir
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    def summary(self) -> dict[str, Any]:
+        """The same dict `specc compile --json` prints."""
+        from .backends.summary import summary_dict
+
+        return summary_dict(self.info)
+
+    def table(self, depth: int | None = None) -> str:
+        from .backends.summary import render_table
+
+        return render_table(self.info, depth)
+
+
+def load_plugins(plugins: Iterable[str]) -> tuple[str, ...]:
+    """Import plugin modules the user named (a module name or a .py file).
+
+    This is the only way code beyond specc's own runs: a .spec file never names code.
+    """
+    loaded = []
+    for plugin in plugins:
+        try:
+            if plugin.endswith(".py"):
+                path = Path(plugin).resolve()
+                module_name = f"specc_plugin_{path.stem}"
+                if module_name not in sys.modules:
+                    spec = importlib.util.spec_from_file_location(module_name, path)
+                    if spec is None or spec.loader is None:
+                        raise ImportError(f"cannot load {plugin}")
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[module_name] = module
+                    spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except (ImportError, OSError) as error:
+            raise UsageError(f"cannot load plugin `{plugin}`: {error}") from None
+        loaded.append(plugin)
+    return tuple(loaded)
+
+
+def compile_source(source: str, path: str = "<spec>", plugins: Iterable[str] = (), limits: Limits = Limits()) -> Model:
+    loaded = load_plugins(plugins)
+    spec = parse(source, path)
+    ir = elaborate(spec)
+    return Model(infer(ir, limits), loaded)
+
+
+def load(path: str | Path, plugins: Iterable[str] = (), limits: Limits = Limits()) -> Model:
+    """Parse and check a .spec file. Raises SpecError (with rendered diagnostics)."""
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError.at(None, f"cannot read {path}: {error}") from None
+    return compile_source(source, str(path), plugins, limits)

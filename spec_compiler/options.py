@@ -1,0 +1,142 @@
+"""Per-layer weight options: initializers, regularizers, constraints.
+
+Written in a spec as a word or a call: `init=he_normal`, `init=normal(0, 0.05)`,
+`regularizer=l2(1e-4)`, `constraint=max_norm(3)`. Each is a pydantic model so that
+wrong names and values are caught at compile time; the PyTorch side that applies
+them lives in the torch backend.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The order in which a call's positional arguments fill the fields.
+    positional: ClassVar[tuple[str, ...]] = ()
+
+
+def choice(kind: str, positional: tuple[str, ...] = (), **fields: Any) -> type[_Spec]:
+    """A small spec model: a literal kind plus typed fields with defaults."""
+    annotations = {"kind": Literal[kind]}
+    namespace: dict[str, Any] = {"__annotations__": annotations, "kind": kind}
+    for name, (annotation, default) in fields.items():
+        annotations[name] = annotation
+        namespace[name] = default
+    namespace["positional"] = positional
+    return type(f"{kind.title().replace('_', '')}Spec", (_Spec,), namespace)
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+FanMode = Literal["fan_in", "fan_out", "fan_avg"]
+Distribution = Literal["truncated_normal", "untruncated_normal", "normal", "uniform"]
+
+INITIALIZERS: dict[str, type[_Spec]] = {
+    "zeros": choice("zeros"),
+    "ones": choice("ones"),
+    "constant": choice("constant", ("value",), value=(float, 0.0)),
+    "normal": choice("normal", ("mean", "std"), mean=(float, 0.0), std=(PositiveFloat, 0.05)),
+    "uniform": choice("uniform", ("min", "max"), min=(float, -0.05), max=(float, 0.05)),
+    "truncated_normal": choice("truncated_normal", ("mean", "std"), mean=(float, 0.0), std=(PositiveFloat, 0.05)),
+    "variance_scaling": choice(
+        "variance_scaling", ("scale", "mode", "distribution"),
+        scale=(PositiveFloat, 1.0), mode=(FanMode, "fan_in"), distribution=(Distribution, "truncated_normal"),
+    ),
+    "lecun_normal": choice("lecun_normal"),
+    "lecun_uniform": choice("lecun_uniform"),
+    "glorot_normal": choice("glorot_normal"),
+    "glorot_uniform": choice("glorot_uniform"),
+    "he_normal": choice("he_normal"),
+    "he_uniform": choice("he_uniform"),
+    "orthogonal": choice("orthogonal", ("gain",), gain=(PositiveFloat, 1.0)),
+}
+INITIALIZER_ALIASES = {
+    "xavier_normal": "glorot_normal", "xavier_uniform": "glorot_uniform",
+    "kaiming_normal": "he_normal", "kaiming_uniform": "he_uniform", "zero": "zeros", "one": "ones",
+}
+
+REGULARIZERS: dict[str, type[_Spec]] = {
+    "l1": choice("l1", ("l1",), l1=(NonNegFloat, 0.01)),
+    "l2": choice("l2", ("l2",), l2=(NonNegFloat, 0.01)),
+    "l1_l2": choice("l1_l2", ("l1", "l2"), l1=(NonNegFloat, 0.01), l2=(NonNegFloat, 0.01)),
+}
+
+CONSTRAINTS: dict[str, type[_Spec]] = {
+    "max_norm": choice("max_norm", ("max_value", "axis"), max_value=(PositiveFloat, 2.0), axis=(int | None, None)),
+    "non_neg": choice("non_neg"),
+    "unit_norm": choice("unit_norm", ("axis",), axis=(int | None, None)),
+    "min_max_norm": choice(
+        "min_max_norm", ("min_value", "max_value", "rate", "axis"),
+        min_value=(NonNegFloat, 0.0), max_value=(PositiveFloat, 1.0), rate=(Annotated[float, Field(gt=0, le=1)], 1.0),
+        axis=(int | None, None),
+    ),
+}
+
+
+class UnknownChoice(ValueError):
+    """A spec names an initializer/regularizer/constraint that does not exist."""
+
+    def __init__(self, what: str, word: str, choices: list[str]):
+        self.what, self.word, self.choices = what, word, choices
+        super().__init__(f"unknown {what} `{word}`")
+
+
+def _normalizer(what: str, table: dict[str, type[_Spec]], aliases: dict[str, str]):
+    def normalize(value: Any) -> Any:
+        if isinstance(value, _Spec):
+            return value
+        if isinstance(value, str):
+            value = {"kind": value, "args": []}
+        if not isinstance(value, dict) or "kind" not in value:
+            raise ValueError(f"expected a {what} such as `{next(iter(table))}`")
+        data = dict(value)
+        kind = aliases.get(data.pop("kind"), None) or value["kind"]
+        if kind not in table:
+            raise UnknownChoice(what, kind, sorted(table) + sorted(aliases))
+        model = table[kind]
+        args = data.pop("args", [])
+        names = model.positional
+        if len(args) > len(names):
+            raise ValueError(f"{kind} takes at most {len(names)} positional argument(s), got {len(args)}")
+        data.update(zip(names, args))
+        return model.model_validate({"kind": kind, **data})
+
+    return normalize
+
+
+def choice_type(what: str, table: dict[str, type[_Spec]], aliases: dict[str, str] | None = None):
+    """A field type accepting `word` or `word(args, key=value)` for one of `table`."""
+    union = Annotated[Union[tuple(table.values())], Field(discriminator="kind")]
+    return Annotated[union, BeforeValidator(_normalizer(what, table, aliases or {}))]
+
+
+Initializer = choice_type("initializer", INITIALIZERS, INITIALIZER_ALIASES)
+Regularizer = choice_type("regularizer", REGULARIZERS)
+Constraint = choice_type("constraint", CONSTRAINTS)
+
+
+class WeightOptions(BaseModel):
+    """Options every layer with weights accepts (Keras' kernel_*/bias_* arguments)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    init: Initializer | None = None
+    bias_init: Initializer | None = None
+    regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
+    constraint: Constraint | None = None
+    bias_constraint: Constraint | None = None
+
+    @model_validator(mode="after")
+    def _check_bounds(self):
+        for spec in (self.init, self.bias_init):
+            if spec is not None and spec.kind == "uniform" and spec.min >= spec.max:
+                raise ValueError(f"uniform needs min < max, got min={spec.min}, max={spec.max}")
+        for spec in (self.constraint, self.bias_constraint):
+            if spec is not None and spec.kind == "min_max_norm" and spec.min_value > spec.max_value:
+                raise ValueError("min_max_norm needs min_value <= max_value")
+        return self
