@@ -112,5 +112,33 @@ def compile_command(spec, as_json, emit, output, depth, plugins, max_params, max
         click.echo(text)
 
 
+@main.command("fmt")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--check", is_flag=True, help="Only report files that are not formatted (exit 1 if any).")
+@click.option("--write", "-w", "write", is_flag=True, help="Rewrite the files in place (atomically).")
+@handle_errors
+def fmt_command(specs, check, write):
+    """Print SPECS in the canonical layout (comments kept)."""
+    from .files import write_text_atomic
+    from .formatter import format_source
+
+    unformatted = []
+    for spec in specs:
+        source = Path(spec).read_text(encoding="utf-8")
+        formatted = format_source(source, spec)
+        if check:
+            if formatted != source:
+                unformatted.append(spec)
+                click.echo(f"would reformat {spec}", err=True)
+        elif write:
+            if formatted != source:
+                write_text_atomic(Path(spec), formatted)
+                click.echo(f"reformatted {spec}", err=True)
+        else:
+            click.echo(formatted, nl=False)
+    if unformatted:
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -207,6 +207,10 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic("`->` with no layer before it", span, "an arrow joins two layers: `conv 6x5x5 -> relu`")
     if before.endswith("="):
         return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+    if token_type == "NAME" and before.endswith("}"):
+        return Diagnostic(f"`{value}` starts a new statement on the same line",
+                          Span(path, line, column, column + len(value)),
+                          "put a new line or `;` between statements: `branch { ... }; branch { ... }`")
     if token_type == "RBRACE":
         return Diagnostic("unmatched `}`", span, "remove it, or open a block with `{` before it")
     if token_type == "_NL" and before.rstrip().endswith("->"):

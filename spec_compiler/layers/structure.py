@@ -97,7 +97,7 @@ def _concat_build(p, x, y, children):
 
 register(LayerKind(
     name="concat", params=ConcatParams, shape=_concat_shape, build=_concat_build, body="branches",
-    category="structure", example="concat { branch { conv 64 1x1 } branch { conv 32 3x3 pad=same } }",
+    category="structure", example="concat { branch { conv 64 1x1 }; branch { conv 32 3x3 pad=same } }",
     doc="runs each `branch { }` on the same input and concatenates the outputs "
         "(along channels of an image, features otherwise; `axis=` to choose), as in Inception",
 ))
@@ -126,6 +126,6 @@ def _add_build(p, x, y, children):
 
 register(LayerKind(
     name="add", params=AddParams, shape=_add_shape, build=_add_build, body="branches",
-    category="structure", example="add { branch { conv 64 3x3 pad=same } branch { conv 64 1x1 } }",
+    category="structure", example="add { branch { conv 64 3x3 pad=same }; branch { conv 64 1x1 } }",
     doc="runs each `branch { }` on the same input and adds the outputs elementwise",
 ))
