@@ -112,6 +112,30 @@ def compile_command(spec, as_json, emit, output, depth, plugins, max_params, max
         click.echo(text)
 
 
+@main.command("draw")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid"]), default=None,
+              help="Graphviz DOT or Mermaid (default: from the -o suffix, else dot).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (.dot, .gv or .mmd).")
+@spec_options
+@handle_errors
+def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
+    """Draw SPEC's layer graph as Graphviz DOT or Mermaid text."""
+    from .backends.graph import to_dot, to_mermaid
+
+    model = load_model(spec, plugins, max_params, max_activation_memory)
+    if fmt is None:
+        fmt = "mermaid" if output and output.endswith((".mmd", ".mermaid")) else "dot"
+    text = to_mermaid(model.info) if fmt == "mermaid" else to_dot(model.info)
+    if output:
+        from .files import write_text_atomic
+
+        write_text_atomic(Path(output), text + "\n")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+
+
 @main.command("fmt")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--check", is_flag=True, help="Only report files that are not formatted (exit 1 if any).")

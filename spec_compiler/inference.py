@@ -102,16 +102,27 @@ def _word(node: Node, ir: ModelIR) -> str:
     return node.kind
 
 
+def body_label(body: str | None, index: int) -> str:
+    """The path segment of a body, shared with the PyTorch module's attribute names."""
+    if body == "residual":
+        return ("body", "shortcut")[index]
+    if body == "branches":
+        return f"branch_{index + 1}"
+    return ""
+
+
 class _BodyInference:
     """The `InferBody` handed to structural rules: infers and remembers bodies."""
 
     def __init__(self, node: Node, path: str, producer: _Producer, ir: ModelIR):
         self.node, self.path, self.producer, self.ir = node, path, producer, ir
         self.bodies = len(node.bodies)
+        self.kinds = tuple(tuple(n.kind for n in body) for body in node.bodies)
         self.results: dict[int, tuple[LayerInfo, ...]] = {}
 
     def __call__(self, index: int, x: TensorType) -> BodyResult:
-        prefix = f"{self.path}.{index}." if self.bodies > 1 else f"{self.path}."
+        label = body_label(REGISTRY[self.node.kind].body, index)
+        prefix = f"{self.path}.{label}." if label else f"{self.path}."
         infos = _infer_sequence(self.node.bodies[index], x, prefix, self.producer, self.ir)
         self.results[index] = infos
         result = _summed(infos)

@@ -1,0 +1,83 @@
+"""Graph drawing backend: the checked model as Graphviz DOT or Mermaid text.
+
+Each node shows its name, kind, output shape and parameter count; residual,
+concat and add draw their branches side by side and merge them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..inference import LayerInfo, ModelInfo
+from .summary import shape_text
+
+
+@dataclass
+class _Graph:
+    nodes: list[tuple[str, str, str]] = field(default_factory=list)  # id, label, shape
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+    def node(self, label: str, shape: str = "box") -> str:
+        node_id = f"n{len(self.nodes)}"
+        self.nodes.append((node_id, label, shape))
+        return node_id
+
+
+def _label(info: LayerInfo) -> str:
+    activation = getattr(info.node.params, "activation", None)
+    kind = info.node.kind + (f" + {activation}" if activation else "")
+    params = f"\\n{info.count.total:,} params" if info.count.total else ""
+    return f"{info.path}: {kind}\\n{shape_text(info.output)}{params}"
+
+
+def _sequence(graph: _Graph, layers: tuple[LayerInfo, ...], source: str) -> str:
+    for info in layers:
+        source = _layer(graph, info, source)
+    return source
+
+
+def _layer(graph: _Graph, info: LayerInfo, source: str) -> str:
+    if not info.children:
+        node = graph.node(_label(info))
+        graph.edges.append((source, node))
+        return node
+    if info.node.kind in ("residual", "concat", "add"):
+        ends = [_sequence(graph, body, source) for body in info.children]
+        merge = graph.node(f"{info.path}: {'add' if info.node.kind == 'residual' else info.node.kind}"
+                           f"\\n{shape_text(info.output)}", shape="ellipse")
+        graph.edges += [(end, merge) for end in ends]
+        return merge
+    # group, timedistributed, bidirectional: draw the body, then the wrapper's output
+    end = _sequence(graph, info.children[0], source)
+    wrapper = graph.node(_label(info), shape="ellipse") if info.node.kind != "group" else end
+    if wrapper != end:
+        graph.edges.append((end, wrapper))
+    return wrapper
+
+
+def _build(info: ModelInfo) -> _Graph:
+    graph = _Graph()
+    ir = info.ir
+    start = graph.node(f"{ir.input.name}: input {ir.input.kind}\\n{shape_text(ir.input.type)}", shape="ellipse")
+    _sequence(graph, info.layers, start)
+    return graph
+
+
+def to_dot(info: ModelInfo) -> str:
+    graph = _build(info)
+    lines = [f'digraph "{info.ir.name}" {{', "  rankdir=TB;", '  node [fontname="Helvetica", fontsize=10];']
+    for node_id, label, shape in graph.nodes:
+        lines.append(f'  {node_id} [label="{label}", shape={shape}];')
+    lines += [f"  {a} -> {b};" for a, b in graph.edges]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def to_mermaid(info: ModelInfo) -> str:
+    graph = _build(info)
+    lines = ["flowchart TD"]
+    for node_id, label, shape in graph.nodes:
+        text = label.replace("\\n", "<br/>").replace('"', "'")
+        lines.append(f'  {node_id}(["{text}"])' if shape == "ellipse" else f'  {node_id}["{text}"]')
+    lines += [f"  {a} --> {b}" for a, b in graph.edges]
+    return "\n".join(lines)
