@@ -229,7 +229,7 @@ class _Elaborator:
             return []
         kind = REGISTRY.lookup(layer.word)
         if kind is None:
-            self.error(layer.span, f"unknown layer `{layer.word}`",
+            self.error(layer.span, f"unknown {'layer or block' if self.blocks else 'layer'} `{layer.word}`",
                        did_you_mean(layer.word, [*REGISTRY.words(), *self.blocks, "repeat"])
                        or "see docs/language.md for the layer catalogue")
             return []
@@ -314,7 +314,8 @@ class _Elaborator:
         values, spans = self.arguments(kind, layer, ctx)
         if values is None:
             return None
-        params = self.validate(kind.params, values, spans, layer.span, layer.word)
+        unbound = self.unbound_names(layer, ctx)
+        params = self.validate(kind.params, values, spans, layer.span, layer.word, unbound)
         explicit = next((o for o in layer.options if o.key == "name"), None)
         name = self.node_name(kind.name, explicit, scope, ctx)
         if params is None or name is None:
@@ -410,15 +411,35 @@ class _Elaborator:
             spans[option.key] = option.value.span
         return values, spans
 
-    def validate(self, model: type[BaseModel], values: dict, spans: dict[str, Span], where: Span, what: str):
+    def unbound_names(self, layer: ast.Layer, ctx: Context) -> dict[Span, tuple[str, str]]:
+        """Inside a block, bare names that are not its parameters (by span): `conv d 3x3` in
+        `block basic(c)`. Some are legitimate words (pad=same); a type error on one of them
+        is reported as an unknown name rather than a wrong type."""
+        if not ctx.expanding:
+            return {}
+        values = [*layer.args, *(o.value for o in layer.options)]
+        return {v.span: (v.name, ctx.expanding[-1]) for v in values
+                if isinstance(v, ast.Name) and v.name not in ctx.bindings}
+
+    def validate(self, model: type[BaseModel], values: dict, spans: dict[str, Span], where: Span, what: str,
+                 unbound: dict[Span, tuple[str, str]] | None = None):
         try:
             return model.model_validate(values)
         except ValidationError as error:
-            for item in error.errors():
+            for item in _merge_union_errors(error.errors()):
                 field_name = str(item["loc"][0]) if item["loc"] else None
                 span = spans.get(field_name, where) if field_name else where
+                if unbound and span in unbound and item["type"] in (*_TYPE_ERRORS, "union_type"):
+                    self.sink.add(self.unknown_name(*unbound[span], span))
+                    continue
                 self.sink.add(_validation_diagnostic(item, what, field_name, values.get(field_name), span))
             return None
+
+    def unknown_name(self, name: str, block: str, span: Span) -> Diagnostic:
+        params = [p.name for p in self.blocks[block].params]
+        return Diagnostic(f"unknown name `{name}` in block `{block}`", span,
+                          did_you_mean(name, params) or (f"the block's parameters are: {', '.join(params)}"
+                                                         if params else f"block `{block}` has no parameters"))
 
     def node_name(self, kind: str, explicit: ast.Option | None, scope: Scope, ctx: Context) -> str | None:
         if explicit is None:
@@ -477,15 +498,78 @@ def _validation_diagnostic(item: dict, what: str, field_name: str | None, value:
     message = item["msg"]
     for pattern, replacement in _PYDANTIC_PHRASES:
         message = pattern.sub(replacement, message)
+    message = re.sub(r"'([^'\s]*)'", r"`\1`", message)  # 'valid' or 'same' -> `valid` or `same`
     if item["type"] == "missing":
         return Diagnostic(f"`{what}` needs a value for `{field_name}`", span, _missing_hint(what))
     if item["type"] == "extra_forbidden":
         return Diagnostic(f"`{what}` has no option `{'.'.join(map(str, item['loc']))}`", span)
-    location = ".".join(str(part) for part in item["loc"] if not isinstance(part, int) and part != field_name)
+    location = ".".join(str(part) for part in item["loc"]
+                        if not isinstance(part, int) and part != field_name and not _is_type_tag(part))
     subject = f"{what} {field_name}" + (f" ({location})" if location else "") if field_name else what
     shown = _show(item.get("input", value)) if item["type"] not in ("value_error", "assertion_error") or field_name else None
     suffix = f", got {shown}" if shown is not None and item["type"] != "value_error" else ""
     return Diagnostic(f"{subject} {message}{suffix}", span)
+
+
+# pydantic error types that say "the value has the wrong type" (as opposed to "it is
+# out of range"): in a union, each member reports one, and they merge into one message.
+_TYPE_ERRORS = {
+    "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type", "bool_parsing",
+    "string_type", "tuple_type", "list_type", "dict_type", "literal_error", "model_type", "none_required",
+    "union_tag_invalid", "union_tag_not_found", "is_instance_of",
+}
+_TYPE_NOUNS = {
+    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "string_type": "a word", "tuple_type": "sizes like 3x3",
+    "list_type": "a list like [1, 2]", "none_required": "none",
+}
+
+
+def _is_type_tag(part) -> bool:
+    """pydantic's name for a member of a union in an error location: `constrained-int`,
+    `tuple[constrained-int, ...]`, `literal['valid','same']`."""
+    return isinstance(part, str) and (bool(re.search(r"[\[\-]", part)) or part in (
+        "int", "float", "str", "bool", "tuple", "list", "dict", "none"))
+
+
+def _merge_union_errors(errors: list[dict]) -> list[dict]:
+    """One error per field for a union-typed field (pydantic reports one per member).
+
+    A range error (`greater than 0`) beats type errors, since it names what the user
+    meant; when every member rejects the type, the message lists what is accepted."""
+    groups: dict[Any, list[dict]] = {}
+    merged: list[dict] = []
+    for item in errors:
+        loc = item["loc"]
+        if len(loc) >= 2 and _is_type_tag(loc[1]):
+            if loc[0] not in groups:
+                groups[loc[0]] = []
+                merged.append({"_group": loc[0]})
+            groups[loc[0]].append(item)
+        else:
+            merged.append(item)
+    result = []
+    for item in merged:
+        if "_group" not in item:
+            result.append(item)
+            continue
+        group = groups[item["_group"]]
+        if len(group) == 1:
+            result.append(group[0])
+            continue
+        ranged = [g for g in group if g["type"] not in _TYPE_ERRORS]
+        if ranged:
+            result.append(ranged[0])
+            continue
+        nouns: list[str] = []
+        for g in group:
+            noun = (g.get("ctx") or {}).get("expected") if g["type"] == "literal_error" else _TYPE_NOUNS.get(g["type"])
+            if noun and noun not in nouns:
+                nouns.append(noun)
+        choices = ", ".join(nouns[:-1]) + f" or {nouns[-1]}" if len(nouns) > 1 else (nouns[0] if nouns else "valid")
+        result.append({**group[0], "type": "union_type", "msg": f"must be {choices}", "loc": (item["_group"],)})
+    return result
 
 
 def _missing_hint(what: str) -> str | None:

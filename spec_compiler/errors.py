@@ -53,11 +53,13 @@ class Diagnostic:
 class SpecError(Exception):
     """One or more user mistakes. Carries the source so it can render itself."""
 
-    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic], source: str | None = None):
+    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic], source: str | None = None,
+                 not_shown: int = 0):
         if isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
         self.diagnostics: list[Diagnostic] = list(diagnostics)
         self.source = source
+        self.not_shown = not_shown  # errors found past the reporting limit
         super().__init__(self.render())
 
     @classmethod
@@ -72,8 +74,10 @@ class SpecError(Exception):
 
     def render(self) -> str:
         text = "\n".join(d.render(self.source) for d in self.diagnostics)
-        count = len(self.diagnostics)
-        if count > 1:
+        count = len(self.diagnostics) + self.not_shown
+        if self.not_shown:
+            text += f"\n{count} errors ({self.not_shown} more not shown; fix these first)"
+        elif count > 1:
             text += f"\n{count} errors"
         return text
 
@@ -92,16 +96,24 @@ class DiagnosticSink:
 
     limit: int = 20
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    dropped: int = 0  # errors past the limit, counted but not shown
 
     def add(self, error: SpecError | Diagnostic) -> None:
         items = error.diagnostics if isinstance(error, SpecError) else [error]
         for item in items:
-            if item not in self.diagnostics and len(self.diagnostics) < self.limit:
+            if item in self.diagnostics:
+                continue
+            if len(self.diagnostics) < self.limit:
                 self.diagnostics.append(item)
+            else:
+                self.dropped += 1
 
     def raise_if_any(self, source: str | None = None) -> None:
         if self.diagnostics:
-            raise SpecError(self.diagnostics, source)
+            # in file order, as a compiler lists them (errors without a place last)
+            ordered = sorted(self.diagnostics, key=lambda d: (d.span is None, d.span.line if d.span else 0,
+                                                               d.span.column if d.span else 0))
+            raise SpecError(ordered, source, not_shown=self.dropped)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -46,6 +46,12 @@ class Model:
 
         return render_table(self.info, depth)
 
+    def build(self, seed: int | None = None):
+        """The PyTorch module (a `SpecModule`, on the CPU); `seed` makes its initialization reproducible."""
+        from .backends.torch_build import build_module
+
+        return build_module(self.info, seed)
+
 
 def load_plugins(plugins: Iterable[str]) -> tuple[str, ...]:
     """Import plugin modules the user named (a module name or a .py file).

@@ -211,6 +211,10 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic(f"`{value}` starts a new statement on the same line",
                           Span(path, line, column, column + len(value)),
                           "put a new line or `;` between statements: `branch { ... }; branch { ... }`")
+    if token_type == "RBRACE" and before.endswith("->"):
+        line, column = _position_of(text, text.rfind("->", 0, token.start_pos + 1))
+        return Diagnostic("`->` with no layer after it", Span(path, line, column, column + 2),
+                          "remove the `->` or add a layer after it")
     if token_type == "RBRACE":
         return Diagnostic("unmatched `}`", span, "remove it, or open a block with `{` before it")
     if token_type == "_NL" and before.rstrip().endswith("->"):

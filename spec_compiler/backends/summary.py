@@ -50,11 +50,14 @@ def trainable_total(info: ModelInfo) -> tuple[int, int]:
                 continue
             trainable += layer.count.trainable
             non_trainable += layer.count.non_trainable
+            # A kind may hold its bodies' weights more than once (bidirectional: twice).
+            held = sum(c.count.trainable for body in layer.children for c in body)
+            times = layer.count.trainable // held if held and layer.count.trainable % held == 0 else 1
             for body in layer.children:  # move what frozen layers inside hold
                 t, n = walk(body)
                 body_t = sum(c.count.trainable for c in body)
-                trainable -= body_t - t
-                non_trainable += body_t - t
+                trainable -= (body_t - t) * times
+                non_trainable += (body_t - t) * times
         return trainable, non_trainable
 
     return walk(info.layers)
@@ -119,7 +122,9 @@ def table_rows(info: ModelInfo, depth: int | None = None) -> list[tuple[str, str
 def render_table(info: ModelInfo, depth: int | None = None) -> str:
     """The summary as plain text (also what a terminal shows, via rich when available)."""
     header = ("Layer (name)", "Kind", "Output shape", "Params")
-    rows = [header, *table_rows(info, depth)]
+    ir = info.ir
+    input_row = (ir.input.name, f"input {ir.input.kind}", shape_text(ir.input.type), "0")
+    rows = [header, input_row, *table_rows(info, depth)]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     line = "=" * (sum(widths) + 6)
     thin = "-" * (sum(widths) + 6)
@@ -128,9 +133,7 @@ def render_table(info: ModelInfo, depth: int | None = None) -> str:
         return f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}".rstrip()
 
     data = summary_dict(info)
-    ir = info.ir
     out = [f'Model: "{ir.name}"', line, fmt(header), line]
-    out.append(fmt((ir.input.name, f"input {ir.input.kind}", shape_text(ir.input.type), "0")))
     out += [fmt(r) for r in rows[1:]]
     dynamic = " (per time step of the dynamic length)" if data["dynamic_length"] else ""
     out += [

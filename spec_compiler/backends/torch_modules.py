@@ -6,8 +6,6 @@ readable, and each exports to ONNX with standard operators.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -101,7 +99,7 @@ class Pool(_SamePadded):
             x = x.transpose(1, 2)
         if self.same:
             if self.mode == "max":
-                x = self._pad(x, self.size, self.stride, (1,) * self.dims, value=-math.inf)
+                x = self._pad(x, self.size, self.stride, (1,) * self.dims, value=float("-inf"))
                 y = self._window(x, (0,) * self.dims)
             else:
                 # Average over real positions only: pool the padded input and a padded

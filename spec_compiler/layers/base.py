@@ -63,6 +63,7 @@ class InferBody(Protocol):
     """The inference engine's callback for structural kinds."""
 
     bodies: int  # how many bodies the node has
+    kinds: tuple[tuple[str, ...], ...]  # the layer kinds written in each body, in order
 
     def __call__(self, index: int, x: TensorType) -> BodyResult:
         """Infer body `index` on input `x` (an empty body is the identity)."""

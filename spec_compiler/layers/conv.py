@@ -81,8 +81,17 @@ def window_sizes(p, x: TensorType, dims: int, kernel, what: str) -> tuple:
         padding = pad if isinstance(pad, str) else pad[axis]
         if padding == "valid":
             padding = 0
-        out.append(window_output(sizes[axis], kernel[axis], stride[axis], padding, dilation[axis],
-                                 ceil_mode=getattr(p, "ceil", False), what=what))
+        try:
+            out.append(window_output(sizes[axis], kernel[axis], stride[axis], padding, dilation[axis],
+                                     ceil_mode=getattr(p, "ceil", False), what=what))
+        except ShapeError as error:
+            # name the whole window and input, and which axis is too small
+            axis_name = ("time",) if dims == 1 else ("height", "width")
+            padded = f", padded to {sizes[axis] + 2 * padding}" if padding else ""
+            raise ShapeError(
+                f"{what} {'x'.join(map(str, kernel))} is larger than its input {x} "
+                f"({axis_name[axis]} {sizes[axis]}{padded})", error.hint, about_input=True,
+            ) from None
     return tuple(out)
 
 
@@ -236,12 +245,17 @@ class PoolParams(LayerParams):
         return self
 
 
+def _x(value) -> str:
+    return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def _pool_shape(dims: int, kind: str):
     def shape(p: PoolParams, x: TensorType) -> TensorType:
         _require(x, dims, kind)
         _, channels = _spatial(x, dims)
-        if not isinstance(p.pad, str) and max(as_tuple(p.pad, dims)) * 2 > max(as_tuple(p.size, dims)):
-            raise ShapeError(f"{kind} padding {p.pad} is more than half its window {p.size}",
+        if not isinstance(p.pad, str) and any(
+                2 * pad > size for pad, size in zip(as_tuple(p.pad, dims), as_tuple(p.size, dims))):
+            raise ShapeError(f"{kind} padding {_x(p.pad)} is more than half its window {_x(p.size)}",
                              "use pad=same, or a padding of at most half the window")
         return _pack(x, dims, window_sizes(p, x, dims, p.size, f"{kind} window"), channels)
 

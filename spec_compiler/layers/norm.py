@@ -1,1 +1,182 @@
-"""(being written)"""
+"""Normalization: batchnorm, layernorm and AlexNet's local response normalization.
+
+Which axis is normalized follows Keras' default `axis=-1` read on specc's layouts:
+the features. That is the channels C of a CxHxW image (Keras' channels-last images
+have them last), and the last axis F of a TxF sequence or an F vector.
+
+Keras conventions, because the course material uses them:
+- `momentum` is Keras' (0.99 by default: running = 0.99 * running + 0.01 * batch).
+  PyTorch's momentum is the weight of the new batch, so the module gets 1 - momentum
+  (0.01); a PyTorch user's `momentum=0.1` is written `momentum=0.9` here.
+- `eps` defaults to Keras' 1e-3 (PyTorch's default is 1e-5).
+- `center=true` (a learned shift beta, PyTorch's `bias`) and `scale=true` (a learned
+  scale gamma, PyTorch's `weight`) can each be turned off, as in Keras. `init=`,
+  `regularizer=`, `constraint=` apply to gamma; `bias_init=` and the other `bias_*`
+  options to beta.
+- Parameter counts: batchnorm holds gamma and beta (trainable, C each) and the running
+  mean and variance (non-trainable, C each): 4C in all, as Keras' summary reports.
+  (PyTorch's `num_batches_tracked` counter is not a parameter and is not counted.)
+
+FLOPs: one multiply-add per value for batchnorm and layernorm (the normalization folded
+into a scale and a shift, as at inference); `size` multiply-adds per value for lrn (its
+window of squares).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from ..options import WeightOptions
+from ..shapes import ShapeError, TensorType, describe
+from .base import Count, LayerKind, LayerParams, Slot, register, require_float
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+_GAMMA_OPTIONS = ("init", "regularizer", "constraint")
+_BETA_OPTIONS = ("bias_init", "bias_regularizer", "bias_constraint")
+
+
+class _AffineOptions(LayerParams, WeightOptions):
+    eps: PositiveFloat = 1e-3
+    center: bool = True
+    scale: bool = True
+
+    @model_validator(mode="after")
+    def _options_have_a_target(self):
+        for flag, what, options in (("scale", "gamma", _GAMMA_OPTIONS), ("center", "beta", _BETA_OPTIONS)):
+            if not getattr(self, flag):
+                given = [o for o in options if getattr(self, o) is not None]
+                if given:
+                    raise ValueError(f"{given[0]}= applies to {what}, which {flag}=false removes")
+        return self
+
+
+def _features(x: TensorType, kind: str) -> int:
+    """The normalized axis' size: channels of an image, the last axis otherwise."""
+    require_float(x, kind)
+    if x.rank == 3:
+        return x.dims[0]
+    if x.rank in (1, 2):
+        return x.dims[-1]
+    hint = ("normalize each frame of a TxCxHxW video with `timedistributed { " + kind + " }`"
+            if x.rank == 4 else None)
+    raise ShapeError(f"{kind} expects an image CxHxW, a sequence TxF or a vector, got {describe(x)}", hint,
+                     about_input=True)
+
+
+def _same_shape(kind: str):
+    def shape(p, x: TensorType) -> TensorType:
+        _features(x, kind)
+        return x
+
+    return shape
+
+
+def _affine_count(p: _AffineOptions, features: int) -> int:
+    return features * (int(p.center) + int(p.scale))
+
+
+def _per_value_flops(p, x: TensorType, y: TensorType) -> int:
+    return x.numel_estimate()
+
+
+# --- batchnorm -------------------------------------------------------------------
+
+class BatchNormParams(_AffineOptions):
+    momentum: Annotated[float, Field(ge=0, le=1)] = 0.99
+
+
+def _batchnorm_count(p: BatchNormParams, x: TensorType, y: TensorType) -> Count:
+    features = _features(x, "batchnorm")
+    return Count(_affine_count(p, features), 2 * features)
+
+
+def _batchnorm_build(p: BatchNormParams, x: TensorType, y: TensorType):
+    from ..backends.torch_modules_extra import batch_norm
+
+    return batch_norm(x.rank, _features(x, "batchnorm"), p.momentum, p.eps, p.center, p.scale)
+
+
+register(LayerKind(
+    name="batchnorm", aliases=("batch_norm", "bn"), params=BatchNormParams,
+    shape=_same_shape("batchnorm"), count=_batchnorm_count, flops=_per_value_flops, build=_batchnorm_build,
+    category="normalization", example="batchnorm",
+    doc="batch normalization (Ioffe & Szegedy 2015) of the features: the channels of a CxHxW image "
+        "(PyTorch's BatchNorm2d), the features of a TxF sequence over every step, or a vector's. "
+        "Keras conventions: momentum=0.99 (PyTorch gets 1 - momentum), eps=1e-3, center= (beta) and "
+        "scale= (gamma); counts gamma and beta as trainable and the running mean and variance as "
+        "non-trainable parameters (4C in all)",
+))
+
+
+# --- layernorm -------------------------------------------------------------------
+
+class LayerNormParams(_AffineOptions):
+    pass
+
+
+def _layernorm_count(p: LayerNormParams, x: TensorType, y: TensorType) -> Count:
+    return Count(_affine_count(p, _features(x, "layernorm")))
+
+
+def _layernorm_build(p: LayerNormParams, x: TensorType, y: TensorType):
+    from ..backends.torch_modules_extra import layer_norm
+
+    return layer_norm(x.rank, _features(x, "layernorm"), p.eps, p.center, p.scale)
+
+
+register(LayerKind(
+    name="layernorm", aliases=("layer_norm",), params=LayerNormParams,
+    shape=_same_shape("layernorm"), count=_layernorm_count, flops=_per_value_flops, build=_layernorm_build,
+    category="normalization", example="layernorm",
+    doc="layer normalization (Ba et al. 2016) of each step's features: the last axis of a TxF sequence or "
+        "vector, the channels at every position of a CxHxW image (Keras' axis=-1 on channels-last images); "
+        "eps=1e-3 (Keras'), center= and scale=; 2F trainable parameters",
+))
+
+
+# --- local response normalization --------------------------------------------------
+
+class LrnParams(LayerParams):
+    size: Annotated[int, Field(gt=0)] = 5
+    alpha: Annotated[float, Field(ge=0)] = 1e-4
+    beta: Annotated[float, Field(ge=0)] = 0.75
+    k: PositiveFloat = 2.0
+
+    @model_validator(mode="after")
+    def _odd(self):
+        if self.size % 2 == 0:
+            raise ValueError(f"lrn size must be odd (a window centered on each channel), got {self.size}")
+        return self
+
+
+def _lrn_shape(p: LrnParams, x: TensorType) -> TensorType:
+    require_float(x, "lrn")
+    if x.rank != 3:
+        raise ShapeError(
+            f"lrn normalizes across the channels of an image CxHxW, got {describe(x)}",
+            "for sequences and vectors use `layernorm` or `batchnorm`", about_input=True,
+        )
+    return x
+
+
+def _lrn_flops(p: LrnParams, x: TensorType, y: TensorType) -> int:
+    return x.numel_estimate() * p.size
+
+
+def _lrn_build(p: LrnParams, x: TensorType, y: TensorType):
+    from ..backends.torch_modules_extra import LocalResponseNorm
+
+    return LocalResponseNorm(p.size, p.alpha, p.beta, p.k)
+
+
+register(LayerKind(
+    name="lrn", aliases=("local_response_norm",), params=LrnParams, slots=(Slot("size"),),
+    shape=_lrn_shape, flops=_lrn_flops, build=_lrn_build, category="normalization", example="lrn 5",
+    doc="local response normalization across channels (AlexNet, Krizhevsky et al. 2012): "
+        "b_c = a_c / (k + alpha * sum of a^2 over the `size` channels centered on c) ^ beta, "
+        "defaults size=5, alpha=1e-4, beta=0.75, k=2 (the paper's). alpha is the paper's and "
+        "TensorFlow's, not divided by size as in PyTorch's LocalResponseNorm; no parameters",
+))

@@ -35,10 +35,15 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
     main = infer(0, x).output
     shortcut = infer(1, x).output
     if main.dims != shortcut.dims:
+        if shortcut.dims == x.dims:
+            raise ShapeError(
+                f"residual body changes the shape from {x} to {main}, so its input cannot be added to it",
+                "add a projection inside the residual: `shortcut { conv C 1x1 stride=S }`, "
+                "with C and S matching the body",
+            )
         raise ShapeError(
-            f"residual body changes the shape from {x} to {main}, but the shortcut gives {shortcut}",
-            "add a projection: `shortcut { conv C 1x1 stride=S }` inside the residual, "
-            "with C and S matching the body",
+            f"residual body gives {main} but its shortcut gives {shortcut}: they must match to be added",
+            "make the shortcut's conv match the body: the same number of filters and the same stride",
         )
     return main
 
@@ -78,8 +83,9 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
     for index, other in enumerate(outputs[1:], start=2):
         for dim in range(first.rank):
             if dim != axis and first.dims[dim] != other.dims[dim]:
+                along = "channels" if first.rank == 3 and axis == 0 else f"axis {axis}"
                 raise ShapeError(
-                    f"concat branches differ outside the concat axis {axis}: branch 1 gives {first}, "
+                    f"concat branches must agree on every size except {along}: branch 1 gives {first}, "
                     f"branch {index} gives {other}",
                     "give every branch the same spatial size (pad=same, equal strides)",
                 )

@@ -1,0 +1,243 @@
+"""Lowering: the checked model (ModelInfo) to a PyTorch module.
+
+Each node is built by its registry entry's `build` (structural kinds get their bodies
+already built, each a `Sequence`), so this file holds no per-kind code. It adds what
+every kind shares: the trailing activation word, per-layer initializers, regularizers
+and constraints (spec_compiler/options.py; the arithmetic is in torch_weights.py), and
+`frozen`.
+
+Weight roles. Within a node's own parameters (a structural node's bodies excluded), a
+parameter whose name contains `bias` takes the `bias_*` options; one whose name starts
+with `weight_hh` or `recurrent` (a recurrent kernel) takes `recurrent_*` options when the
+kind has them; every other parameter takes `init`, `regularizer` and `constraint`. A
+structural builder may copy a built body layer (bidirectional's backward copy): the copy
+gets the same options, drawn afresh. With no
+`init=` a layer keeps PyTorch's own initialization (Kaiming-uniform for dense and conv,
+N(0, 1) for embeddings, U(-1/sqrt(H), 1/sqrt(H)) for recurrent layers); a spec that names
+an initializer gets Keras' definition of it.
+
+`frozen` turns requires_grad off for every parameter of the node and its bodies, and, as
+Keras does for a non-trainable BatchNormalization, keeps the batch norms inside it in
+inference mode (their running statistics stay fixed) even while the model trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import Diagnostic, SpecError
+from ..inference import LayerInfo, ModelInfo
+from ..layers import REGISTRY
+from ..layers.activations import PROBABILITY_ACTIVATIONS
+from . import torch_weights
+from .torch_modules_structure import Sequence
+
+ROLE_OPTIONS = {
+    "weight": ("init", "regularizer", "constraint"),
+    "bias": ("bias_init", "bias_regularizer", "bias_constraint"),
+    "recurrent": ("recurrent_init", "recurrent_regularizer", "recurrent_constraint"),
+}
+
+
+def parameter_role(name: str, params: Any = None) -> str:
+    """'weight', 'bias' or 'recurrent' for a parameter's local name (`weight_hh_l0`).
+
+    A recurrent kernel is 'recurrent' only when the kind has `recurrent_*` options;
+    otherwise `init=` and friends apply to it as to the input kernel."""
+    if "bias" in name:
+        return "bias"
+    if name.startswith("weight_hh") or name.startswith("recurrent"):
+        if params is None or "recurrent_init" in type(params).model_fields:
+            return "recurrent"
+    return "weight"
+
+
+class SpecModule(Sequence):
+    """The model a spec describes, as a PyTorch module.
+
+    forward(x) gives the model's output (probabilities when it ends in softmax or
+    sigmoid); forward_logits(x) the values before that final activation.
+    """
+
+    def __init__(self, steps: list, final: str | None, final_activation: str | None, name: str,
+                 input_dtype: torch.dtype):
+        super().__init__(steps, final)
+        # Plain attributes, written past nn.Module.__setattr__ so a layer may share a name.
+        vars(self).update(
+            final_activation=final_activation, model_name=name, input_dtype=input_dtype,
+            _regularized=[], _constrained=[], _frozen=[],
+        )
+
+    def regularization_loss(self) -> torch.Tensor:
+        """The sum of every l1/l2 term (a scalar; zero when the spec has none)."""
+        total = None
+        for module, name, spec in self._regularized:
+            term = torch_weights.penalty(getattr(module, name), spec)
+            total = term if total is None else total + term
+        if total is None:
+            first = next(self.parameters(), None)
+            return torch.zeros((), device=first.device if first is not None else None)
+        return total
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        """Project constrained weights in place; call after each optimizer.step()."""
+        for module, name, spec in self._constrained:
+            torch_weights.project(getattr(module, name), spec)
+
+    @property
+    def has_regularization(self) -> bool:
+        return bool(self._regularized)
+
+    @property
+    def has_constraints(self) -> bool:
+        return bool(self._constrained)
+
+    def train(self, mode: bool = True) -> "SpecModule":
+        super().train(mode)
+        for module in self._frozen:
+            for inner in module.modules():
+                if isinstance(inner, nn.modules.batchnorm._BatchNorm):
+                    inner.eval()
+        return self
+
+
+def build_module(info: ModelInfo, seed: int | None = None) -> SpecModule:
+    """Build the CPU module for a checked model; `seed` makes initialization reproducible."""
+    rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
+    with rng:
+        if seed is not None:
+            torch.manual_seed(seed)
+        return _Builder(info).build()
+
+
+class _Builder:
+    def __init__(self, info: ModelInfo):
+        self.info = info
+        self.regularized: list[tuple[nn.Module, str, Any]] = []
+        self.constrained: list[tuple[nn.Module, str, Any]] = []
+        self.frozen: list[nn.Module] = []
+        self.layers: dict[str, LayerInfo] = {}
+        self.marked: set[int] = set()
+
+    def build(self) -> SpecModule:
+        ir = self.info.ir
+        steps = [self.step(layer) for layer in self.info.layers]
+        final, final_activation = _final(self.info.layers)
+        dtype = torch.int64 if ir.input.type.dtype == "int" else torch.float32
+        module = SpecModule(steps, final, final_activation, ir.name, dtype)
+        vars(module).update(_regularized=self.regularized, _constrained=self.constrained, _frozen=self.frozen)
+        for inner in module.modules():
+            vars(inner).pop(_NODE_MARK, None)
+        return module.train()
+
+    def sequence(self, layers: tuple[LayerInfo, ...]) -> Sequence:
+        final, _ = _final(layers)
+        return Sequence([self.step(layer) for layer in layers], final)
+
+    def step(self, layer: LayerInfo) -> tuple[str, nn.Module, nn.Module | None]:
+        node, kind = layer.node, REGISTRY[layer.node.kind]
+        params = node.params
+        if kind.body is None:
+            module = kind.build(params, layer.input, layer.output)
+        else:
+            children = [self.sequence(body) for body in _bodies(layer)]
+            module = kind.build(params, layer.input, layer.output, children)
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"the builder of `{node.kind}` returned {type(module).__name__}, not an nn.Module")
+        if kind.body is not None:
+            self.adopt_copies(module)
+        self.node_options(layer, module)
+        return node.name, module, self.activation(getattr(params, "activation", None), layer)
+
+    def node_options(self, layer: LayerInfo, module: nn.Module) -> None:
+        """Initializers, regularizers, constraints and `frozen` for one node's module."""
+        self.weight_options(layer, module)
+        if getattr(layer.node.params, "frozen", False):
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+            self.frozen.append(module)
+        # A marker that survives copy.deepcopy, so copies of this layer made by a
+        # structural builder are found and given the same options (adopt_copies).
+        vars(module)[_NODE_MARK] = layer.path
+        self.layers[layer.path] = layer
+        self.marked.add(id(module))
+
+    def adopt_copies(self, module: nn.Module) -> None:
+        copies = [m for m in module.modules() if _NODE_MARK in vars(m) and id(m) not in self.marked]
+        for copy in copies:
+            self.node_options(self.layers[vars(copy)[_NODE_MARK]], copy)
+
+    def activation(self, name: str | None, layer: LayerInfo) -> nn.Module | None:
+        if not name or name in ("linear", "identity"):
+            return None
+        kind = REGISTRY[name]
+        module = kind.build(kind.params(), layer.output, layer.output)
+        if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
+            raise TypeError(f"activation `{name}` holds parameters; it cannot be a trailing word")
+        return module
+
+    def weight_options(self, layer: LayerInfo, module: nn.Module) -> None:
+        params = layer.node.params
+        wanted = {role: [getattr(params, option, None) for option in options] for role, options in ROLE_OPTIONS.items()}
+        if not any(spec is not None for specs in wanted.values() for spec in specs):
+            return
+        for owner_name, owner in _own_modules(module):
+            for local, parameter in owner.named_parameters(recurse=False):
+                init, regularizer, constraint = wanted[parameter_role(local, params)]
+                where = f"{layer.path}.{owner_name + '.' if owner_name else ''}{local}"
+                try:
+                    if init is not None:
+                        torch_weights.initialize(parameter, init, input_first=isinstance(owner, nn.Embedding))
+                    if constraint is not None:
+                        torch_weights.check_constraint(parameter, constraint)
+                except torch_weights.InitializerError as error:
+                    raise SpecError(Diagnostic(f"{error} ({where})", layer.node.span), self.info.ir.source) from None
+                if regularizer is not None:
+                    self.regularized.append((owner, local, regularizer))
+                if constraint is not None:
+                    self.constrained.append((owner, local, constraint))
+
+
+_NODE_MARK = "_specc_node"
+
+
+def _own_modules(module: nn.Module, prefix: str = ""):
+    """(name, module) for `module` and its descendants, leaving out other nodes' modules
+    (a structural node's bodies): the modules whose parameters are this node's own."""
+    yield prefix, module
+    for name, child in module.named_children():
+        if _NODE_MARK in vars(child) or isinstance(child, Sequence):
+            continue
+        yield from _own_modules(child, f"{prefix}.{name}" if prefix else name)
+
+
+def _bodies(layer: LayerInfo) -> tuple[tuple[LayerInfo, ...], ...]:
+    """Every body's layers (an empty body, such as an identity shortcut, is ())."""
+    bodies = tuple(layer.children)
+    missing = len(layer.node.bodies) - len(bodies)
+    return bodies + ((),) * missing
+
+
+def _final(layers: tuple[LayerInfo, ...]) -> tuple[str | None, str | None]:
+    """How a sequence ends in softmax/sigmoid: ("step" | "trailing" | "nested", name) or (None, None)."""
+    if not layers:
+        return None, None
+    last = layers[-1]
+    if last.node.kind in PROBABILITY_ACTIVATIONS:
+        return "step", last.node.kind
+    trailing = getattr(last.node.params, "activation", None)
+    if trailing in PROBABILITY_ACTIVATIONS:
+        return "trailing", trailing
+    if last.node.kind == "group" and last.children:
+        _, inner = _final(last.children[0])
+        if inner is not None:
+            return "nested", inner
+    return None, None
+
+
+__all__ = ["SpecModule", "build_module", "parameter_role"]

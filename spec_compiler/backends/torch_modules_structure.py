@@ -1,0 +1,109 @@
+"""Containers for a spec's sequences and structural kinds.
+
+`Sequence` runs a body's layers in order, each child registered under its node name
+(so state_dict keys read `conv2d_1.weight`, `basic_1.conv2d_1.weight`), and applies a
+node's trailing activation (`dense 120 relu`) after it. Trailing activations hold no
+parameters and are deliberately not registered as submodules: they add nothing to
+the state_dict and never collide with a layer name.
+
+This file imports only torch: `specc compile --emit torch` copies these classes into
+the standalone source it writes.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+class Sequence(nn.Module):
+    """Child modules in order; `steps` is a list of (name, module, activation or None).
+
+    `final` names the softmax/sigmoid that ends the sequence, if any ("step": a whole
+    activation step, "trailing": the last child's trailing activation, "nested": the last
+    child is a Sequence that itself ends in one); `forward_logits` leaves it out.
+    """
+
+    def __init__(self, steps: list, final: Optional[str] = None):
+        super().__init__()
+        # Plain attributes first, children after: a layer may be named like one.
+        self.final = final
+        self._names = [name for name, _, _ in steps]
+        self._activations = [activation for _, _, activation in steps]
+        for name, module, _ in steps:
+            # Written straight into _modules so that any identifier can name a layer,
+            # even one that is also an nn.Module attribute (`train`, `eval`).
+            self._modules[name] = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        modules = self._modules
+        for name, activation in zip(self._names, self._activations):
+            x = modules[name](x)
+            if activation is not None:
+                x = activation(x)
+        return x
+
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The output before a final softmax/sigmoid (the same as forward without one)."""
+        if self.final is None:
+            return self.forward(x)
+        modules = self._modules
+        last = len(self._names) - 1
+        for index, (name, activation) in enumerate(zip(self._names, self._activations)):
+            if index == last:
+                if self.final == "step":
+                    break
+                if self.final == "nested":
+                    return modules[name].forward_logits(x)
+                return modules[name](x)  # "trailing": skip the activation
+            x = modules[name](x)
+            if activation is not None:
+                x = activation(x)
+        return x
+
+    def extra_repr(self) -> str:
+        trailing = [f"{n}->{type(a).__name__}" for n, a in zip(self._names, self._activations) if a is not None]
+        return ("activations: " + ", ".join(trailing)) if trailing else ""
+
+
+class Residual(nn.Module):
+    """body(x) + shortcut(x); an empty shortcut is the identity (He et al. 2016)."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+class Concat(nn.Module):
+    """Runs every branch on the same input and concatenates along `dim` (batch-first)."""
+
+    def __init__(self, branches: list, dim: int):
+        super().__init__()
+        for index, branch in enumerate(branches, start=1):
+            self._modules[f"branch_{index}"] = branch
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self._modules.values()], dim=self.dim)
+
+
+class Add(nn.Module):
+    """Runs every branch on the same input and adds the outputs elementwise."""
+
+    def __init__(self, branches: list):
+        super().__init__()
+        for index, branch in enumerate(branches, start=1):
+            self._modules[f"branch_{index}"] = branch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = iter(self._modules.values())
+        total = next(branches)(x)
+        for branch in branches:
+            total = total + branch(x)
+        return total

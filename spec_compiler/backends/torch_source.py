@@ -1,0 +1,585 @@
+"""`specc compile FILE --emit torch`: a readable, standalone PyTorch source file.
+
+The file defines `class <ModelName>(nn.Module)` with the same submodules, state_dict
+keys and outputs as `spec_compiler.load(FILE).build()`, so weights saved from one load
+into the other. It imports torch and nothing of specc.
+
+How: the model is built once (the registry's builders, exactly as `build()` does) while
+every module's constructor arguments are recorded; each module is then written as the
+call that makes it (`nn.Conv2d(1, 6, (5, 5))`), and the few specc classes it uses
+(same-padding convs, pooling with Keras padding, the structure containers, recurrent
+wrappers, ...) are copied into the file with the helpers they need. A plain attribute
+a builder set after construction is written with `_set(...)`. So the source needs no
+per-kind template: a new registry entry is emitted as soon as it builds.
+
+Before returning, the text is executed and instantiated (on the meta device, without
+allocating weights) to check that it declares exactly the built module's parameters
+and buffers.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import inspect
+import keyword
+import math
+import re
+import sys
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from .torch_build import SpecModule, build_module
+from .torch_modules_structure import Sequence
+
+LINE = 100
+# Standard-library modules a copied helper may import (the file imports nothing else but torch).
+STDLIB_OK = {"math", "copy", "typing", "functools", "itertools", "collections"}
+
+
+class EmitError(UsageError):
+    """The model holds something that cannot be written as standalone source."""
+
+
+# --- recording constructor arguments ---------------------------------------------------
+
+@dataclass
+class Call:
+    cls: type
+    positional: list[Any]
+    keywords: dict[str, Any]
+    module: Any = None
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[int, Call]]:
+    """Record, for every nn.Module constructed inside, the arguments of its outermost
+    `__init__` (the class's own constructor, as the caller wrote it)."""
+    records: dict[int, Call] = {}  # each Call holds its module: ids stay unique while recording
+    original = nn.Module.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        frame = sys._getframe(1)
+        outer = None
+        while frame is not None and _is_init_of(frame, self):
+            outer = frame
+            frame = frame.f_back
+        call = _call_from(self, outer)
+        call.module = self
+        records[id(self)] = call
+
+    nn.Module.__init__ = init
+    try:
+        yield records
+    finally:
+        nn.Module.__init__ = original
+
+
+def _is_init_of(frame, module) -> bool:
+    code = frame.f_code
+    return (code.co_name == "__init__" and code.co_argcount > 0
+            and frame.f_locals.get(code.co_varnames[0]) is module)
+
+
+def _call_from(module: nn.Module, frame) -> Call:
+    cls = type(module)
+    if frame is None:
+        return Call(cls, [], {})
+    code = frame.f_code
+    function = next((klass.__dict__["__init__"] for klass in cls.__mro__
+                     if getattr(klass.__dict__.get("__init__"), "__code__", None) is code), None)
+    info = inspect.getargvalues(frame)
+    values = info.locals
+    if function is None:
+        return Call(cls, [], {name: values[name] for name in info.args[1:]})
+    signature = inspect.signature(function)
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
+    skipped = False
+    for index, (name, parameter) in enumerate(signature.parameters.items()):
+        if index == 0:
+            continue  # self
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            positional.extend(values[name])
+            continue
+        if parameter.kind is parameter.VAR_KEYWORD:
+            keywords.update({k: v for k, v in values[name].items() if not _inner_default(cls, k, v)})
+            continue
+        value = values[name]
+        if parameter.default is not parameter.empty and _same(value, parameter.default):
+            skipped = True
+            continue
+        if (parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.default is parameter.empty
+                and not skipped and index <= 3):
+            positional.append(value)
+        elif parameter.kind is parameter.POSITIONAL_ONLY:
+            positional.append(value)
+        else:
+            keywords[name] = value
+    return Call(cls, positional, keywords)
+
+
+def _inner_default(cls: type, name: str, value: Any) -> bool:
+    """A **kwargs value equal to the default a base class's constructor gives it."""
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or not inspect.isfunction(init):
+            continue
+        parameter = inspect.signature(init).parameters.get(name)
+        if parameter is not None and parameter.default is not parameter.empty:
+            return _same(value, parameter.default)
+    return False
+
+
+def _same(value: Any, default: Any) -> bool:
+    """A value that needs not be written (it equals the default; `(1, 1)` equals 1)."""
+    if type(value) is bool or type(default) is bool:
+        return type(value) is type(default) and value == default
+    if isinstance(value, tuple) and isinstance(default, int) and value and all(v == default for v in value):
+        return all(type(v) is int for v in value)
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # noqa: BLE001 - tensors and the like
+        return False
+
+
+# --- the file --------------------------------------------------------------------------
+
+def emit_source(model) -> str:
+    """The standalone PyTorch source for a checked `Model`."""
+    with recording() as records:
+        module = build_module(model.info, seed=0)
+    writer = _Writer(records)
+    text = writer.file(model, module)
+    check_source(text, module, _class_name(model.name))
+    return text
+
+
+def _class_name(name: str) -> str:
+    words = re.split(r"[^0-9A-Za-z]+", name)
+    text = "".join(w[:1].upper() + w[1:] for w in words if w) or "Model"
+    if text[0].isdigit():
+        text = "Model" + text
+    return text
+
+
+_RESERVED = {"forward_logits", "final_activation"}
+
+
+def _attribute_ok(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name) and not hasattr(nn.Module, name) and name not in _RESERVED
+
+
+class _Writer:
+    def __init__(self, records: dict[int, Call]):
+        self.records = records
+        self.definitions: dict[str, tuple[Any, str]] = {}  # name -> (object, source), in dependency order
+        self.imports: dict[str, str] = {"torch": "torch", "nn": "torch.nn"}
+        self.uses_set = False
+        self.uses_functional = False
+
+    # -- the whole file --
+
+    def file(self, model, module: SpecModule) -> str:
+        info = model.info
+        ir = info.ir
+        name = _class_name(model.name)
+        init_lines = []
+        for step_name, child, _ in _steps(module):
+            target = f"self.{step_name}" if _attribute_ok(step_name) else f'self._modules["{step_name}"]'
+            init_lines.append(f"{target} = {self.expr(child, 8 + len(target) + 3)}")
+        logits_lines, final_expr = self.forward_lines(module)
+        summary = model.summary()
+        dtype = "int64 token ids" if ir.input.type.dtype == "int" else "float32"
+        shape = ", ".join(str(d) if isinstance(d, int) else str(d) for d in ir.input.type.dims)
+        out_shape = ", ".join(str(d) for d in info.output.dims)
+        body = [
+            f"class {name}(nn.Module):",
+            f'    """{ir.name}: input {ir.input.kind} (N, {shape}), {dtype}; output (N, {out_shape}).',
+            "",
+            f"    {summary['total_params']:,} parameters ({summary['trainable_params']:,} trainable)."
+            + (f" forward() ends in {module.final_activation};" if module.final_activation else ""),
+            *(["    forward_logits() gives the values before it."] if module.final_activation else []),
+            '    """',
+            "",
+            f"    final_activation = {module.final_activation!r}",
+            "",
+            "    def __init__(self):",
+            "        super().__init__()",
+            *(textwrap.indent(line, " " * 8) for line in init_lines),
+            "",
+        ]
+        if final_expr is None:
+            body += ["    def forward(self, x: torch.Tensor) -> torch.Tensor:", *logits_lines, "        return x", "",
+                     "    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:",
+                     "        return self.forward(x)"]
+        else:
+            body += ["    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+                     f"        return {final_expr.format(x='self.forward_logits(x)')}", "",
+                     "    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:",
+                     *logits_lines, "        return x"]
+        header = [
+            f'"""{ir.name}: generated by `specc compile {ir.path} --emit torch`.',
+            "",
+            "A standalone PyTorch model: it imports only torch (and, where a layer's module needs it,",
+            "the Python standard library). Its state_dict keys match the module built by specc, so",
+            "weights trained with `specc train` load into it:",
+            "",
+            f"    model = {name}()",
+            "    model.load_state_dict(safetensors.torch.load_file(\"runs/.../weights.safetensors\"))",
+            '"""',
+            "",
+            "from __future__ import annotations",
+            "",
+            *self.import_lines(),
+        ]
+        definitions = [source for _, source in self.definitions.values()]
+        if self.uses_set:
+            definitions.append(_SET_SOURCE)
+        parts = ["\n".join(header)]
+        for source in definitions:
+            parts.append(source.rstrip("\n"))
+        parts.append("\n".join(body))
+        return "\n\n\n".join(parts) + "\n"
+
+    def import_lines(self) -> list[str]:
+        lines = []
+        for alias, module in sorted(self.imports.items(), key=lambda item: (not item[1].startswith("torch"), item[1])):
+            if alias == module:
+                lines.append(f"import {module}")
+            elif "." in module and module.rsplit(".", 1)[1] == alias:
+                lines.append(f"from {module.rsplit('.', 1)[0]} import {alias}")
+            else:
+                lines.append(f"import {module} as {alias}")
+        return lines
+
+    # -- forward --
+
+    def forward_lines(self, module: SpecModule) -> tuple[list[str], str | None]:
+        """The lines of forward_logits (or forward), and the final activation's expression."""
+        steps = _steps(module)
+        lines = []
+        final_expr = None
+        for index, (name, child, activation) in enumerate(steps):
+            last = index == len(steps) - 1
+            call = f"self.{name}" if _attribute_ok(name) else f'self._modules["{name}"]'
+            if last and module.final == "step":
+                final_expr = self.activation_expr(child)
+                break
+            if last and module.final == "nested":
+                lines.append(f"        x = {call}.forward_logits(x)")
+                final_expr = self.activation_expr(_final_module(child))
+                break
+            if last and module.final == "trailing":
+                lines.append(f"        x = {call}(x)")
+                final_expr = self.activation_expr(activation)
+                break
+            value = f"{call}(x)"
+            if activation is not None:
+                value = self.activation_expr(activation).format(x=value)
+            lines.append(f"        x = {value}")
+        return lines, final_expr
+
+    def activation_expr(self, module: nn.Module) -> str:
+        """An expression with `{x}` for an activation module."""
+        simple = {
+            nn.ReLU: "torch.relu({x})", nn.Tanh: "torch.tanh({x})", nn.Sigmoid: "torch.sigmoid({x})",
+            nn.SELU: "torch.selu({x})", nn.ReLU6: "F.relu6({x})", nn.SiLU: "F.silu({x})",
+            nn.Hardsigmoid: "F.hardsigmoid({x})", nn.Identity: "{x}",
+        }
+        kind = type(module)
+        if kind in simple:
+            text = simple[kind]
+        elif kind is nn.Softmax:
+            text = f"torch.softmax({{x}}, dim={module.dim})"
+        elif kind is nn.LogSoftmax:
+            text = f"torch.log_softmax({{x}}, dim={module.dim})"
+        elif kind is nn.LeakyReLU:
+            text = f"F.leaky_relu({{x}}, {module.negative_slope!r})"
+        elif kind is nn.ELU:
+            text = f"F.elu({{x}}, {module.alpha!r})"
+        elif kind is nn.GELU:
+            text = "F.gelu({x})" if module.approximate == "none" else f"F.gelu({{x}}, approximate={module.approximate!r})"
+        elif kind is nn.Softplus and module.beta == 1 and module.threshold == 20:
+            text = "F.softplus({x})"
+        else:
+            return f"{self.expr(module, 0)}({{x}})".replace("{", "{{").replace("}", "}}").replace("{{x}}", "{x}")
+        if text.startswith("F."):
+            self.imports["F"] = "torch.nn.functional"
+        return text
+
+    # -- module expressions --
+
+    def expr(self, module: nn.Module, indent: int) -> str:
+        record = self.records.get(id(module))
+        if record is None or record.module is not module:
+            raise EmitError(f"cannot write {type(module).__name__} as source: it was not made by a constructor "
+                            "(a copy); write the layer so that its builder constructs it")
+        name = self.class_reference(record.cls)
+        arguments = [self.value(v, indent + 4) for v in record.positional]
+        arguments += [f"{k}={self.value(v, indent + 4)}" for k, v in record.keywords.items()]
+        text = _call(name, arguments, indent)
+        changed = self.changed_attributes(module, record)
+        if changed:
+            self.uses_set = True
+            extra = [f"{k}={self.value(v, indent + 4)}" for k, v in changed.items()]
+            text = _call("_set", [text, *extra], indent)
+        return text
+
+    def changed_attributes(self, module: nn.Module, record: Call) -> dict[str, Any]:
+        """Plain attributes the builder set after construction (they differ from a fresh instance's)."""
+        try:
+            with torch.device("meta"), _quiet():
+                fresh = record.cls(*record.positional, **record.keywords)
+        except Exception:  # noqa: BLE001 - a constructor that cannot run on meta tensors
+            with _quiet():
+                fresh = record.cls(*record.positional, **record.keywords)
+        changed = {}
+        missing = object()
+        for key, value in vars(module).items():
+            if key.startswith("_") or key == "training" or not _plain(value):
+                continue
+            if not _equal(getattr(fresh, key, missing), value):
+                changed[key] = value
+        return changed
+
+    def value(self, value: Any, indent: int) -> str:
+        if isinstance(value, nn.Module):
+            return self.expr(value, indent)
+        if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+            return repr(value)
+        if isinstance(value, float):
+            if math.isinf(value):
+                return 'float("inf")' if value > 0 else 'float("-inf")'
+            if math.isnan(value):
+                return 'float("nan")'
+            return repr(value)
+        if isinstance(value, (list, tuple)):
+            items = [self.value(v, indent + 4) for v in value]
+            open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
+            if isinstance(value, tuple) and len(items) == 1:
+                items = [items[0] + ","]
+            return _bracket(open_, items, close, indent)
+        if isinstance(value, dict):
+            items = [f"{self.value(k, indent + 4)}: {self.value(v, indent + 4)}" for k, v in value.items()]
+            return _bracket("{", items, "}", indent)
+        if isinstance(value, torch.dtype):
+            return str(value)
+        if isinstance(value, torch.device):
+            return f"torch.device({str(value)!r})"
+        raise EmitError(f"cannot write a {type(value).__name__} ({value!r}) as source")
+
+    def class_reference(self, cls: type) -> str:
+        if getattr(nn, cls.__name__, None) is cls:
+            return f"nn.{cls.__name__}"
+        self.define(cls)
+        return cls.__name__
+
+    # -- copied definitions --
+
+    def define(self, obj: Any) -> None:
+        name = obj.__name__
+        if name in self.definitions:
+            if self.definitions[name][0] is not obj:
+                raise EmitError(f"two different definitions named `{name}` ({obj.__module__})")
+            return
+        if obj.__module__.startswith("torch"):
+            raise EmitError(f"`{name}` from {obj.__module__} is not reachable as torch.nn.{name}")
+        try:
+            source = textwrap.dedent(inspect.getsource(obj))
+        except (OSError, TypeError) as error:
+            raise EmitError(f"cannot read the source of `{name}` ({obj.__module__}): {error}") from None
+        self.definitions[name] = (obj, "")  # placeholder: breaks cycles, fixes the order below
+        namespace = vars(sys.modules[obj.__module__])
+        loaded, bound = _names_in(source)
+        for used in sorted(loaded):
+            if used in namespace:
+                self.require(used, namespace[used], obj)
+            elif not hasattr(builtins, used) and used not in bound:
+                raise EmitError(f"`{name}` ({obj.__module__}) uses `{used}`, which cannot be resolved")
+        self.definitions.pop(name)
+        self.definitions[name] = (obj, source)
+
+    def require(self, alias: str, value: Any, user: Any) -> None:
+        if inspect.ismodule(value):
+            root = value.__name__.split(".")[0]
+            if root != "torch" and root not in STDLIB_OK:
+                raise EmitError(f"`{user.__name__}` ({user.__module__}) uses the module {value.__name__}; "
+                                "the emitted file may import only torch and the standard library")
+            known = self.imports.get(alias)
+            if known is not None and known != value.__name__:
+                raise EmitError(f"`{alias}` names both {known} and {value.__name__}")
+            self.imports[alias] = value.__name__
+        elif inspect.isclass(value) or inspect.isfunction(value):
+            module = getattr(value, "__module__", "") or ""
+            if module.startswith("torch"):
+                path = f"{module}.{value.__name__}"
+                raise EmitError(f"`{user.__name__}` uses `{alias}` imported from torch ({path}); "
+                                "refer to it through its module (nn., F., torch.)")
+            if module in ("typing", "__future__"):
+                return
+            if value.__name__ != alias:
+                raise EmitError(f"`{user.__name__}` uses `{alias}`, an alias of `{value.__name__}`")
+            self.define(value)
+        elif isinstance(value, (int, float, str, bool, tuple)) or value is None:
+            if alias not in self.definitions:
+                self.definitions[alias] = (value, f"{alias} = {value!r}\n")
+        else:
+            raise EmitError(f"`{user.__name__}` ({user.__module__}) uses `{alias}`, a {type(value).__name__} "
+                            "that cannot be copied into the emitted file")
+
+
+_SET_SOURCE = '''def _set(module, **attributes):
+    """Set the plain attributes specc's builder gives a module after constructing it."""
+    for name, value in attributes.items():
+        setattr(module, name, value)
+    return module
+'''
+
+
+def _steps(module: Sequence) -> list[tuple[str, nn.Module, nn.Module | None]]:
+    return [(name, module._modules[name], activation) for name, activation in zip(module._names, module._activations)]
+
+
+def _final_module(sequence: Sequence) -> nn.Module:
+    """The softmax/sigmoid module a sequence ends in (its `final`)."""
+    name, child, activation = _steps(sequence)[-1]
+    if sequence.final == "step":
+        return child
+    if sequence.final == "trailing":
+        return activation
+    return _final_module(child)
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@contextlib.contextmanager
+def _quiet():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _call(name: str, arguments: list[str], indent: int) -> str:
+    return _bracket(name + "(", arguments, ")", indent)
+
+
+def _bracket(open_: str, items: list[str], close: str, indent: int) -> str:
+    one_line = open_ + ", ".join(items) + close
+    if "\n" not in one_line and indent + len(one_line) <= LINE:
+        return one_line
+    pad = " " * 4
+    inner = ",\n".join(textwrap.indent(item, pad) for item in items)
+    return f"{open_}\n{inner},\n{close}"
+
+
+class _FreeNames(ast.NodeVisitor):
+    """Global names a definition reads (annotations left out: the file has
+    `from __future__ import annotations`, so they are never evaluated)."""
+
+    def __init__(self):
+        self.loaded: set[str] = set()
+        self.bound: set[str] = set()
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.loaded.add(node.id)
+        else:
+            self.bound.add(node.id)
+
+    def visit_arg(self, node: ast.arg) -> None:
+        self.bound.add(node.arg)  # annotation skipped
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.visit(node.target)
+        if node.value is not None:
+            self.visit(node.value)
+
+    def _function(self, node) -> None:
+        self.bound.add(node.name)
+        for decorator in node.decorator_list:
+            self.visit(decorator)
+        self.visit(node.args)
+        for statement in node.body:
+            self.visit(statement)
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.bound.add(node.name)
+        for item in (*node.decorator_list, *node.bases, *node.keywords):
+            self.visit(item)
+        for statement in node.body:
+            self.visit(statement)
+
+    def visit_Import(self, node) -> None:
+        for alias in node.names:
+            self.bound.add((alias.asname or alias.name).split(".")[0])
+
+    visit_ImportFrom = visit_Import
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name:
+            self.bound.add(node.name)
+        self.generic_visit(node)
+
+
+def _names_in(source: str) -> tuple[set[str], set[str]]:
+    """(names read, names bound) in a definition. A name read that is a global of its
+    module is copied along even where a local of that name shadows it: that only copies
+    more than needed."""
+    visitor = _FreeNames()
+    visitor.visit(ast.parse(source))
+    return visitor.loaded, visitor.bound
+
+
+# --- the check -------------------------------------------------------------------------
+
+def load_source(text: str, name: str = "specc_emitted") -> dict[str, Any]:
+    """Execute emitted source in a fresh namespace (a test helper, and the self-check)."""
+    namespace: dict[str, Any] = {"__name__": name}
+    exec(compile(text, f"<{name}>", "exec"), namespace)  # noqa: S102 - our own output
+    return namespace
+
+
+def check_source(text: str, module: nn.Module, class_name: str) -> None:
+    """The emitted class declares exactly the built module's parameters and buffers."""
+    namespace = load_source(text)
+    with torch.device("meta"), _quiet():
+        emitted = namespace[class_name]()
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in emitted.state_dict().items()}
+    if expected != got:
+        missing = sorted(set(expected) - set(got))[:5]
+        extra = sorted(set(got) - set(expected))[:5]
+        shapes = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])[:5]
+        raise RuntimeError(f"internal error: the emitted source does not match the built module "
+                           f"(missing {missing}, extra {extra}, other shapes {shapes})")
+
+
+__all__ = ["emit_source", "load_source", "check_source", "recording"]
