@@ -136,6 +136,111 @@ def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
         click.echo(text)
 
 
+@main.command("export")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--weights", type=click.Path(exists=True), default=None, metavar="RUN",
+              help="A run folder written by `specc train` (or a .safetensors file). Without it: the untrained network.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .onnx file to write.")
+@click.option("--opset", type=int, default=None, help="ONNX opset version (default 17).")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Quantize to int8 with onnxruntime.")
+@click.option("--json", "as_json", is_flag=True, help="Print the export report as one JSON object.")
+@spec_options
+@handle_errors
+def export_command(spec, weights, output, opset, quantize, as_json, plugins, max_params, max_activation_memory):
+    """Export SPEC to ONNX, verified against PyTorch (nothing is written when the check fails)."""
+    model = load_model(spec, plugins, max_params, max_activation_memory)
+    report = model.export(output, weights=weights, opset=opset, quantize=quantize)
+    click.echo(json.dumps(report.to_dict()) if as_json else report.render())
+
+
+@main.command("predict")
+@click.argument("model_file", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False))
+@click.argument("inputs", metavar="INPUT", nargs=-1, required=True)
+@click.option("--top", "top", type=click.IntRange(min=1), default=3, show_default=True, help="How many classes to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+@handle_errors
+def predict_command(model_file, inputs, top, as_json):
+    """Run MODEL.onnx on INPUT: a .npy/.npz file, an image file, a .txt file, or text."""
+    from .predict import predict_main
+
+    click.echo(predict_main(model_file, inputs, top, as_json))
+
+
+@main.command("train")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="Training data: .npz, x.npy (+ y.npy), .csv, an image folder, MNIST IDX (default: the spec's "
+                   "data=, else the bundled digits).")
+@click.option("--val-data", type=click.Path(exists=True), default=None, help="Validation data (instead of a split).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the spec's, else 10).")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size per process (default 32).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: the spec's, else 0).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None, help="Mixed precision (autocast).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run folder (default: runs/<model>-<time>).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out DIR from its checkpoint.")
+@click.option("--init-from", type=click.Path(exists=True), default=None,
+              help="Start from another run's weights (tensors matching by name and shape).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads (default: 1 for small models, else the cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@spec_options
+@handle_errors
+def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, init_from, threads,
+                  as_json, plugins, max_params, max_activation_memory):
+    """Train SPEC (its train section, overridden by these options); write a run folder."""
+    from .training import TrainingInterrupted
+
+    model = load_model(spec, plugins, max_params, max_activation_memory)
+    try:
+        result = model.train(data=data, validation_data=val_data, epochs=epochs, batch=batch, lr=lr, seed=seed,
+                             device=device, amp=amp, out=out, resume=resume, init_from=init_from, threads=threads,
+                             stream=sys.stderr if as_json else sys.stdout)
+    except TrainingInterrupted as stop:
+        where = stop.run_dir
+        if stop.saved:
+            click.echo(f"interrupted at epoch {stop.epoch}, step {stop.step + 1}: checkpoint saved in "
+                       f"{where}/checkpoint.pt; continue with: specc train {spec} --out {where} --resume", err=True)
+        else:
+            click.echo(f"interrupted: the last epoch's checkpoint is in {where}/checkpoint.pt; continue with: "
+                       f"specc train {spec} --out {where} --resume", err=True)
+        sys.exit(130)
+    if result.run_dir is None:  # a DDP process other than rank 0
+        return
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        kept = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
+        click.echo(f"kept weights of epoch {result.best_epoch}: {kept}")
+        click.echo(f"run folder: {result.run_dir}")
+
+
+@main.command("evaluate")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--weights", required=True, type=click.Path(exists=True),
+              help="A run folder (or its weights.safetensors).")
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="Data to evaluate (default: the run's validation data).")
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@spec_options
+@handle_errors
+def evaluate_command(spec, weights, data, batch, device, as_json, plugins, max_params, max_activation_memory):
+    """Loss and metrics of a run's weights on data."""
+    model = load_model(spec, plugins, max_params, max_activation_memory)
+    result = model.evaluate(weights, data=data, batch=batch, device=device)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{result['data']}: {result['samples']} samples")
+        for key, value in result.items():
+            if key not in ("weights", "data", "samples"):
+                click.echo(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+
+
 @main.command("fmt")
 @click.argument("specs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--check", is_flag=True, help="Only report files that are not formatted (exit 1 if any).")

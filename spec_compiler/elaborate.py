@@ -24,6 +24,7 @@ from .shapes import TensorType
 from .train_config import TrainConfig
 
 INPUT_KINDS = ("image", "vector", "sequence", "tokens")
+MAX_LAYERS = 50_000  # after expanding blocks and repeats: past this, `repeat 10**9 { }` would hang
 BODY_MARKERS = {"branch": ("concat", "add"), "shortcut": ("residual",)}
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -68,6 +69,8 @@ class _Elaborator:
         self.spec = spec
         self.sink = sink
         self.blocks: dict[str, ast.BlockDef] = {}
+        self.layers_made = 0  # layers expanded so far (repeats and blocks multiply them)
+        self.too_many_reported = False
 
     def error(self, span: Span | None, message: str, hint: str | None = None) -> None:
         self.sink.add(Diagnostic(message, span, hint))
@@ -218,6 +221,13 @@ class _Elaborator:
         return nodes
 
     def layer(self, layer: ast.Layer, scope: Scope, ctx: Context) -> list[Node]:
+        if self.layers_made >= MAX_LAYERS:
+            if not self.too_many_reported:
+                self.too_many_reported = True
+                self.error(layer.span, f"the model expands to more than {MAX_LAYERS:,} layers",
+                           "use fewer or smaller `repeat`s and block uses")
+            return []
+        self.layers_made += 1
         if layer.word == "repeat":
             return self.repeat(layer, scope, ctx)
         if layer.word in self.blocks:
@@ -249,6 +259,9 @@ class _Elaborator:
             return []
         nodes: list[Node] = []
         for copy in range(args[0].value):
+            if self.layers_made >= MAX_LAYERS:
+                self.layer(layer, scope, ctx)  # reports the limit once
+                break
             nodes.extend(self.sequence(layer.body, scope, Context(ctx.bindings, ctx.expanding, copy)))
         return nodes
 

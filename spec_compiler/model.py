@@ -52,6 +52,30 @@ class Model:
 
         return build_module(self.info, seed)
 
+    def train(self, **overrides):
+        """Train like Keras' fit; returns a TrainResult (run_dir, history, metrics, module).
+
+        Keys of the spec's `train { }` section override it (epochs=3, lr=1e-2, data="x.npz",
+        loss="mse", ...), as do run options: device, amp, out, resume, init_from, progress,
+        stream, callbacks (see spec_compiler/training/trainer.py)."""
+        from .training import train
+
+        return train(self, **overrides)
+
+    def evaluate(self, weights, data=None, **options) -> dict:
+        """Loss and metrics of a run's weights (a run folder or its weights.safetensors)."""
+        from .training import evaluate
+
+        return evaluate(self, weights, data=data, **options)
+
+    def export(self, path: str | Path, weights: str | Path | None = None, opset: int | None = None,
+               quantize: str | None = None):
+        """Write a verified ONNX file (see backends/onnx_export.py); `weights` is a run folder
+        or a .safetensors file (None: the freshly initialized network). Returns an ExportReport."""
+        from .backends.onnx_export import export_model
+
+        return export_model(self, path, weights=weights, opset=opset, quantize=quantize)
+
 
 def load_plugins(plugins: Iterable[str]) -> tuple[str, ...]:
     """Import plugin modules the user named (a module name or a .py file).

@@ -1,93 +1,105 @@
-"""The text tokenizer, shared by training and by the app runtime (pure Python + NumPy).
+"""The text tokenizer, shared by training, export and the app runtime (pure Python + NumPy).
 
-`specc train` builds the vocabulary and encodes its text with these functions and
-saves the settings in the run's preprocess.json (`"text": {...}`); `specc export` copies
-them into the ONNX file's metadata; `spec_compiler.runtime` and `specc predict` encode
-new text with the same functions, so an app sees exactly the ids the model was trained on.
+This module must not import torch: `spec_compiler.runtime` uses it. Its API and rules are
+those of the trainer's tokenizer (spec_compiler/training/tokenizer.py), which can import
+everything from here; tests/test_export.py checks that both give the same ids.
 
-The rules, Keras-like:
-- lowercase (when `lowercase` is true), then words are the regex matches of
-  `WORD_PATTERN` (letters, digits, underscores, with inner apostrophes: "don't");
-- ids: 0 = padding, 1 = out of vocabulary, then words by falling frequency (ties in
-  alphabetical order) up to the vocabulary size;
-- every text becomes exactly `max_length` ids: shorter ones are padded with `pad_id`,
-  longer ones truncated. As in Keras' `pad_sequences`, padding and truncation happen at
-  the front by default (`"pre"`: a recurrent model's last state sees the real words last).
-  `"post"` pads or truncates at the end instead.
+Method (saved in the run's preprocess.json `"text"` entry, copied into the ONNX file's
+metadata, so that the same text gives the same ids at prediction time):
 
-This module must not import torch: the runtime uses it.
+- lowercase the text, then split it into words with the regular expression ``\\w+``
+  (letters, digits and underscores; punctuation separates words);
+- the vocabulary holds the most frequent words of the training texts (ties broken
+  alphabetically), at most ``vocab - 2`` of them, with ids 2, 3, ... in that order;
+  id 0 is padding and id 1 stands for any word outside the vocabulary (OOV);
+- each text becomes ``max_length`` ids: padded with 0 and truncated at the *front*
+  (``padding="pre"``, ``truncating="pre"``, as Keras' ``pad_sequences`` does), so the
+  last ids are always the text's last words, which is what an RNN's final state sees.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-WORD_PATTERN = r"\w+(?:'\w+)*"
+WORD = re.compile(r"\w+")
 PAD_ID = 0
 OOV_ID = 1
-_WORDS = re.compile(WORD_PATTERN)
+# With a dynamic token length (`input tokens ? vocab=...`), texts are padded to the
+# longest training text, at most this many ids.
+MAX_DYNAMIC_LENGTH = 512
 
 
-def tokenize(text: str, lowercase: bool = True) -> list[str]:
-    """The words of `text`: 'Don't WIN now!' -> ["don't", 'win', 'now']."""
-    if lowercase:
-        text = text.lower()
-    return _WORDS.findall(text)
+def words(text: str, lowercase: bool = True) -> list[str]:
+    """'Win FREE cash-now!' -> ['win', 'free', 'cash', 'now']."""
+    return WORD.findall(text.lower() if lowercase else text)
 
 
-def build_vocab(texts: Iterable[str], size: int, lowercase: bool = True) -> dict[str, int]:
-    """word -> id for the `size - 2` most frequent words (ids 0 and 1 are padding and OOV)."""
-    if size < 2:
-        raise ValueError(f"a vocabulary needs room for padding and OOV ids (size >= 2), got {size}")
-    counts = Counter(word for text in texts for word in tokenize(text, lowercase))
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: size - 2]
-    return {word: index + 2 for index, (word, _) in enumerate(ranked)}
+@dataclass
+class Tokenizer:
+    vocab: dict[str, int] = field(default_factory=dict)
+    max_length: int = 0
+    lowercase: bool = True
+    padding: str = "pre"
+    truncating: str = "pre"
+    pad_id: int = PAD_ID
+    oov_id: int = OOV_ID
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], vocab_size: int, max_length: int | None) -> "Tokenizer":
+        """Learn the vocabulary from `texts`; `max_length` None means: the longest text (capped)."""
+        counts: Counter[str] = Counter()
+        longest = 0
+        for text in texts:
+            tokens = words(text)
+            counts.update(tokens)
+            longest = max(longest, len(tokens))
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: max(vocab_size - 2, 0)]
+        vocab = {word: index + 2 for index, (word, _) in enumerate(ranked)}
+        if max_length is None:
+            max_length = max(1, min(longest, MAX_DYNAMIC_LENGTH))
+        return cls(vocab, max_length)
+
+    def ids(self, text: str) -> list[int]:
+        """One text's ids, before padding and truncation."""
+        return [self.vocab.get(word, self.oov_id) for word in words(text, self.lowercase)]
+
+    def encode(self, texts: Iterable[str] | str) -> np.ndarray:
+        """(N, max_length) int64 ids."""
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        out = np.full((len(texts), self.max_length), self.pad_id, dtype=np.int64)
+        for row, text in enumerate(texts):
+            ids = self.ids(text)
+            if len(ids) > self.max_length:
+                ids = ids[-self.max_length:] if self.truncating == "pre" else ids[: self.max_length]
+            if ids:
+                if self.padding == "pre":
+                    out[row, self.max_length - len(ids):] = ids
+                else:
+                    out[row, : len(ids)] = ids
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"vocab": self.vocab, "lowercase": self.lowercase, "max_length": self.max_length,
+                "pad_id": self.pad_id, "oov_id": self.oov_id, "padding": self.padding,
+                "truncating": self.truncating, "split": WORD.pattern}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Tokenizer":
+        """From preprocess.json's `"text"` entry (or the ONNX metadata's `specc.text`)."""
+        split = data.get("split", WORD.pattern)
+        if split != WORD.pattern:
+            raise ValueError(f"the saved tokenizer splits words with {split!r}; this specc splits with {WORD.pattern!r}")
+        for key in ("padding", "truncating"):
+            if data.get(key, "pre") not in ("pre", "post"):
+                raise ValueError(f"{key} must be 'pre' or 'post', got {data.get(key)!r}")
+        return cls(dict(data["vocab"]), int(data["max_length"]), bool(data.get("lowercase", True)),
+                   data.get("padding", "pre"), data.get("truncating", "pre"),
+                   int(data.get("pad_id", PAD_ID)), int(data.get("oov_id", OOV_ID)))
 
 
-def encode_one(text: str, vocab: Mapping[str, int], max_length: int, *, lowercase: bool = True,
-               pad_id: int = PAD_ID, oov_id: int = OOV_ID, padding: str = "pre",
-               truncating: str = "pre") -> list[int]:
-    ids = [vocab.get(word, oov_id) for word in tokenize(text, lowercase)]
-    if len(ids) > max_length:
-        ids = ids[-max_length:] if truncating == "pre" else ids[:max_length]
-    fill = [pad_id] * (max_length - len(ids))
-    return fill + ids if padding == "pre" else ids + fill
-
-
-def encode(texts: Sequence[str] | str, vocab: Mapping[str, int], max_length: int, *, lowercase: bool = True,
-           pad_id: int = PAD_ID, oov_id: int = OOV_ID, padding: str = "pre", truncating: str = "pre") -> np.ndarray:
-    """Texts -> int64 ids of shape (len(texts), max_length)."""
-    if isinstance(texts, str):
-        texts = [texts]
-    for name, value in (("padding", padding), ("truncating", truncating)):
-        if value not in ("pre", "post"):
-            raise ValueError(f"{name} must be 'pre' or 'post', got {value!r}")
-    rows = [encode_one(text, vocab, max_length, lowercase=lowercase, pad_id=pad_id, oov_id=oov_id,
-                       padding=padding, truncating=truncating) for text in texts]
-    return np.asarray(rows, dtype=np.int64).reshape(len(rows), max_length)
-
-
-def settings(vocab: Mapping[str, int], max_length: int, *, lowercase: bool = True, pad_id: int = PAD_ID,
-             oov_id: int = OOV_ID, padding: str = "pre", truncating: str = "pre") -> dict[str, Any]:
-    """The `"text"` entry of preprocess.json (and of the ONNX metadata)."""
-    return {"vocab": dict(vocab), "lowercase": lowercase, "max_length": max_length, "pad_id": pad_id,
-            "oov_id": oov_id, "padding": padding, "truncating": truncating, "pattern": WORD_PATTERN}
-
-
-def encode_with(texts: Sequence[str] | str, text_settings: Mapping[str, Any], max_length: int | None = None) -> np.ndarray:
-    """Encode with a preprocess.json `"text"` dict (missing keys take the defaults above)."""
-    length = text_settings.get("max_length") if max_length is None else max_length
-    if not isinstance(length, int) or length < 1:
-        raise ValueError("the text settings carry no max_length")
-    return encode(texts, text_settings.get("vocab") or {}, length,
-                  lowercase=bool(text_settings.get("lowercase", True)),
-                  pad_id=int(text_settings.get("pad_id", PAD_ID)), oov_id=int(text_settings.get("oov_id", OOV_ID)),
-                  padding=text_settings.get("padding", "pre"), truncating=text_settings.get("truncating", "pre"))
-
-
-__all__ = ["OOV_ID", "PAD_ID", "WORD_PATTERN", "build_vocab", "encode", "encode_one", "encode_with", "settings",
-           "tokenize"]
+__all__ = ["MAX_DYNAMIC_LENGTH", "OOV_ID", "PAD_ID", "WORD", "Tokenizer", "words"]

@@ -173,13 +173,33 @@ def test_limits_are_overridable():
 # --- through the command line: exit codes, no traceback ------------------------------
 
 def _specc(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "spec_compiler.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=60)
+    """`specc ARGS` as a separate process, the way a user runs it."""
+    script = Path(sys.executable).with_name("specc")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "spec_compiler.cli"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
 
 
-@pytest.mark.parametrize("name", ["dense_on_image", "syntax_errors_all_reported", "many_errors", "max_params"])
-def test_cli_reports_errors_with_exit_1_and_no_traceback(name):
+def _cli(*args: str):
+    """`specc ARGS` in this process (click's runner): same code path, no start-up cost."""
+    from click.testing import CliRunner
+
+    from spec_compiler.cli import main
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return CliRunner().invoke(main, list(args), catch_exceptions=True)
+    finally:
+        os.chdir(cwd)
+
+
+def _stderr(result) -> str:
+    return getattr(result, "stderr", None) or result.output
+
+
+@pytest.mark.parametrize("name", ["dense_on_image", "many_errors"])
+def test_cli_process_reports_errors_with_exit_1_and_no_traceback(name):
     result = _specc("compile", f"tests/golden/errors/{name}.spec")
     assert result.returncode == 1
     assert result.stdout == ""
@@ -187,16 +207,31 @@ def test_cli_reports_errors_with_exit_1_and_no_traceback(name):
     assert result.stderr == (ERRORS / f"{name}.out").read_text(encoding="utf-8")
 
 
+def test_cli_process_misuse_exits_2():
+    result = _specc("compile", "specs/lenet5.spec", "--no-such-option")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "No such option" in result.stderr and "--no-such-option" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["syntax_errors_all_reported", "max_params", "too_many_errors", "recurrent_image"])
+def test_cli_reports_errors_with_exit_1(name):
+    result = _cli("compile", f"tests/golden/errors/{name}.spec")
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # not an uncaught exception
+    assert _stderr(result) == (ERRORS / f"{name}.out").read_text(encoding="utf-8")
+
+
 def test_cli_size_limits_are_options():
-    result = _specc("compile", "specs/vgg16.spec", "--max-params", "1e8")
-    assert result.returncode == 1, result.stderr
-    assert "the model has 138,357,544 parameters, over the limit of 100,000,000" in result.stderr
-    assert "hint: shrink the model, or raise the limit with --max-params N" in result.stderr
-    result = _specc("compile", "specs/vgg16.spec", "--max-activation-memory", "10MiB")
-    assert result.returncode == 1, result.stderr
-    assert "of activations per sample, over the limit of" in result.stderr
-    result = _specc("compile", "tests/golden/errors/max_params.spec", "--max-params", "2e10", "--json")
-    assert result.returncode == 0, result.stderr
+    result = _cli("compile", "specs/vgg16.spec", "--max-params", "1e8")
+    assert result.exit_code == 1, result.output
+    assert "the model has 138,357,544 parameters, over the limit of 100,000,000" in _stderr(result)
+    assert "hint: shrink the model, or raise the limit with --max-params N" in _stderr(result)
+    result = _cli("compile", "specs/vgg16.spec", "--max-activation-memory", "10MiB")
+    assert result.exit_code == 1, result.output
+    assert "of activations per sample, over the limit of 0.01 GiB" in _stderr(result)
+    result = _cli("compile", "tests/golden/errors/max_params.spec", "--max-params", "2e10", "--json")
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("args", [
@@ -205,19 +240,21 @@ def test_cli_size_limits_are_options():
     ("compile", "specs/lenet5.spec", "--no-such-option"),
     ("compile", "specs/lenet5.spec", "--max-activation-memory", "lots"),
     ("compile", "specs/lenet5.spec", "--max-params", "many"),
+    ("compile", "specs/lenet5.spec", "--depth", "deep"),
     ("frobnicate",),
 ])
 def test_cli_misuse_exits_2(args):
-    result = _specc(*args)
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip()
+    result = _cli(*args)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert _stderr(result).strip()
 
 
 def test_cli_unreadable_spec_is_a_spec_error(tmp_path):
     bad = tmp_path / "latin1.spec"
     bad.write_bytes(b"input vector 8\n# caf\xe9\ndense 2\n")
-    result = _specc("compile", str(bad))
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert "cannot read" in result.stderr
+    result = _cli("compile", str(bad))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "cannot read" in _stderr(result)

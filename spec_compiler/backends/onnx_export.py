@@ -30,6 +30,8 @@ import io
 import json
 import logging
 import math
+import os
+import sys
 import tempfile
 import time
 import warnings
@@ -51,10 +53,10 @@ MIN_OPSET, MAX_OPSET = 11, 21
 # int8: outputs are compared by the top class (argmax, or the 0.5 threshold of a single
 # sigmoid) and by the mean absolute difference, not elementwise to 1e-4.
 INT8_MIN_AGREEMENT = 0.90  # on the run's validation data (a trained model)
-INT8_MAX_MEAN_DIFF = 0.05  # on probabilities; for other outputs relative to the output's scale
+INT8_MAX_MEAN_DIFF = 0.05  # on probabilities
+INT8_MAX_RELATIVE_DIFF = 0.10  # other outputs: relative to their mean magnitude
 CONV_KINDS = {"conv1d", "conv2d", "depthwise", "separable", "separable_conv2d", "depthwise_conv2d"}
 
-Run = Any  # a RunFiles
 
 
 @dataclass
@@ -150,12 +152,12 @@ class ExportReport:
         lines.append(f"  parity PyTorch vs ONNX Runtime (fp32, max abs diff <= {self.tolerance:g}): {verify}")
         if self.validation:
             v = self.validation
-            text = f"  validation data: {v['samples']} samples, max abs diff {v['max_abs_diff']:.2e}"
+            text = f"  validation data: {v['samples']} samples of {v['source']}, max abs diff {v['max_abs_diff']:.2e}"
             if v.get("accuracy_torch") is not None:
                 text += f", accuracy PyTorch {v['accuracy_torch']:.4f} / ONNX {v['accuracy_onnx']:.4f}"
             lines.append(text)
         else:
-            lines.append("  validation data: none in the run (random inputs only)")
+            lines.append("  validation data: none (no run, or the run has none): random inputs only")
         if self.quantization:
             q = self.quantization
             lines.append(f"  int8 ({q['method']}): size {_megabytes(q['fp32_bytes'])} -> {_megabytes(q['int8_bytes'])} "
@@ -167,7 +169,8 @@ class ExportReport:
             if q["latency_ratio"] > 1.0:
                 lines.append(f"    WARNING: the int8 model is SLOWER than fp32 at batch 1 "
                              f"({q['latency_ratio']:.2f}x the latency) on this machine")
-            lines.append(f"    agreement with fp32 ({q['agreement_on']}): top class {q['agreement']:.4f}, "
+            top = "n/a (not a classifier)" if q["agreement"] is None else f"{q['agreement']:.4f}"
+            lines.append(f"    agreement with fp32 ({q['agreement_on']}): top class {top}, "
                          f"mean abs diff {q['mean_abs_diff']:.2e}, max abs diff {q['max_abs_diff']:.2e}")
             if q.get("accuracy_fp32") is not None:
                 lines.append(f"    validation accuracy: fp32 {q['accuracy_fp32']:.4f}, int8 {q['accuracy_int8']:.4f} "
@@ -279,8 +282,8 @@ def _dims(shape: tuple[int, ...]) -> str:
 def normalization_constants(norm: dict[str, Any] | None, dims: tuple, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(mean, std) broadcastable to one sample, for x' = (x - mean) / std; None for no normalization.
 
-    preprocess.json's normalize entry: {"kind", "mean", "std"} (scalars, per-channel lists
-    for images, per-feature lists, or full-shape arrays); {"kind": "scale", "factor"} and
+    preprocess.json's normalize entry: {"kind", "mean", "std", "axis"} (scalars, or lists
+    along sample axis `axis`: channels for images, features otherwise; full-shape arrays too); {"kind": "scale", "factor"} and
     {"kind": "minmax", "min", "max"} are understood too."""
     if not norm or norm.get("kind") in (None, "none") and "mean" not in norm:
         return None
@@ -295,7 +298,8 @@ def normalization_constants(norm: dict[str, Any] | None, dims: tuple, kind: str)
             mean, std = low, high - low
         else:
             raise ValueError("expected mean and std (or factor, or min and max)")
-        mean, std = _broadcast(mean, dims, kind), _broadcast(std, dims, kind)
+        axis = norm.get("axis")
+        mean, std = _broadcast(mean, dims, kind, axis), _broadcast(std, dims, kind, axis)
     except (TypeError, ValueError) as error:
         raise SpecError.at(None, f"preprocess.json: cannot use the normalization {json.dumps(norm)[:200]}: {error}") from None
     if not np.all(np.isfinite(std)) or np.any(std == 0) or not np.all(np.isfinite(mean)):
@@ -303,9 +307,20 @@ def normalization_constants(norm: dict[str, Any] | None, dims: tuple, kind: str)
     return mean, std
 
 
-def _broadcast(values: np.ndarray, dims: tuple, kind: str) -> np.ndarray:
+def _broadcast(values: np.ndarray, dims: tuple, kind: str, axis: int | None = None) -> np.ndarray:
+    """Shape per-channel/per-feature statistics to broadcast over one sample of `dims`.
+
+    `axis` (the trainer's preprocess.json) is the sample axis the values run along."""
     if values.ndim == 0 or values.size == 1:
         return values.reshape(())
+    if axis is not None:
+        axis = int(axis)
+        if not 0 <= axis < len(dims) or (isinstance(dims[axis], int) and dims[axis] != values.size):
+            raise ValueError(f"{values.size} values along axis {axis} do not fit an input of "
+                             f"{'x'.join(map(str, dims))}")
+        shape = [1] * len(dims)
+        shape[axis] = values.size
+        return values.reshape(shape[axis:])
     static = all(isinstance(d, int) for d in dims)
     if static and values.size == math.prod(dims):
         return values.reshape(dims)
@@ -352,6 +367,8 @@ class Prepared:
     normalization_note: str | None
     labels: list[str] | None
     final: str | None
+    notes: list[str] = field(default_factory=list)
+    data_cache: Any = None  # RunData, False (none), or None (not looked for yet)
 
 
 def prepare(model, weights: str | Path | None = None, seed: int = 0) -> Prepared:
@@ -437,19 +454,38 @@ def sample_input(p: Prepared, batch: int, length: int | None, rng: np.random.Gen
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence the exporters' warnings and log lines (TracerWarning, torchvision notes)."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
+    """Silence the exporters' warnings, log lines and C++ prints ("Torch IR graph at exception")."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript",
+                                                    "root")]
     levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), tempfile.TemporaryFile() as sink:
         warnings.simplefilter("ignore")
         for logger in loggers:
             logger.setLevel(logging.ERROR)
+        saved = []
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(AttributeError, OSError, ValueError):
+                    stream.flush()
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(sink.fileno(), fd)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 yield
         finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
             for logger, level in zip(loggers, levels):
                 logger.setLevel(level)
+
+
+def exporters() -> tuple[str, ...]:
+    """Which exporters to try, in order: SPECC_ONNX_EXPORTER=torchscript|dynamo|auto (default auto:
+    TorchScript, the fast one, then the dynamo exporter when TorchScript fails)."""
+    choice = os.environ.get("SPECC_ONNX_EXPORTER", "auto").strip().lower()
+    return {"torchscript": ("torchscript",), "dynamo": ("dynamo",)}.get(choice, ("torchscript", "dynamo"))
 
 
 def _torchscript_export(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
@@ -477,16 +513,14 @@ def to_onnx(p: Prepared, model, opset: int) -> tuple[Any, str, float]:
     dynamic_axes, _ = _dynamic_axes(p)
     example = torch.from_numpy(sample_input(p, 2, 7, np.random.default_rng(0)))
     start = time.perf_counter()
-    try:
-        proto = _torchscript_export(p.wrapper, example, p.input_name, p.output_name, dynamic_axes, opset)
-        return proto, "torchscript", time.perf_counter() - start
-    except Exception as first:  # noqa: BLE001 - any exporter failure; retried, then named
-        first_error = first
-    try:
-        proto = _dynamo_export(p.wrapper, example, p.input_name, p.output_name, dynamic_axes, opset)
-        return proto, "dynamo", time.perf_counter() - start
-    except Exception:  # noqa: BLE001
-        pass
+    first_error: BaseException | None = None
+    for name in exporters():
+        export = _torchscript_export if name == "torchscript" else _dynamo_export
+        try:
+            proto = export(p.wrapper, example, p.input_name, p.output_name, dynamic_axes, opset)
+            return proto, name, time.perf_counter() - start
+        except Exception as error:  # noqa: BLE001 - any exporter failure: the next one, then named
+            first_error = first_error or error
     raise _name_failing_layer(p, model, example, opset, first_error)
 
 
@@ -503,12 +537,14 @@ def _name_failing_layer(p: Prepared, model, example: torch.Tensor, opset: int, e
     layers = _layer_index(model.info.layers, {})
     modules = dict(p.module.named_modules())
     inputs: dict[str, tuple] = {}
-    hooks = []
-    for path in layers:
-        if path in modules:
-            hooks.append(modules[path].register_forward_hook(
-                lambda m, args, out, path=path: inputs.setdefault(path, tuple(a.detach() for a in args
-                                                                              if isinstance(a, torch.Tensor)))))
+
+    def recorder(path: str):
+        def hook(module, args, output) -> None:  # returns None: the output stays as it is
+            if path not in inputs:
+                inputs[path] = tuple(a.detach() for a in args if isinstance(a, torch.Tensor))
+        return hook
+
+    hooks = [modules[path].register_forward_hook(recorder(path)) for path in layers if path in modules]
     try:
         with torch.no_grad():
             p.wrapper(example)
@@ -601,13 +637,91 @@ def _accuracy(y_pred: np.ndarray, y_true: np.ndarray | None) -> float | None:
     return float(np.mean(pred == y_true.astype(np.int64)))
 
 
-def validation_data(p: Prepared, limit: int = 2048) -> tuple[np.ndarray, np.ndarray | None] | None:
-    found = p.run.data(*VALIDATION_FILES)
-    if found is None:
+@dataclass
+class RunData:
+    """The run's data as the model takes it before normalization (normalization is in the graph)."""
+
+    x_train: np.ndarray | None
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None  # class ids (or 0/1 for a single sigmoid), None when not a classifier
+    source: str  # where the validation data come from
+    train_source: str = ""
+
+
+def run_data(p: Prepared, model) -> RunData | None:
+    """The run's training and validation data, found as `specc evaluate` finds them.
+
+    First `validation.npz` / `calibration.npz` saved in the run folder (x, y); else the data
+    named in run.json reloaded with the trainer's loaders: its validation file, or the same
+    validation split (same seed) of its training data. None without a run, or when the data
+    cannot be found any more (then a note says why)."""
+    if p.run.weights is None:
         return None
-    x, y = found
-    x = x[:limit].astype(np.int64 if p.dtype == "int" else np.float32)
-    return _fit_data(p, x, "validation"), (y[:limit] if y is not None else None)
+    if p.data_cache is not None:
+        return p.data_cache or None
+    result: RunData | None = None
+    saved_val, saved_train = p.run.data(*VALIDATION_FILES), p.run.data(*CALIBRATION_FILES)
+    if saved_val is not None or saved_train is not None:
+        x_val, y_val = saved_val if saved_val is not None else (None, None)
+        dtype = np.int64 if p.dtype == "int" else np.float32
+        result = RunData(_fit_data(p, saved_train[0].astype(dtype), "training") if saved_train else None,
+                         _fit_data(p, x_val.astype(dtype), "validation") if x_val is not None else None,
+                         y_val, f"arrays saved in {p.run.folder}", f"arrays saved in {p.run.folder}")
+    else:
+        try:
+            result = _reload_run_data(p, model)
+        except SpecError as error:
+            p.notes.append(f"the run's data could not be reloaded ({error.first.message}); "
+                           "checked on random inputs only")
+        except Exception as error:  # noqa: BLE001 - a moved or changed data file must not stop the export
+            p.notes.append(f"the run's data could not be reloaded ({_first_line(error)}); "
+                           "checked on random inputs only")
+    p.data_cache = result or False
+    return result
+
+
+def _reload_run_data(p: Prepared, model) -> RunData | None:
+    run_json_path = p.run.folder / "run.json"
+    if not run_json_path.is_file():
+        return None
+    run_json = json.loads(run_json_path.read_text(encoding="utf-8"))
+    from ..training import data as data_mod
+    from ..training.tokenizer import Tokenizer
+    from ..training.trainer import DEFAULT_SEED, DEFAULT_VALIDATION_SPLIT, default_loss
+
+    target = data_mod.Target.of(model)
+    info, config = run_json.get("data") or {}, run_json.get("config") or {}
+    seed = config.get("seed") if config.get("seed") is not None else DEFAULT_SEED
+    tokenizer = Tokenizer.from_json(p.run.preprocess["text"]) if p.run.preprocess.get("text") else None
+    raw = data_mod.load_raw(info.get("train"), target)
+    if info.get("validation"):
+        train_raw, val_raw = raw, data_mod.load_raw(info["validation"], target)
+        where = f"{val_raw.source}"
+    else:
+        split = info.get("validation_split", DEFAULT_VALIDATION_SPLIT)
+        train_idx, val_idx = data_mod.split_indices(len(raw), split, seed)
+        train_raw, val_raw = raw.take(train_idx), (raw.take(val_idx) if len(val_idx) else None)
+        where = f"{raw.source} (the run's {split:g} validation split)"
+    x_train, _ = data_mod.adapt_inputs(train_raw, target, tokenizer)
+    if val_raw is None:
+        return RunData(x_train.numpy(), None, None, raw.source, raw.source)
+    x_val, _ = data_mod.adapt_inputs(val_raw, target, tokenizer)
+    y_val = None
+    if target.final_activation in ("softmax", "sigmoid"):
+        loss = (config.get("loss") or {}).get("kind") or default_loss(target, val_raw.y)
+        names = p.run.preprocess.get("labels")
+        named = val_raw.y.dtype == object or val_raw.y.dtype.kind in "US"
+        y, _ = data_mod.adapt_labels(val_raw, target, loss, names if named else None)
+        y_val = y.numpy()
+    return RunData(x_train.numpy(), x_val.numpy(), y_val, where, train_raw.source)
+
+
+def validation_data(p: Prepared, model=None, limit: int = 2048) -> tuple[np.ndarray, np.ndarray | None] | None:
+    data = run_data(p, model)
+    if data is None or data.x_val is None:
+        return None
+    y = data.y_val[:limit] if data.y_val is not None else None
+    return data.x_val[:limit], y
 
 
 def _fit_data(p: Prepared, x: np.ndarray, what: str) -> np.ndarray:
@@ -618,7 +732,7 @@ def _fit_data(p: Prepared, x: np.ndarray, what: str) -> np.ndarray:
     return x
 
 
-def verify(p: Prepared, session, quick: bool = False) -> tuple[list[Check], dict[str, Any] | None]:
+def verify(p: Prepared, session, model=None) -> tuple[list[Check], dict[str, Any] | None]:
     rng = np.random.default_rng(1)
     dynamic = any(isinstance(d, str) for d in p.dims)
     cases = [(1, 5), (3, 23), (3, 5), (1, 23)] if dynamic else [(1, None), (3, None)]
@@ -627,13 +741,13 @@ def verify(p: Prepared, session, quick: bool = False) -> tuple[list[Check], dict
         x = sample_input(p, batch, length, rng)
         checks.append(Check("random", list(x.shape), _diff(_torch_run(p, x), session.run(None, {p.input_name: x})[0])))
     validation = None
-    data = validation_data(p)
+    data = validation_data(p, model)
     if data is not None:
         x, y = data
         ref, got = _torch_run(p, x), _ort_run(session, p.input_name, x)
         diff = _diff(ref, got)
         checks.append(Check("validation", list(x.shape), diff))
-        validation = {"samples": int(len(x)), "max_abs_diff": diff,
+        validation = {"samples": int(len(x)), "source": run_data(p, model).source, "max_abs_diff": diff,
                       "accuracy_torch": _accuracy(ref, y), "accuracy_onnx": _accuracy(got, y)}
     return checks, validation
 
@@ -652,7 +766,7 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
     finish_proto(proto, p)
     data = proto.SerializeToString()
     session = ort_session(data)
-    checks, validation = verify(p, session)
+    checks, validation = verify(p, session, model)
     worst = max(checks, key=lambda c: c.max_abs_diff)
     if not worst.max_abs_diff <= FP32_TOLERANCE:
         raise SpecError.at(None, f"ONNX Runtime disagrees with PyTorch: max abs diff {worst.max_abs_diff:.3g} "
@@ -667,7 +781,7 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
         output_shape=list(model.info.output.dims), weights=str(p.run.weights) if p.run.weights else None,
         normalization=p.normalization, normalization_note=p.normalization_note, labels=p.labels,
         export_seconds=round(seconds, 4), size_bytes=len(data), tolerance=FP32_TOLERANCE, checks=checks,
-        validation=validation,
+        validation=validation, notes=p.notes,
     )
     if quantize == "int8":
         from .onnx_quantize import quantize_int8

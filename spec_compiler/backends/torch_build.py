@@ -139,7 +139,8 @@ class _Builder:
         final, _ = _final(layers)
         return Sequence([self.step(layer) for layer in layers], final)
 
-    def step(self, layer: LayerInfo) -> tuple[str, nn.Module, nn.Module | None]:
+    def step(self, layer: LayerInfo) -> tuple:
+        """(name, module) or (name, module, trailing activation)."""
         node, kind = layer.node, REGISTRY[layer.node.kind]
         params = node.params
         if kind.body is None:
@@ -152,7 +153,8 @@ class _Builder:
         if kind.body is not None:
             self.adopt_copies(module)
         self.node_options(layer, module)
-        return node.name, module, self.activation(getattr(params, "activation", None), layer)
+        activation = self.activation(getattr(params, "activation", None), layer)
+        return (node.name, module) if activation is None else (node.name, module, activation)
 
     def node_options(self, layer: LayerInfo, module: nn.Module) -> None:
         """Initializers, regularizers, constraints and `frozen` for one node's module."""

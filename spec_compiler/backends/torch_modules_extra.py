@@ -29,6 +29,7 @@ class _CenterScale:
     F.batch_norm and F.layer_norm read as "no scale" / "no shift"."""
 
     def _keep(self, center: bool, scale: bool) -> None:
+        self.center, self.scale = center, scale
         if not scale:
             self.weight = None  # type: ignore[assignment]
         if not center:
@@ -45,15 +46,25 @@ class _CenterScale:
             nn.init.zeros_(bias)
 
 
-class BatchNorm1d(_CenterScale, nn.BatchNorm1d):
+class _BatchNorm(_CenterScale):
+    """torch's batch norm with `center` and `scale` in place of `affine`. `momentum` is
+    PyTorch's (the weight of the new batch); the builder converts Keras' to it."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, center: bool = True,
+                 scale: bool = True):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=center or scale)  # type: ignore[call-arg]
+        self._keep(center, scale)
+
+
+class BatchNorm1d(_BatchNorm, nn.BatchNorm1d):
     """Batch normalization of a (N, F) vector's features."""
 
 
-class BatchNorm2d(_CenterScale, nn.BatchNorm2d):
+class BatchNorm2d(_BatchNorm, nn.BatchNorm2d):
     """Batch normalization of a (N, C, H, W) image's channels."""
 
 
-class BatchNormSequence(_CenterScale, nn.BatchNorm1d):
+class BatchNormSequence(_BatchNorm, nn.BatchNorm1d):
     """Batch normalization of a (N, T, F) sequence's features (Keras' axis=-1): the
     statistics run over the batch and every time step."""
 
@@ -65,15 +76,18 @@ def batch_norm(rank: int, features: int, momentum: float, eps: float, center: bo
     """A batch norm for a sample of `rank` (1 vector, 2 sequence, 3 image).
 
     `momentum` is Keras' (the weight of the old running value, 0.99 by default);
-    PyTorch's is the weight of the new batch value, so it gets 1 - momentum."""
+    PyTorch's is the weight of the new batch value, so the module gets 1 - momentum."""
     cls = {1: BatchNorm1d, 2: BatchNormSequence, 3: BatchNorm2d}[rank]
-    module = cls(features, eps=eps, momentum=1.0 - momentum, affine=center or scale)
-    module._keep(center, scale)
-    return module
+    return cls(features, eps=eps, momentum=round(1.0 - momentum, 12), center=center, scale=scale)
 
 
 class LayerNorm(_CenterScale, nn.LayerNorm):
-    """Layer normalization over the last axis (features of a vector or sequence)."""
+    """Layer normalization over the last axis (features of a vector or sequence), with
+    `center` and `scale` in place of `elementwise_affine` and `bias`."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5, center: bool = True, scale: bool = True):
+        super().__init__(normalized_shape, eps=eps, elementwise_affine=center or scale, bias=center)
+        self._keep(center, scale)
 
 
 class LayerNormChannels(LayerNorm):
@@ -86,9 +100,7 @@ class LayerNormChannels(LayerNorm):
 
 def layer_norm(rank: int, features: int, eps: float, center: bool, scale: bool) -> nn.Module:
     cls = LayerNormChannels if rank == 3 else LayerNorm
-    module = cls(features, eps=eps, elementwise_affine=center or scale, bias=center)
-    module._keep(center, scale)
-    return module
+    return cls(features, eps=eps, center=center, scale=scale)
 
 
 class LocalResponseNorm(nn.LocalResponseNorm):
@@ -291,20 +303,25 @@ class Reduce(nn.Module):
         return f"{self.op}, dim={self.dim}, keepdims={self.keepdims}"
 
 
-ELEMENTWISE = {"abs": torch.abs, "square": torch.square, "sqrt": torch.sqrt, "exp": torch.exp, "log": torch.log}
-
-
 class Elementwise(nn.Module):
     """A parameter-free function of each value: abs, square, sqrt, exp or log."""
 
     def __init__(self, op: str):
         super().__init__()
-        if op not in ELEMENTWISE:
+        if op not in ("abs", "square", "sqrt", "exp", "log"):
             raise ValueError(f"unknown elementwise function {op!r}")
         self.op = op
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ELEMENTWISE[self.op](x)
+        if self.op == "abs":
+            return torch.abs(x)
+        if self.op == "square":
+            return torch.square(x)
+        if self.op == "sqrt":
+            return torch.sqrt(x)
+        if self.op == "exp":
+            return torch.exp(x)
+        return torch.log(x)
 
     def extra_repr(self) -> str:
         return self.op

@@ -19,7 +19,7 @@ from torch import nn
 
 
 class Sequence(nn.Module):
-    """Child modules in order; `steps` is a list of (name, module, activation or None).
+    """Child modules in order; `steps` is a list of (name, module) or (name, module, activation).
 
     `final` names the softmax/sigmoid that ends the sequence, if any ("step": a whole
     activation step, "trailing": the last child's trailing activation, "nested": the last
@@ -30,9 +30,9 @@ class Sequence(nn.Module):
         super().__init__()
         # Plain attributes first, children after: a layer may be named like one.
         self.final = final
-        self._names = [name for name, _, _ in steps]
-        self._activations = [activation for _, _, activation in steps]
-        for name, module, _ in steps:
+        self._names = [step[0] for step in steps]
+        self._activations = [step[2] if len(step) > 2 else None for step in steps]
+        for name, module, *_ in steps:
             # Written straight into _modules so that any identifier can name a layer,
             # even one that is also an nn.Module attribute (`train`, `eval`).
             self._modules[name] = module

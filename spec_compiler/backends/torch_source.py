@@ -194,7 +194,7 @@ class _Writer:
         init_lines = []
         for step_name, child, _ in _steps(module):
             target = f"self.{step_name}" if _attribute_ok(step_name) else f'self._modules["{step_name}"]'
-            init_lines.append(f"{target} = {self.expr(child, 8 + len(target) + 3)}")
+            init_lines.append(f"        {target} = {render(self.expr(child), 8, 8 + len(target) + 3)}")
         logits_lines, final_expr = self.forward_lines(module)
         summary = model.summary()
         dtype = "int64 token ids" if ir.input.type.dtype == "int" else "float32"
@@ -213,7 +213,7 @@ class _Writer:
             "",
             "    def __init__(self):",
             "        super().__init__()",
-            *(textwrap.indent(line, " " * 8) for line in init_lines),
+            *init_lines,
             "",
         ]
         if final_expr is None:
@@ -310,28 +310,28 @@ class _Writer:
         elif kind is nn.Softplus and module.beta == 1 and module.threshold == 20:
             text = "F.softplus({x})"
         else:
-            return f"{self.expr(module, 0)}({{x}})".replace("{", "{{").replace("}", "}}").replace("{{x}}", "{x}")
+            return flat(self.expr(module)).replace("{", "{{").replace("}", "}}") + "({x})"
         if text.startswith("F."):
             self.imports["F"] = "torch.nn.functional"
         return text
 
     # -- module expressions --
 
-    def expr(self, module: nn.Module, indent: int) -> str:
+    def expr(self, module: nn.Module) -> "Doc":
+        """The constructor call that makes `module`, as a layout tree (see `render`)."""
         record = self.records.get(id(module))
         if record is None or record.module is not module:
             raise EmitError(f"cannot write {type(module).__name__} as source: it was not made by a constructor "
                             "(a copy); write the layer so that its builder constructs it")
         name = self.class_reference(record.cls)
-        arguments = [self.value(v, indent + 4) for v in record.positional]
-        arguments += [f"{k}={self.value(v, indent + 4)}" for k, v in record.keywords.items()]
-        text = _call(name, arguments, indent)
+        arguments = [self.value(v) for v in record.positional]
+        arguments += [Doc(f"{k}=", [self.value(v)], "") for k, v in record.keywords.items()]
+        doc = Doc(name + "(", arguments, ")")
         changed = self.changed_attributes(module, record)
         if changed:
             self.uses_set = True
-            extra = [f"{k}={self.value(v, indent + 4)}" for k, v in changed.items()]
-            text = _call("_set", [text, *extra], indent)
-        return text
+            doc = Doc("_set(", [doc, *(Doc(f"{k}=", [self.value(v)], "") for k, v in changed.items())], ")")
+        return doc
 
     def changed_attributes(self, module: nn.Module, record: Call) -> dict[str, Any]:
         """Plain attributes the builder set after construction (they differ from a fresh instance's)."""
@@ -350,9 +350,9 @@ class _Writer:
                 changed[key] = value
         return changed
 
-    def value(self, value: Any, indent: int) -> str:
+    def value(self, value: Any) -> "Doc | str":
         if isinstance(value, nn.Module):
-            return self.expr(value, indent)
+            return self.expr(value)
         if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
             return repr(value)
         if isinstance(value, float):
@@ -362,14 +362,12 @@ class _Writer:
                 return 'float("nan")'
             return repr(value)
         if isinstance(value, (list, tuple)):
-            items = [self.value(v, indent + 4) for v in value]
-            open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
-            if isinstance(value, tuple) and len(items) == 1:
-                items = [items[0] + ","]
-            return _bracket(open_, items, close, indent)
+            items = [self.value(v) for v in value]
+            if isinstance(value, list):
+                return Doc("[", items, "]")
+            return Doc("(", items, ",)" if len(items) == 1 else ")")
         if isinstance(value, dict):
-            items = [f"{self.value(k, indent + 4)}: {self.value(v, indent + 4)}" for k, v in value.items()]
-            return _bracket("{", items, "}", indent)
+            return Doc("{", [Doc(f"{self.value(k)}: ", [self.value(v)], "") for k, v in value.items()], "}")
         if isinstance(value, torch.dtype):
             return str(value)
         if isinstance(value, torch.device):
@@ -484,17 +482,41 @@ def _quiet():
         yield
 
 
-def _call(name: str, arguments: list[str], indent: int) -> str:
-    return _bracket(name + "(", arguments, ")", indent)
+@dataclass
+class Doc:
+    """A bracketed expression to lay out: `open` items joined by ", " `close`. A Doc
+    with an empty `close` and one item is a prefix (`stride=` value)."""
+
+    open: str
+    items: list
+    close: str
 
 
-def _bracket(open_: str, items: list[str], close: str, indent: int) -> str:
-    one_line = open_ + ", ".join(items) + close
-    if "\n" not in one_line and indent + len(one_line) <= LINE:
+def flat(doc: "Doc | str") -> str:
+    if isinstance(doc, str):
+        return doc
+    if doc.close == "" and len(doc.items) == 1:
+        return doc.open + flat(doc.items[0])
+    return doc.open + ", ".join(flat(item) for item in doc.items) + doc.close
+
+
+def render(doc: "Doc | str", indent: int, column: int) -> str:
+    """Lay out `doc` starting at `column` on a line indented by `indent`: on one line if it
+    fits, else hugging its last item (`("name", Residual(`), else one item per line."""
+    one_line = flat(doc)
+    if isinstance(doc, str) or column + len(one_line) <= LINE:
         return one_line
-    pad = " " * 4
-    inner = ",\n".join(textwrap.indent(item, pad) for item in items)
-    return f"{open_}\n{inner},\n{close}"
+    if doc.close == "" and len(doc.items) == 1:  # keyword=value
+        return doc.open + render(doc.items[0], indent, column + len(doc.open))
+    items = doc.items
+    if items and isinstance(items[-1], Doc):
+        head = doc.open + "".join(flat(item) + ", " for item in items[:-1])
+        last = items[-1]
+        if column + len(head) + len(last.open) < LINE and len(head) <= LINE // 2:
+            return head + render(last, indent, column + len(head)) + doc.close
+    inner = indent + 4
+    lines = [" " * inner + render(item, inner, inner) + "," for item in items]
+    return doc.open + "\n" + "\n".join(lines) + "\n" + " " * indent + doc.close
 
 
 class _FreeNames(ast.NodeVisitor):

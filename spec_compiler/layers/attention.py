@@ -87,14 +87,14 @@ class AttentionParams(LayerParams, KernelOptions):
     @model_validator(mode="after")
     def _consistent(self):
         if self.units is not None and self.score != "additive":
-            raise ValueError(f"units= sets the size of additive scores; score={self.score} has none "
-                             "(write score=additive)")
+            raise ValueError(f"with score={self.score} takes no units= (it sizes additive scores: "
+                             "use `attention score=additive units=U` or `bahdanau_attention U`)")
         if self.scale and self.score == "additive":
-            raise ValueError("scale=true divides dot and general scores by sqrt(F); additive scores are not scaled")
+            raise ValueError("with score=additive takes no scale=true (it divides dot and general scores by sqrt(F))")
         if self.score == "dot":
             given = [o for o in KernelOptions.model_fields if getattr(self, o) is not None]
             if given:
-                raise ValueError(f"{given[0]}= does not apply: dot attention has no weights")
+                raise ValueError(f"with score=dot has no weights, so {given[0]}= does not apply")
         return self
 
 
@@ -183,7 +183,7 @@ class MultiheadParams(LayerParams, WeightOptions):
         if not self.bias:
             given = [o for o in ("bias_init", "bias_regularizer", "bias_constraint") if getattr(self, o) is not None]
             if given:
-                raise ValueError(f"{given[0]}= does not apply: bias=false removes the biases")
+                raise ValueError(f"with bias=false has no biases, so {given[0]}= does not apply")
         return self
 
 

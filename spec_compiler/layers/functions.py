@@ -22,7 +22,7 @@ library is a plugin layer (`--plugin module`).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -107,9 +107,9 @@ class ClipParams(LayerParams):
     @model_validator(mode="after")
     def _bounds(self):
         if self.min is None and self.max is None:
-            raise ValueError("clip needs min=, max= or both, e.g. `clip 0 6`")
+            raise ValueError("needs min=, max= or both, e.g. `clip 0 6`")
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"clip needs min <= max, got min={self.min}, max={self.max}")
+            raise ValueError(f"needs min <= max, got min={self.min}, max={self.max}")
         return self
 
 

@@ -13,6 +13,8 @@ Keras conventions, because the course material uses them:
   scale gamma, PyTorch's `weight`) can each be turned off, as in Keras. `init=`,
   `regularizer=`, `constraint=` apply to gamma; `bias_init=` and the other `bias_*`
   options to beta.
+- A trailing activation word applies after the normalization: `batchnorm relu` is
+  `batchnorm -> relu`.
 - Parameter counts: batchnorm holds gamma and beta (trainable, C each) and the running
   mean and variance (non-trainable, C each): 4C in all, as Keras' summary reports.
   (PyTorch's `num_batches_tracked` counter is not a parameter and is not counted.)
@@ -30,7 +32,7 @@ from pydantic import Field, model_validator
 
 from ..options import WeightOptions
 from ..shapes import ShapeError, TensorType, describe
-from .base import Count, LayerKind, LayerParams, Slot, register, require_float
+from .base import ActivationName, Count, LayerKind, LayerParams, Slot, register, require_float
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -42,6 +44,7 @@ class _AffineOptions(LayerParams, WeightOptions):
     eps: PositiveFloat = 1e-3
     center: bool = True
     scale: bool = True
+    activation: ActivationName | None = None
 
     @model_validator(mode="after")
     def _options_have_a_target(self):
@@ -49,7 +52,7 @@ class _AffineOptions(LayerParams, WeightOptions):
             if not getattr(self, flag):
                 given = [o for o in options if getattr(self, o) is not None]
                 if given:
-                    raise ValueError(f"{given[0]}= applies to {what}, which {flag}=false removes")
+                    raise ValueError(f"with {flag}=false has no {what}, so {given[0]}= does not apply")
         return self
 
 
@@ -102,12 +105,12 @@ def _batchnorm_build(p: BatchNormParams, x: TensorType, y: TensorType):
 register(LayerKind(
     name="batchnorm", aliases=("batch_norm", "bn"), params=BatchNormParams,
     shape=_same_shape("batchnorm"), count=_batchnorm_count, flops=_per_value_flops, build=_batchnorm_build,
-    category="normalization", example="batchnorm",
+    category="normalization", example="batchnorm relu",
     doc="batch normalization (Ioffe & Szegedy 2015) of the features: the channels of a CxHxW image "
         "(PyTorch's BatchNorm2d), the features of a TxF sequence over every step, or a vector's. "
         "Keras conventions: momentum=0.99 (PyTorch gets 1 - momentum), eps=1e-3, center= (beta) and "
         "scale= (gamma); counts gamma and beta as trainable and the running mean and variance as "
-        "non-trainable parameters (4C in all)",
+        "non-trainable parameters (4C in all); `batchnorm relu` applies relu after it",
 ))
 
 
@@ -148,7 +151,7 @@ class LrnParams(LayerParams):
     @model_validator(mode="after")
     def _odd(self):
         if self.size % 2 == 0:
-            raise ValueError(f"lrn size must be odd (a window centered on each channel), got {self.size}")
+            raise ValueError(f"size must be odd (a window centered on each channel), got {self.size}")
         return self
 
 

@@ -1,0 +1,85 @@
+"""`specc predict MODEL.onnx INPUT...`: top classes from an exported model (no torch).
+
+INPUT is a .npy/.npz file (a batch, or one sample), an image file, a .txt file (one
+text), or text itself. For a text model given words that are not files, the words are
+joined into one text, so `specc predict spam.onnx win a free phone` works unquoted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpecError, UsageError
+from .runtime import IMAGE_SUFFIXES, ModelInputError, load, load_array, top_classes
+
+
+def _inputs(model, items: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+    """(a name per sample, the batch array)."""
+    files = [Path(i) for i in items if Path(i).is_file()]
+    if model.kind == "tokens" and not files:
+        text = " ".join(items)
+        return [text if len(text) <= 40 else text[:37] + "..."], model.prepare([text])
+    names, arrays = [], []
+    for item in items:
+        path = Path(item)
+        if not path.is_file():
+            raise UsageError(f"no such input file: {item}")
+        suffix = path.suffix.lower()
+        if suffix in (".npy", ".npz"):
+            array = model.prepare(load_array(path))
+            names += [f"{path.name}[{i}]" for i in range(len(array))] if len(array) > 1 else [path.name]
+        elif suffix in IMAGE_SUFFIXES:
+            array = model.prepare(str(path))
+            names.append(path.name)
+        elif suffix in (".txt", ".text", ".md", ""):
+            if model.kind != "tokens":
+                raise UsageError(f"{item}: a text file, but this model takes {model.kind} inputs")
+            array = model.prepare([path.read_text(encoding="utf-8", errors="replace")])
+            names.append(path.name)
+        else:
+            raise UsageError(f"{item}: unknown input type (use .npy, .npz, an image file, .txt, or text)")
+        arrays.append(array)
+    return names, np.concatenate(arrays)
+
+
+def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: bool) -> str:
+    try:
+        model = load(model_file)
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds for bad files
+        raise SpecError.at(None, f"cannot load {model_file}: {str(error).strip().splitlines()[0]}") from None
+    try:
+        names, x = _inputs(model, items)
+        y = model.predict(x)
+    except UsageError:
+        raise
+    except ModelInputError as error:
+        raise SpecError.at(None, str(error)) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError.at(None, f"cannot read the input: {error}") from None
+    except Exception as error:  # noqa: BLE001 - onnxruntime's errors on a bad input
+        raise SpecError.at(None, f"ONNX Runtime rejected the input: {str(error).strip().splitlines()[0]}") from None
+    classifier = model.metadata.get("output", {}) or {}
+    is_classifier = classifier.get("activation") in ("softmax", "sigmoid") if isinstance(classifier, dict) else False
+    results = []
+    for name, row in zip(names, y):
+        entry = {"input": name}
+        if is_classifier and row.ndim == 1:
+            entry["top"] = [{"label": label, "probability": p} for label, p in top_classes(row, model.labels, top)]
+        else:
+            entry["output"] = np.asarray(row).tolist()
+        results.append(entry)
+    if as_json:
+        return json.dumps({"model": model_file, "predictions": results})
+    lines = []
+    for entry in results:
+        if "top" in entry:
+            lines.append(f"{entry['input']}:")
+            lines.extend(f"  {t['label']:>12}  {t['probability']:.4f}" for t in entry["top"])
+        else:
+            flat = np.asarray(entry["output"]).ravel()
+            shown = ", ".join(f"{v:.4g}" for v in flat[:8]) + (", ..." if flat.size > 8 else "")
+            lines.append(f"{entry['input']}: output {'x'.join(map(str, np.shape(entry['output'])))} [{shown}]")
+    return "\n".join(lines)
