@@ -201,13 +201,13 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
     except TrainingInterrupted as stop:
         where = stop.run_dir
         if stop.saved:
-            click.echo(f"interrupted at epoch {stop.epoch}, step {stop.step + 1}: checkpoint saved in "
+            click.echo(f"interrupted in epoch {stop.epoch} after {stop.step} step(s): checkpoint saved in "
                        f"{where}/checkpoint.pt; continue with: specc train {spec} --out {where} --resume", err=True)
         else:
             click.echo(f"interrupted: the last epoch's checkpoint is in {where}/checkpoint.pt; continue with: "
                        f"specc train {spec} --out {where} --resume", err=True)
         sys.exit(130)
-    if result.run_dir is None:  # a DDP process other than rank 0
+    if not result.is_main:  # a DDP process other than rank 0
         return
     if as_json:
         click.echo(json.dumps(result.to_json()))

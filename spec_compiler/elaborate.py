@@ -24,6 +24,7 @@ from .shapes import TensorType
 from .train_config import TrainConfig
 
 INPUT_KINDS = ("image", "vector", "sequence", "tokens")
+MAX_BLOCK_DEPTH = 50  # blocks using blocks using blocks...: deeper would exhaust Python's stack
 MAX_LAYERS = 50_000  # after expanding blocks and repeats: past this, `repeat 10**9 { }` would hang
 BODY_MARKERS = {"branch": ("concat", "add"), "shortcut": ("residual",)}
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -267,6 +268,11 @@ class _Elaborator:
 
     def block_use(self, layer: ast.Layer, scope: Scope, ctx: Context) -> Node | None:
         block = self.blocks[layer.word]
+        if len(ctx.expanding) >= MAX_BLOCK_DEPTH:
+            self.error(layer.span, f"blocks nested more than {MAX_BLOCK_DEPTH} deep "
+                                   f"({' -> '.join(ctx.expanding[:3])} -> ... -> {block.name})",
+                       "use fewer levels of blocks inside blocks")
+            return None
         if block.name in ctx.expanding:
             chain = " -> ".join((*ctx.expanding[ctx.expanding.index(block.name):], block.name))
             self.error(layer.span, f"block `{block.name}` uses itself ({chain})", "a block cannot contain itself")
@@ -382,6 +388,18 @@ class _Elaborator:
         if kind.takes_activation and args and isinstance(args[-1], ast.Name) and args[-1].name in activations:
             values["activation"], spans["activation"] = args[-1].name, args[-1].span
             args.pop()
+        # an activation word left among the positional arguments: a second one, or one
+        # on a kind that takes none (`dense 10 relu softmax`, `dropout 0.5 relu`)
+        stray = next((a for a in args if isinstance(a, ast.Name) and a.name in activations), None)
+        if stray is not None:
+            if "activation" in values:
+                self.error(stray.span, f"`{layer.word}` takes one activation word, got `{stray.name}` "
+                                       f"and `{values['activation']}`",
+                           f"make the second a layer of its own: `... {stray.name} -> {values['activation']}`")
+            else:
+                self.error(stray.span, f"`{layer.word}` takes no activation word",
+                           f"make it a layer of its own: `{layer.word} ... -> {stray.name}`")
+            return None, None
         queue = list(args)
         for slot in kind.slots:
             if not queue:
@@ -420,8 +438,9 @@ class _Elaborator:
                            if option.key in spans and option.key not in {o.key for o in layer.options[:layer.options.index(option)]}
                            else f"option `{option.key}` is given twice")
                 return None, None
-            values[option.key] = ast.plain(self.substitute(option.value, ctx))
-            spans[option.key] = option.value.span
+            value = self.substitute(option.value, ctx)
+            values[option.key] = ast.plain(value)
+            spans[option.key] = value.span  # a block argument: where the use passes it
         return values, spans
 
     def unbound_names(self, layer: ast.Layer, ctx: Context) -> dict[Span, tuple[str, str]]:
@@ -445,7 +464,13 @@ class _Elaborator:
                 if unbound and span in unbound and item["type"] in (*_TYPE_ERRORS, "union_type"):
                     self.sink.add(self.unknown_name(*unbound[span], span))
                     continue
-                self.sink.add(_validation_diagnostic(item, what, field_name, values.get(field_name), span))
+                diagnostic = _validation_diagnostic(item, what, field_name, values.get(field_name), span)
+                if item["type"] == "extra_forbidden" and len(item["loc"]) == 1:
+                    fields = [f for f in model.model_fields if f not in values]
+                    diagnostic = Diagnostic(diagnostic.message, diagnostic.span,
+                                            did_you_mean(str(item["loc"][0]), fields)
+                                            or f"its options: {', '.join(model.model_fields)}")
+                self.sink.add(diagnostic)
             return None
 
     def unknown_name(self, name: str, block: str, span: Span) -> Diagnostic:
@@ -515,10 +540,18 @@ def _validation_diagnostic(item: dict, what: str, field_name: str | None, value:
     if item["type"] == "missing":
         return Diagnostic(f"`{what}` needs a value for `{field_name}`", span, _missing_hint(what))
     if item["type"] == "extra_forbidden":
+        if len(item["loc"]) == 2 and isinstance(value, dict) and "kind" in value:  # adam(beta=...)
+            word, fields = str(item["loc"][1]), _call_fields(value["kind"])
+            return Diagnostic(f"`{value['kind']}` has no option `{word}`", span,
+                              did_you_mean(word, fields) or (f"its options: {', '.join(fields)}" if fields
+                                                            else f"`{value['kind']}` takes no options"))
         return Diagnostic(f"`{what}` has no option `{'.'.join(map(str, item['loc']))}`", span)
     location = ".".join(str(part) for part in item["loc"]
                         if not isinstance(part, int) and part != field_name and not _is_type_tag(part))
-    subject = f"{what} {field_name}" + (f" ({location})" if location else "") if field_name else what
+    if field_name and location and isinstance(value, dict) and "kind" in value:
+        subject = f"{what} {field_name}={value['kind']}: {location}"  # dense init=normal: std ...
+    else:
+        subject = f"{what} {field_name}" + (f" ({location})" if location else "") if field_name else what
     shown = _show(item.get("input", value)) if item["type"] not in ("value_error", "assertion_error") or field_name else None
     suffix = f", got {shown}" if shown is not None and item["type"] != "value_error" else ""
     return Diagnostic(f"{subject} {message}{suffix}", span)
@@ -583,6 +616,20 @@ def _merge_union_errors(errors: list[dict]) -> list[dict]:
         choices = ", ".join(nouns[:-1]) + f" or {nouns[-1]}" if len(nouns) > 1 else (nouns[0] if nouns else "valid")
         result.append({**group[0], "type": "union_type", "msg": f"must be {choices}", "loc": (item["_group"],)})
     return result
+
+
+def _call_fields(kind: str) -> list[str]:
+    """The options of an initializer, regularizer, constraint, loss, optimizer... by name."""
+    from . import options, train_config
+
+    tables = [options.INITIALIZERS, options.REGULARIZERS, options.CONSTRAINTS, train_config.LOSSES,
+              train_config.OPTIMIZERS, train_config.SCHEDULES, train_config.METRICS, train_config.AUGMENTATIONS,
+              train_config.NORMALIZATIONS, {"early_stopping": train_config.EARLY_STOPPING}]
+    fields: list[str] = []
+    for table in tables:
+        if kind in table:
+            fields += [f for f in table[kind].model_fields if f != "kind" and f not in fields]
+    return fields
 
 
 def _missing_hint(what: str) -> str | None:

@@ -6,6 +6,7 @@ spec is checked instantly and a too-large model is rejected before it exists.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .errors import Diagnostic, SpecError
@@ -94,9 +95,14 @@ def _infer_sequence(nodes, x: TensorType, prefix: str, producer: _Producer, ir: 
     return tuple(infos)
 
 
+@functools.lru_cache(maxsize=8)
+def _lines(source: str) -> list[str]:
+    return source.splitlines()
+
+
 def _word(node: Node, ir: ModelIR) -> str:
     """The word the user wrote for a node (`conv`, not `conv2d`)."""
-    lines = ir.source.splitlines()
+    lines = _lines(ir.source)  # split once per file, not once per node
     if 1 <= node.span.line <= len(lines) and node.span.end_column:
         return lines[node.span.line - 1][node.span.column - 1 : node.span.end_column - 1]
     return node.kind
@@ -119,11 +125,15 @@ class _BodyInference:
         self.bodies = len(node.bodies)
         self.kinds = tuple(tuple(n.kind for n in body) for body in node.bodies)
         self.results: dict[int, tuple[LayerInfo, ...]] = {}
+        self._cache: dict[tuple[int, TensorType], tuple[LayerInfo, ...]] = {}
 
     def __call__(self, index: int, x: TensorType) -> BodyResult:
-        label = body_label(REGISTRY[self.node.kind].body, index)
-        prefix = f"{self.path}.{label}." if label else f"{self.path}."
-        infos = _infer_sequence(self.node.bodies[index], x, prefix, self.producer, self.ir)
+        key = (index, x)
+        if key not in self._cache:  # a rule may ask twice; bodies are inferred once per input
+            label = body_label(REGISTRY[self.node.kind].body, index)
+            prefix = f"{self.path}.{label}." if label else f"{self.path}."
+            self._cache[key] = _infer_sequence(self.node.bodies[index], x, prefix, self.producer, self.ir)
+        infos = self._cache[key]
         self.results[index] = infos
         result = _summed(infos)
         return BodyResult(result.output or x, result.count, result.flops)
@@ -140,6 +150,8 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
             flops = kind.flops(node.params, x, y)
         else:
             bodies = _BodyInference(node, path, producer, ir)
+            if kind.body in ("branches", "residual"):
+                _check_parallel_bodies(bodies, x, ir)
             y = kind.shape(node.params, x, bodies)
             results = [_summed(bodies.results.get(i, ())) for i in range(len(node.bodies))]
             own_count = kind.count(node.params, x, y, results)
@@ -150,11 +162,27 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
         message = error.message
         if error.about_input:
             message = f"{message} ({producer})"
-        raise SpecError(Diagnostic(message, node.span, error.hint), ir.source) from None
+        span = node.span
+        if error.body is not None and 0 <= error.body < len(node.body_spans):
+            span = node.body_spans[error.body]
+        raise SpecError(Diagnostic(message, span, error.hint), ir.source) from None
     children = tuple(bodies.results.get(i, ()) for i in range(len(node.bodies))) if bodies else ()
     child_bytes = sum(c.activation_bytes for body in children for c in body)
     own_bytes = 0 if node.kind == "group" else y.numel_estimate() * BYTES_PER_VALUE
     return LayerInfo(node, path, x, y, own_count, flops, own_bytes + child_bytes, children)
+
+
+def _check_parallel_bodies(bodies: _BodyInference, x: TensorType, ir: ModelIR) -> None:
+    """Branches (and a residual's body and shortcut) all read the same input, so a mistake
+    in one does not hide a mistake in another: infer each, and report all their errors."""
+    found: list[Diagnostic] = []
+    for index in range(bodies.bodies):
+        try:
+            bodies(index, x)
+        except SpecError as error:
+            found += [d for d in error.diagnostics if d not in found]
+    if found:
+        raise SpecError(found, ir.source)
 
 
 def _summed(infos: tuple[LayerInfo, ...]) -> BodyResult:

@@ -105,9 +105,13 @@ def load_plugins(plugins: Iterable[str]) -> tuple[str, ...]:
 
 def compile_source(source: str, path: str = "<spec>", plugins: Iterable[str] = (), limits: Limits = Limits()) -> Model:
     loaded = load_plugins(plugins)
-    spec = parse(source, path)
-    ir = elaborate(spec)
-    return Model(infer(ir, limits), loaded)
+    try:
+        spec = parse(source, path)
+        ir = elaborate(spec)
+        return Model(infer(ir, limits), loaded)
+    except RecursionError:  # a last resort: the parser and elaboration limit nesting first
+        raise SpecError.at(None, "the spec is nested too deeply to check",
+                           "use fewer levels of bodies and blocks inside one another") from None
 
 
 def load(path: str | Path, plugins: Iterable[str] = (), limits: Limits = Limits()) -> Model:

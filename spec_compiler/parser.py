@@ -14,6 +14,7 @@ from . import ast
 from .errors import Diagnostic, Span, SpecError
 
 MAX_SYNTAX_ERRORS = 20
+MAX_NESTING = 50  # `{ }` bodies inside one another; real models nest a handful
 
 
 def grammar_text() -> str:
@@ -26,7 +27,9 @@ def grammar_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    # Spans come from tokens (which always carry their position), so lark need not
+    # propagate positions into every tree node: that halves the parse time.
+    return Lark(grammar_text(), parser="lalr", propagate_positions=False, maybe_placeholders=True)
 
 
 def _span(path: str, item) -> Span:
@@ -59,9 +62,9 @@ class _ToAst(Transformer):
         (token,) = children
         return ast.String(python_ast.literal_eval(str(token)), self._s(token))
 
-    @v_args(meta=True)
-    def unknown(self, meta, children):
-        return ast.Unknown(Span(self.path, meta.line, meta.column, meta.column + 1))
+    def unknown(self, children):
+        (token,) = children
+        return ast.Unknown(self._s(token))
 
     def name(self, children):
         (token,) = children
@@ -74,9 +77,9 @@ class _ToAst(Transformer):
         options = tuple(r for r in rest if isinstance(r, ast.Option))
         return ast.Call(str(name), args, options, self._s(name))
 
-    @v_args(meta=True)
-    def list(self, meta, children):
-        return ast.ListValue(tuple(c for c in children if c is not None), _span(self.path, meta))
+    def list(self, children):
+        bracket, *items = children
+        return ast.ListValue(tuple(c for c in items if c is not None), self._s(bracket))
 
     def option(self, children):
         key, value = children
@@ -104,10 +107,10 @@ class _ToAst(Transformer):
     def option_line(self, children):
         return tuple(children)
 
-    @v_args(meta=True)
-    def train_section(self, meta, children):
-        options = tuple(o for line in children for o in line)
-        return ast.TrainSection(options, _span(self.path, meta))
+    def train_section(self, children):
+        word, *lines = children
+        options = tuple(o for line in lines for o in line)
+        return ast.TrainSection(options, self._s(word))
 
     def body(self, children):
         return tuple(children)
@@ -146,6 +149,11 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
             text = _blank_line(error, text)
     if diagnostics:
         raise SpecError(diagnostics, source)
+    too_deep = _too_deep(source)
+    if too_deep is not None:  # checked after parsing: a syntax error is the likelier mistake
+        line, column = too_deep
+        raise SpecError(Diagnostic(f"bodies nested more than {MAX_NESTING} deep", Span(path, line, column, column + 1),
+                                   "flatten the structure, or define a block for the inner part"), source)
     statements = _ToAst(path).transform(tree)
     return ast.SpecFile(path, source, tuple(statements))
 
@@ -255,6 +263,31 @@ def _position_of(text: str, offset: int) -> tuple[int, int]:
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return line, column
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Where `{` nesting first passes MAX_NESTING (deeper specs would exhaust Python's stack)."""
+    depth = 0
+    in_comment = False
+    quote = None
+    for offset, char in enumerate(text):
+        if char == "\n":
+            in_comment = False
+        if in_comment:
+            continue
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "#":
+            in_comment = True
+        elif char == "{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return _position_of(text, offset)
+        elif char == "}":
+            depth -= 1
+    return None
 
 
 def _unclosed_brace(text: str) -> tuple[int, int] | None:

@@ -18,10 +18,14 @@ Dim = Union[int, str]
 class ShapeError(Exception):
     """A shape rule's complaint; inference attaches the layer's span to it."""
 
-    def __init__(self, message: str, hint: str | None = None, about_input: bool = False):
+    def __init__(self, message: str, hint: str | None = None, about_input: bool = False,
+                 body: int | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # For structural kinds: the index of the body (`shortcut { }`, a `branch { }`)
+        # at fault, so that the caret points at it rather than at the whole layer.
+        self.body = body
         # True when the message names the incoming shape: inference then says
         # which earlier layer produced it.
         self.about_input = about_input

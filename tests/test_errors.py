@@ -47,6 +47,8 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "unknown_initializer": (3, 15, 1, "unknown initializer `he_normall`"),
     "unknown_input_kind": (2, 7, 1, "unknown input kind `img`"),
     "unknown_train_option": (5, 8, 4, "unknown loss `binary_crossentropi`"),
+    "unknown_call_option": (2, 16, 3, "`input` has no option `vocabulary`"),
+    "activation_words": (3, 10, 2, "`dense` takes one activation word, got `relu` and `softmax`"),
     # wrong types or ranges
     "units_zero": (3, 7, 1, "dense units must be greater than 0, got 0"),
     "dropout_range": (4, 9, 1, "dropout rate must be less than 1, got 1.5"),
@@ -63,12 +65,12 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "conv_on_vector": (3, 1, 1, "conv2d expects an image CxHxW, got 64 (a vector) (from input vector at line 2)"),
     "reshape_count": (3, 1, 1, "reshape to 3x30 (90 elements) from 100 (100 elements): the element counts differ "
                                "(from input vector at line 2)"),
-    "concat_mismatch": (3, 1, 1, "concat branches must agree on every size except channels: branch 1 gives 8x32x32, "
+    "concat_mismatch": (5, 3, 1, "concat branches must agree on every size except channels: branch 1 gives 8x32x32, "
                                  "branch 2 gives 8x30x30"),
-    "add_mismatch": (3, 1, 1, "add branches give different shapes: branch 1 gives 16x32x32, branch 2 gives 32x32x32"),
+    "add_mismatch": (5, 3, 1, "add branches give different shapes: branch 1 gives 16x32x32, branch 2 gives 32x32x32"),
     "residual_no_projection": (3, 1, 1, "residual body changes the shape from 16x32x32 to 32x16x16, "
                                         "so its input cannot be added to it"),
-    "residual_wrong_projection": (3, 1, 1, "residual body gives 32x16x16 but its shortcut gives 32x32x32: "
+    "residual_wrong_projection": (5, 3, 1, "residual body gives 32x16x16 but its shortcut gives 32x32x32: "
                                            "they must match to be added"),
     "flatten_dynamic": (3, 1, 1, "flatten needs every size known, got ?x16 (a sequence, TxF) "
                                  "(from input sequence at line 2)"),
@@ -78,6 +80,7 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "block_arguments": (4, 12, 3, "block `basic` takes 2 argument(s), got 3"),
     "block_defined_twice": (3, 7, 1, "block `basic` is defined twice"),
     "block_unknown_name": (2, 23, 1, "unknown name `d` in block `basic`"),
+    "block_argument_type": (4, 12, 2, "conv stride must be greater than 0, got 0"),
     "repeat_count": (3, 8, 1, "repeat needs one whole number of times, at least 1"),
     "body_marker_outside": (3, 1, 1, "`branch { }` is only allowed directly inside `concat` or `add`"),
     # kinds of data
@@ -89,8 +92,12 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
                             "(the largest layer, dense_1, has 10,000,100,000)"),
     "activation_memory": (3, 1, 1, "the model needs 64.00 GiB of activations per sample, over the limit of 16.00 GiB "
                                    "(the largest, conv2d_1, needs 64.00 GiB)"),
+    # nesting deep enough to exhaust Python's stack
+    "nested_too_deep": (53, 10, 1, "bodies nested more than 50 deep"),
     # several errors at once
     "many_errors": (3, 12, 4, "unknown activation `rellu`"),
+    "branch_errors_all_reported": (4, 12, 2, "conv2d kernel 9x9 is larger than its input 16x8x8 (height 8) "
+                                             "(from input image at line 2)"),
     "too_many_errors": (3, 7, 24, "dense units must be greater than 0, got 0"),
     # the file as a whole
     "no_input": (1, 1, 1, "the spec has no `input` line"),
@@ -102,7 +109,7 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
 SUGGESTIONS = {
     "unknown_layer": "maxpool", "unknown_activation": "relu", "unknown_standalone_activation": "sigmoid",
     "unknown_option": "stride", "unknown_initializer": "he_normal", "unknown_input_kind": "image",
-    "undefined_block": "basic", "unknown_train_option": "binary_crossentropy",
+    "undefined_block": "basic", "unknown_train_option": "binary_crossentropy", "unknown_call_option": "betas",
 }
 
 
@@ -168,6 +175,16 @@ def test_limits_are_overridable():
     assert model.summary()["total_params"] == 10_000_100_000
     with pytest.raises(SpecError, match="activations per sample, over the limit of 0.00 GiB"):
         compile_source("input vector 100\ndense 100\n", "small.spec", limits=Limits(max_activation_bytes=100))
+
+
+def test_deep_block_chains_are_spec_errors():
+    blocks = "".join(f"block b{i}() {{ b{i + 1} }}\n" for i in range(60)) + "block b60() { dense 4 }\n"
+    with pytest.raises(SpecError, match=r"blocks nested more than 50 deep \(b0 -> b1 -> b2 -> ... -> b50\)"):
+        compile_source(blocks + "input vector 4\nb0\n", "chain.spec")
+    # bodies inside blocks inside bodies: past what the checks catch, still a SpecError
+    mixed = "".join(f"block b{i}() {{ " + "repeat 1 { " * 20 + f"b{i + 1}" + " }" * 20 + " }\n" for i in range(45))
+    with pytest.raises(SpecError, match="nested too deeply"):
+        compile_source(mixed + "block b45() { dense 4 }\ninput vector 4\nb0\n", "mixed.spec")
 
 
 # --- through the command line: exit codes, no traceback ------------------------------

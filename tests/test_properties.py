@@ -124,8 +124,48 @@ def vector_layer(draw, stack: Stack) -> None:
 
 
 @st.composite
+def sequence_layer(draw, stack: Stack) -> None:
+    t, f = stack.shape
+    choice = draw(st.sampled_from(["dense", "conv1d", "pool", "lstm", "gru", "act", "dropout", "layernorm"]))
+    if choice == "dense":  # per time step, as in Keras
+        units = draw(st.integers(1, 16))
+        stack.lines.append(f"dense {units} relu")
+        stack.params += f * units + units
+        stack.shape = (t, units)
+    elif choice == "conv1d" and t >= 3:
+        filters, kernel = draw(st.integers(1, 8)), draw(st.integers(1, 3))
+        stack.lines.append(f"conv1d {filters} {kernel} relu")
+        stack.params += filters * f * kernel + filters
+        stack.shape = (t - kernel + 1, filters)
+    elif choice == "pool" and t >= 2:
+        stack.lines.append(draw(st.sampled_from(["maxpool1d 2", "avgpool1d 2"])))
+        stack.shape = (t // 2, f)
+    elif choice in ("lstm", "gru"):
+        units = draw(st.integers(1, 12))
+        gates = 4 if choice == "lstm" else 3
+        stack.lines.append(f"{choice} {units} return_sequences=true")
+        stack.params += gates * (units * f + units * units + 2 * units)  # PyTorch: two bias vectors
+        stack.shape = (t, units)
+    elif choice == "act":
+        stack.lines.append(draw(st.sampled_from(["relu", "tanh", "softmax"])))
+    elif choice == "dropout":
+        stack.lines.append("dropout 0.2")
+    elif choice == "layernorm":
+        stack.lines.append("layernorm")
+        stack.params += 2 * f
+
+
+@st.composite
 def valid_stacks(draw) -> Stack:
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:
+        shape = (draw(st.integers(4, 20)), draw(st.integers(1, 12)))
+        stack = Stack(shape)
+        head = f"input sequence {shape[0]}x{shape[1]}"
+        for _ in range(draw(st.integers(0, 4))):
+            draw(sequence_layer(stack))
+        stack.lines.append(draw(st.sampled_from(["global_avgpool", "global_maxpool"])))
+        stack.shape = (stack.shape[1],)
+    elif draw(st.booleans()):
         shape = (draw(st.integers(1, 4)), draw(st.integers(4, 24)), draw(st.integers(4, 24)))
         stack = Stack(shape)
         head = f"input image {'x'.join(map(str, shape))}"
@@ -163,9 +203,10 @@ def test_valid_stacks_compile_to_the_expected_counts(stack):
 
 # --- random stacks of real words: compile or SpecError --------------------------------
 
-WORDS = sorted(set(REGISTRY.words()) | {"repeat", "branch", "shortcut", "block", "unknownword"})
+WORDS = sorted(set(REGISTRY.words()) | {"repeat", "branch", "shortcut", "block", "unknownword", "blk", "blk"})
 ARGUMENTS = st.sampled_from(["0", "1", "2", "3", "-1", "0.5", "1.5", "64", "3x3", "6x5x5", "2x2x2x2", "?x4",
-                             "relu", "same", "valid", "true", "x", "\"s\"", "[1, 2]", "l2(0.01)", "1e9"])
+                             "relu", "same", "valid", "true", "x", "\"s\"", "[1, 2]", "l2(0.01)", "1e9",
+                             "a", "b"])  # a, b: the parameters of the generated block `blk`
 OPTIONS = st.sampled_from(["stride", "pad", "bias", "units", "rate", "axis", "groups", "dilation", "activation",
                            "init", "name", "frozen", "heads", "return_sequences", "vocab", "size", "kernel"])
 INPUTS = st.sampled_from(["input image 3x16x16", "input image 1x4x4", "input vector 10", "input sequence ?x8",
@@ -185,9 +226,11 @@ def arbitrary_layer(draw, depth: int = 0) -> str:
 
 
 @SETTINGS
-@given(INPUTS, st.lists(arbitrary_layer(), min_size=0, max_size=6), st.sampled_from(["\n", " -> "]))
-def test_arbitrary_stacks_compile_or_raise_spec_error(head, layers, joiner):
-    _compile_or_spec_error(head + "\n" + joiner.join(layers) + "\n")
+@given(INPUTS, st.lists(arbitrary_layer(), min_size=0, max_size=6), st.sampled_from(["\n", " -> "]),
+       st.lists(arbitrary_layer(), min_size=0, max_size=3), st.sampled_from(["a, b=2", "a", "", "a, a", "b=1, a"]))
+def test_arbitrary_stacks_compile_or_raise_spec_error(head, layers, joiner, block_body, block_params):
+    block = f"block blk({block_params}) {{\n" + "\n".join(block_body) + "\n}\n"
+    _compile_or_spec_error(block + head + "\n" + joiner.join(layers) + "\n")
 
 
 # --- mutated real specs: only SpecError ------------------------------------------------

@@ -11,10 +11,11 @@ parameter whose name contains `bias` takes the `bias_*` options; one whose name 
 with `weight_hh` or `recurrent` (a recurrent kernel) takes `recurrent_*` options when the
 kind has them; every other parameter takes `init`, `regularizer` and `constraint`. A
 structural builder may copy a built body layer (bidirectional's backward copy): the copy
-gets the same options, drawn afresh. With no
-`init=` a layer keeps PyTorch's own initialization (Kaiming-uniform for dense and conv,
-N(0, 1) for embeddings, U(-1/sqrt(H), 1/sqrt(H)) for recurrent layers); a spec that names
-an initializer gets Keras' definition of it.
+gets the same options, its initializer drawn afresh.
+
+With no `init=` a layer keeps PyTorch's own initialization (Kaiming-uniform for dense and
+conv, N(0, 1) for embeddings, U(-1/sqrt(H), 1/sqrt(H)) for recurrent layers); a spec that
+names an initializer gets Keras' definition of it (docs/pytorch.md).
 
 `frozen` turns requires_grad off for every parameter of the node and its bodies, and, as
 Keras does for a non-trainable BatchNormalization, keeps the batch norms inside it in
@@ -24,6 +25,7 @@ inference mode (their running statistics stay fixed) even while the model trains
 from __future__ import annotations
 
 import contextlib
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -73,10 +75,14 @@ class SpecModule(Sequence):
         )
 
     def regularization_loss(self) -> torch.Tensor:
-        """The sum of every l1/l2 term (a scalar; zero when the spec has none)."""
+        """The sum of every l1/l2 term on trainable weights (as Keras: a frozen layer's
+        weights add none); a scalar, zero when the spec has none."""
         total = None
         for module, name, spec in self._regularized:
-            term = torch_weights.penalty(getattr(module, name), spec)
+            weight = getattr(module, name)
+            if not weight.requires_grad:
+                continue
+            term = torch_weights.penalty(weight, spec)
             total = term if total is None else total + term
         if total is None:
             first = next(self.parameters(), None)
@@ -85,9 +91,12 @@ class SpecModule(Sequence):
 
     @torch.no_grad()
     def apply_constraints(self) -> None:
-        """Project constrained weights in place; call after each optimizer.step()."""
+        """Project constrained weights in place; call after each optimizer.step().
+        Frozen weights are left as they are."""
         for module, name, spec in self._constrained:
-            torch_weights.project(getattr(module, name), spec)
+            weight = getattr(module, name)
+            if weight.requires_grad:
+                torch_weights.project(weight, spec)
 
     @property
     def has_regularization(self) -> bool:
@@ -127,7 +136,7 @@ class _Builder:
     def build(self) -> SpecModule:
         ir = self.info.ir
         steps = [self.step(layer) for layer in self.info.layers]
-        final, final_activation = _final(self.info.layers)
+        final, final_activation = _final(self.info.layers, steps)
         dtype = torch.int64 if ir.input.type.dtype == "int" else torch.float32
         module = SpecModule(steps, final, final_activation, ir.name, dtype)
         vars(module).update(_regularized=self.regularized, _constrained=self.constrained, _frozen=self.frozen)
@@ -136,8 +145,8 @@ class _Builder:
         return module.train()
 
     def sequence(self, layers: tuple[LayerInfo, ...]) -> Sequence:
-        final, _ = _final(layers)
-        return Sequence([self.step(layer) for layer in layers], final)
+        steps = [self.step(layer) for layer in layers]
+        return Sequence(steps, _final(layers, steps)[0])
 
     def step(self, layer: LayerInfo) -> tuple:
         """(name, module) or (name, module, trailing activation)."""
@@ -199,10 +208,11 @@ class _Builder:
                         torch_weights.check_constraint(parameter, constraint)
                 except torch_weights.InitializerError as error:
                     raise SpecError(Diagnostic(f"{error} ({where})", layer.node.span), self.info.ir.source) from None
+                # Plain namespaces: the module stays picklable (torch.save(module)).
                 if regularizer is not None:
-                    self.regularized.append((owner, local, regularizer))
+                    self.regularized.append((owner, local, SimpleNamespace(**regularizer.model_dump())))
                 if constraint is not None:
-                    self.constrained.append((owner, local, constraint))
+                    self.constrained.append((owner, local, SimpleNamespace(**constraint.model_dump())))
 
 
 _NODE_MARK = "_specc_node"
@@ -225,8 +235,10 @@ def _bodies(layer: LayerInfo) -> tuple[tuple[LayerInfo, ...], ...]:
     return bodies + ((),) * missing
 
 
-def _final(layers: tuple[LayerInfo, ...]) -> tuple[str | None, str | None]:
-    """How a sequence ends in softmax/sigmoid: ("step" | "trailing" | "nested", name) or (None, None)."""
+def _final(layers: tuple[LayerInfo, ...], steps: list[tuple]) -> tuple[str | None, str | None]:
+    """How a sequence ends in softmax/sigmoid: ("step" | "trailing" | "nested", name) or
+    (None, None). "nested": the last node has one body that ends in one (a block, or
+    time-distributed) and its module has a `forward_logits` that leaves it out."""
     if not layers:
         return None, None
     last = layers[-1]
@@ -235,11 +247,17 @@ def _final(layers: tuple[LayerInfo, ...]) -> tuple[str | None, str | None]:
     trailing = getattr(last.node.params, "activation", None)
     if trailing in PROBABILITY_ACTIVATIONS:
         return "trailing", trailing
-    if last.node.kind == "group" and last.children:
-        _, inner = _final(last.children[0])
-        if inner is not None:
-            return "nested", inner
+    module = steps[-1][1]
+    if REGISTRY[last.node.kind].body == "sequence" and len(last.children) == 1 and hasattr(module, "forward_logits"):
+        body = module if isinstance(module, Sequence) else next(
+            (child for child in module.children() if isinstance(child, Sequence)), None)
+        if body is not None and body.final is not None:
+            return "nested", _final(last.children[0], _steps_of(body))[1]
     return None, None
+
+
+def _steps_of(sequence: Sequence) -> list[tuple]:
+    return [(name, sequence._modules[name]) for name in sequence._names]
 
 
 __all__ = ["SpecModule", "build_module", "parameter_role"]

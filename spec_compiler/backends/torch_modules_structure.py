@@ -42,7 +42,7 @@ class Sequence(nn.Module):
         for name, activation in zip(self._names, self._activations):
             x = modules[name](x)
             if activation is not None:
-                x = activation(x)
+                x = activation.forward(x)  # unregistered and hook-free: skip nn.Module.__call__
         return x
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +60,7 @@ class Sequence(nn.Module):
                 return modules[name](x)  # "trailing": skip the activation
             x = modules[name](x)
             if activation is not None:
-                x = activation(x)
+                x = activation.forward(x)
         return x
 
     def extra_repr(self) -> str:

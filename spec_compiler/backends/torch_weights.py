@@ -13,8 +13,8 @@ the arithmetic. Conventions:
 - `truncated_normal(mean, std)`: a normal(mean, std) redrawn outside mean +- 2 std.
 - `variance_scaling(scale, mode, distribution)`: scale / n with n the fan_in, fan_out or
   their average; truncated_normal uses std = sqrt(scale / n) / 0.87962566103423978 (the
-  std of a unit normal truncated to +-2), untruncated_normal / normal std = sqrt(scale / n),
-  uniform the limit sqrt(3 * scale / n).
+  std of a unit normal truncated to +-2; Keras reads distribution="normal" the same way),
+  untruncated_normal std = sqrt(scale / n), uniform the limit sqrt(3 * scale / n).
 - lecun_* = variance_scaling(1, fan_in), glorot_* = (1, fan_avg), he_* = (2, fan_in),
   with *_normal truncated and *_uniform uniform.
 - `orthogonal(gain)`: an orthogonal matrix on the weight flattened to (out, rest).
@@ -101,9 +101,9 @@ def variance_scaling(tensor: torch.Tensor, scale: float, mode: str, distribution
     fan_in, fan_out = compute_fans(tuple(tensor.shape), input_first)
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
     scale = scale / max(1.0, n)
-    if distribution == "truncated_normal":
+    if distribution in ("truncated_normal", "normal"):  # Keras reads "normal" as truncated (Keras 1 compatibility)
         _truncated_normal(tensor, 0.0, math.sqrt(scale) / TRUNCATED_NORMAL_STD)
-    elif distribution in ("untruncated_normal", "normal"):
+    elif distribution == "untruncated_normal":
         tensor.normal_(0.0, math.sqrt(scale))
     else:
         limit = math.sqrt(3.0 * scale)

@@ -44,6 +44,7 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
         raise ShapeError(
             f"residual body gives {main} but its shortcut gives {shortcut}: they must match to be added",
             "make the shortcut's conv match the body: the same number of filters and the same stride",
+            body=1,
         )
     return main
 
@@ -88,6 +89,7 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
                     f"concat branches must agree on every size except {along}: branch 1 gives {first}, "
                     f"branch {index} gives {other}",
                     "give every branch the same spatial size (pad=same, equal strides)",
+                    body=index - 1,
                 )
     joined = list(first.dims)
     sizes = [o.dims[axis] for o in outputs]
@@ -120,6 +122,7 @@ def _add_shape(p, x: TensorType, infer: InferBody) -> TensorType:
             raise ShapeError(
                 f"add branches give different shapes: branch 1 gives {outputs[0]}, branch {index} gives {other}",
                 "every branch of an add must produce the same shape",
+                body=index - 1,
             )
     return outputs[0]
 

@@ -72,11 +72,10 @@ class Target:
     final_activation: str | None
 
     @classmethod
-    def of(cls, model) -> "Target":
+    def of(cls, model, module=None) -> "Target":
+        """From the checked model; the final activation is the built module's (built here if not given)."""
         ir = model.ir
-        from ..backends.torch_build import _final
-
-        _, final = _final(model.info.layers)
+        final = (module if module is not None else model.build()).final_activation
         t = ir.input.type
         return cls(ir.input.kind, tuple(t.dims), t.dtype, t.vocab, tuple(model.info.output.dims), final)
 
@@ -419,7 +418,7 @@ def adapt_inputs(raw: Raw, target: Target, tokenizer: Tokenizer | None = None) -
             if bad is not None and bad.any():
                 sample_index = int(np.argwhere(bad)[0][0])
                 raise data_error(source, f"token ids must be whole numbers; sample {sample_index} holds "
-                                         f"{x[bad][0]!r}")
+                                         f"{float(x[bad][0]):g}")
         ids = x.astype(np.int64)
         if ids.size and (ids.min() < 0 or (target.vocab is not None and ids.max() >= target.vocab)):
             value = int(ids.min()) if ids.min() < 0 else int(ids.max())
@@ -496,7 +495,7 @@ def adapt_labels(raw: Raw, target: Target, loss_kind: str | None, names: list[st
             y.ndim == 2 and y.shape[1] == units and len(out) == 1):
         whole = y == np.round(y)
         if not whole.all():
-            raise data_error(source, f"label {y[~whole][0]!r} is not a class number "
+            raise data_error(source, f"label {float(y[~whole][0]):g} is not a class number "
                                      f"(the output {format_dims(out)} softmax takes ids 0..{units - 1})")
         bad = (y < 0) | (y >= units)
         if bad.any():

@@ -17,7 +17,7 @@ from ..errors import SpecError
 from ..train_config import TrainConfig
 from . import data as data_mod
 from . import runs
-from .losses import Head, fused_for, make_loss, make_metrics
+from .losses import Accumulator, Head, fused_for, make_loss, make_metrics
 from .tokenizer import Tokenizer
 from .trainer import DEFAULT_BATCH, DEFAULT_SEED, DEFAULT_VALIDATION_SPLIT, _loss_spec, default_loss, pick_device
 
@@ -48,7 +48,8 @@ def evaluate(model, weights, data: str | None = None, batch: int | None = None, 
     run_json = _read_json(run_dir / "run.json")
     pre = _read_json(run_dir / "preprocess.json") or {}
     config = _config_from(run_json, model.ir.train)
-    target = data_mod.Target.of(model)
+    module = model.build()
+    target = data_mod.Target.of(model, module)
     run_data = (run_json or {}).get("data", {})
     if data is not None:
         raw = data_mod.load_raw(data, target)
@@ -66,19 +67,18 @@ def evaluate(model, weights, data: str | None = None, batch: int | None = None, 
             source = f"{raw.source} (the run's {split:g} validation split)"
         else:
             source = raw.source
-    loss_kind = config.loss.kind if config.loss is not None else default_loss(target, raw.y)
-    names = pre.get("labels") or (list(config.labels) if config.labels else None)
-    named = raw.y.dtype == object or raw.y.dtype.kind in "US"  # label names map through the run's labels
-    y, _ = data_mod.adapt_labels(raw, target, loss_kind, names if named else None)
     tokenizer = Tokenizer.from_json(pre["text"]) if pre.get("text") else None
     if raw.kind == "text" and tokenizer is None:
         raise SpecError.at(None, f"{run_dir}: preprocess.json holds no vocabulary for this text data")
     x, _ = data_mod.adapt_inputs(raw, target, tokenizer)
+    loss_kind = config.loss.kind if config.loss is not None else default_loss(target, raw.y)
+    names = pre.get("labels") or (list(config.labels) if config.labels else None)
+    named = raw.y.dtype == object or raw.y.dtype.kind in "US"  # label names map through the run's labels
+    y, _ = data_mod.adapt_labels(raw, target, loss_kind, names if named else None)
     norm = pre.get("normalize")
     if norm:
         x = data_mod.apply_normalization(x, norm)
 
-    module = model.build()
     state = runs.load_weights(weights_file)
     try:
         module.load_state_dict(state)
@@ -92,7 +92,7 @@ def evaluate(model, weights, data: str | None = None, batch: int | None = None, 
     metrics = make_metrics(config.metrics, loss_kind, y, target.units, target.is_classifier)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
     size = max(batch or config.batch or DEFAULT_BATCH, 256)
-    sums = torch.zeros(2 + sum(m.size for m in metrics), dtype=torch.float64)
+    acc = Accumulator(metrics)
     reg = module.regularization_loss() if module.has_regularization else None
     with torch.no_grad():
         for start in range(0, len(x), size):
@@ -103,10 +103,8 @@ def evaluate(model, weights, data: str | None = None, batch: int | None = None, 
             loss = loss_fn(z, yb)
             if reg is not None:
                 loss = loss + reg
-            parts = [(loss.double() * len(yb)).reshape(1).cpu(), torch.tensor([float(len(yb))], dtype=torch.float64)]
-            out = head.outputs(z)
-            parts.extend(m.stats(out, yb).cpu() for m in metrics)
-            sums += torch.cat(parts)
+            acc.add(loss, len(yb), head.outputs(z), yb)
+    sums = acc.tensor()
     result = {"weights": str(weights_file), "data": source, "samples": len(x),
               "loss": float(sums[0] / sums[1])}
     offset = 2

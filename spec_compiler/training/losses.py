@@ -103,20 +103,49 @@ class Metric:
     name: str
     size = 2  # statistics per metric
 
-    def stats(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+    def stats(self, out: torch.Tensor, y: torch.Tensor) -> list:  # pragma: no cover - interface
+        """`size` values (tensors or numbers) summed over an epoch; value() turns the sums into the metric."""
         raise NotImplementedError
 
     def value(self, s: torch.Tensor) -> float:
         return float(s[0] / s[1]) if float(s[1]) > 0 else float("nan")
 
     higher_is_better = True
+    needs_probabilities = True  # False: the metric reads only the argmax/top-k, the same on logits
 
 
-def _count(x: torch.Tensor, n: int) -> torch.Tensor:
-    return torch.stack([x.sum().double(), torch.tensor(float(n), dtype=torch.float64, device=x.device)])
+def _count(x: torch.Tensor, n: int) -> list:
+    return [x.sum(), n]
+
+
+class Accumulator:
+    """An epoch's sums: the loss (times the batch size), the sample count, and each
+    metric's statistics. Few small tensor ops per batch and no device synchronization;
+    `tensor()` gathers them (one float64 vector, for logs, DDP reduction, checkpoints)."""
+
+    def __init__(self, metrics: list["Metric"], start: torch.Tensor | None = None):
+        self.metrics = metrics
+        self.slots: list = [0.0] * (2 + sum(m.size for m in metrics))
+        if start is not None:
+            self.slots = [float(v) for v in start]
+
+    def add(self, loss: torch.Tensor, n: int, out: torch.Tensor | None, y: torch.Tensor) -> None:
+        s = self.slots
+        s[0] = torch.add(s[0], loss, alpha=n) if isinstance(s[0], torch.Tensor) else loss.double() * n + s[0]
+        s[1] += n
+        i = 2
+        for metric in self.metrics:
+            for value in metric.stats(out, y):
+                s[i] = s[i] + value
+                i += 1
+
+    def tensor(self, device=None) -> torch.Tensor:
+        return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)
 
 
 class SparseAccuracy(Metric):
+    needs_probabilities = False
+
     def __init__(self, name="sparse_categorical_accuracy"):
         self.name = name
 
@@ -142,6 +171,8 @@ class BinaryAccuracy(Metric):
 
 
 class TopK(Metric):
+    needs_probabilities = False
+
     def __init__(self, k, name="top_k_accuracy"):
         self.name, self.k = name, k
 
@@ -162,7 +193,7 @@ class MeanError(Metric):
     def stats(self, out, y):
         diff = out.float() - _targets_like(y, out).float()
         err = diff.abs() if self.kind == "mae" else diff * diff
-        return _count(err, err.numel())
+        return [err.sum(dtype=torch.float64), err.numel()]
 
 
 class PrecisionRecall(Metric):
@@ -174,9 +205,9 @@ class PrecisionRecall(Metric):
     def stats(self, out, y):
         pred = out >= self.threshold
         target = _targets_like(y, out) >= 0.5
-        tp = (pred & target).sum().double()
-        other = (pred & ~target).sum().double() if self.kind == "precision" else (~pred & target).sum().double()
-        return torch.stack([tp, tp + other])
+        tp = (pred & target).sum()
+        other = (pred & ~target).sum() if self.kind == "precision" else (~pred & target).sum()
+        return [tp, tp + other]
 
 
 def make_metrics(specs, loss: str, y: torch.Tensor, units: int | None, is_classifier: bool) -> list[Metric]:

@@ -6,10 +6,16 @@ ids, categorical for one-hot labels; sigmoid: binary cross-entropy; otherwise ms
 adam with lr 1e-3 (sgd: 1e-2); batch 32; 10 epochs; seed 0; validation_split 0.2 when
 there is no validation file; metrics [accuracy] for classifiers.
 
+Keeps: the last epoch's weights, or with early_stopping(restore_best=true) the best
+epoch's (at the end of training, whether it stopped early or not). CPU threads: 1 for
+small steps, else torch's default (see cpu_threads), chosen from the model and batch
+only, so a seed always gives the same weights.
+
 Speed: the data are tensors in memory (on the training device); a batch is
 ``x.index_select(0, permutation[i:i+batch])``: no per-sample Python, no DataLoader.
-Loss values are read back every step on the CPU (free) and a few times a second on
-CUDA. Reproducibility: the model is built from the seed, each epoch's order comes
+The loss is checked for NaN/inf before every optimizer step on the CPU (free there);
+on CUDA every 50 steps and at each epoch's end (a check is a device sync), and a
+diverged run falls back to the last good checkpoint either way. Reproducibility: the model is built from the seed, each epoch's order comes
 from a generator seeded with (seed, epoch), augmentation from its own generator; the
 checkpoint holds every RNG state, so a resumed run ends with the same weights as an
 uninterrupted one.
@@ -22,12 +28,11 @@ import math
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +43,7 @@ from ..train_config import TrainConfig
 from . import data as data_mod
 from . import ddp, runs
 from .augment import Augmenter
-from .losses import CROSS_ENTROPIES, Head, fused_for, make_loss, make_metrics
+from .losses import Accumulator, Head, fused_for, make_loss, make_metrics
 from .progress import Progress
 from .tokenizer import Tokenizer
 
@@ -65,18 +70,21 @@ class TrainResult:
     epochs_run: int
     history: list[dict]
     metrics: dict  # of the kept weights: loss, metrics, val_loss, val_metrics
-    best_epoch: int | None
+    best_epoch: int | None  # the epoch whose weights were kept (the best one with restore_best, else the last)
     stopped_early: bool
     status: str
     module: Any = field(repr=False, default=None)
     time_s: float = 0.0
     samples_per_s: float = 0.0
+    is_main: bool = True  # False in DDP processes other than rank 0 (they write and print nothing)
 
     def to_json(self) -> dict:
         out = {"run_dir": str(self.run_dir) if self.run_dir else None, "epochs_run": self.epochs_run,
                "best_epoch": self.best_epoch, "stopped_early": self.stopped_early, "status": self.status,
                "val_loss": self.metrics.get("val_loss")}
         out.update(self.metrics)
+        if "accuracy" in self.metrics:
+            out.setdefault("val_accuracy", None)  # no validation data
         out["time_s"] = round(self.time_s, 3)
         out["samples_per_s"] = round(self.samples_per_s, 1)
         return runs._json_safe(out)
@@ -113,10 +121,43 @@ def split_overrides(overrides: dict) -> tuple[dict, RunOptions]:
     return config, RunOptions(**options)
 
 
+def _spec_text(value) -> str | None:
+    """A Python override written as spec text (`"cosine(warmup=1)"`, `["accuracy", "top_k_accuracy(2)"]`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        parts = [_spec_text(v) for v in value]
+        return None if any(p is None for p in parts) else "[" + ", ".join(parts) + "]"
+    return None
+
+
+def _parse_overrides(overrides: dict) -> dict:
+    """Overrides holding spec syntax (a call such as "sgd(0.1, momentum=0.9)") are read by the
+    spec's own parser, so the Python API accepts exactly what a train section accepts."""
+    texts = {k: _spec_text(v) for k, v in overrides.items() if k not in ("data", "validation_data")}
+    texts = {k: t for k, t in texts.items() if t is not None and any(c in t for c in "([")}
+    if not texts:
+        return overrides
+    from ..model import compile_source
+
+    lines = "\n".join(f"  {k}={t}" for k, t in texts.items())
+    try:
+        parsed = compile_source(f"input vector 1\ndense 1\ntrain {{\n{lines}\n}}\n", "<train options>").ir.train
+    except SpecError as error:
+        raise UsageError("bad training option: " + "; ".join(d.message for d in error.diagnostics)) from None
+    return {**overrides, **{k: getattr(parsed, k) for k in texts}}
+
+
 def resolve_config(spec_config: TrainConfig, config_overrides: dict) -> TrainConfig:
     if not config_overrides:
         return spec_config
     from pydantic import ValidationError
+
+    config_overrides = _parse_overrides(config_overrides)
 
     merged = {**spec_config.model_dump(exclude_none=True), **config_overrides}
     if "lr" in config_overrides and spec_config.optimizer is not None:
@@ -317,7 +358,6 @@ class _StopFlag:
 class Trainer:
     def __init__(self, model, config: TrainConfig, options: RunOptions):
         self.model, self.config, self.options = model, config, options
-        self.target = data_mod.Target.of(model)
         self.stop = _StopFlag()
         self.callbacks = list(options.callbacks)
 
@@ -334,6 +374,9 @@ class Trainer:
     def prepare_data(self) -> None:
         cfg, target = self.config, self.target
         raw = data_mod.load_raw(cfg.data, target)
+        tokenizer = None
+        if raw.kind != "text":  # inputs are checked first: a wrong input is the first thing to fix
+            x_all, _ = data_mod.adapt_inputs(raw, target)
         self.loss_kind = cfg.loss.kind if cfg.loss is not None else default_loss(target, raw.y)
         names = list(cfg.labels) if cfg.labels else None
         y_all, labels = data_mod.adapt_labels(raw, target, self.loss_kind, names)
@@ -347,10 +390,9 @@ class Trainer:
             cfg.validation_split if cfg.validation_split is not None else DEFAULT_VALIDATION_SPLIT)
         self.validation_split = split
         train_idx, val_idx = data_mod.split_indices(len(raw), split, self.seed)
-        tokenizer = None
-        if raw.kind == "text":
-            x_probe, tokenizer = data_mod.adapt_inputs(raw.take(train_idx), target)
-        x_all, tokenizer = data_mod.adapt_inputs(raw, target, tokenizer)
+        if raw.kind == "text":  # the vocabulary comes from the training part only
+            _, tokenizer = data_mod.adapt_inputs(raw.take(train_idx), target)
+            x_all, _ = data_mod.adapt_inputs(raw, target, tokenizer)
         tr = torch.from_numpy(train_idx)
         x_train, y_train = x_all[tr], y_all[tr]
         if cfg.validation_data:
@@ -393,7 +435,7 @@ class Trainer:
                 if self.source == data_mod.DIGITS else None}
 
     def build(self) -> None:
-        module = self.model.build(seed=self.seed)
+        module = self.built
         if self.options.init_from:
             self.init_report = init_from(module, self.options.init_from)
             self._say(self.init_report)
@@ -418,6 +460,7 @@ class Trainer:
         self.loss_fn = make_loss(cfg.loss or _loss_spec(self.loss_kind), self.head)
         self.metrics = make_metrics(cfg.metrics, self.loss_kind, self.y_train, self.target.units,
                                     self.target.is_classifier)
+        self.probabilities = any(m.needs_probabilities for m in self.metrics)
         self.augment = Augmenter(cfg.augment, self.target.input_kind, len(self.target.input_dims))
         amp = self.options.amp
         if amp not in (None, "none", "bf16", "fp16"):
@@ -438,9 +481,11 @@ class Trainer:
         self.batch = cfg.batch or DEFAULT_BATCH
         self.device = pick_device(opts.device)
         self.dist = ddp.setup(self.device.type)
+        threads = torch.get_num_threads()
         try:
             return self._run()
         finally:
+            torch.set_num_threads(threads)  # the caller's setting, as it was
             ddp.teardown(self.dist)
 
     def _run(self) -> TrainResult:
@@ -452,6 +497,8 @@ class Trainer:
             self.threads = opts.threads or cpu_threads(self.model.info.flops, self.batch, d)
             torch.set_num_threads(self.threads)
         self.progress = Progress(self.epochs, 0, opts.stream, enabled=opts.progress and d.main, live=opts.live)
+        self.built = self.model.build(seed=self.seed)
+        self.target = data_mod.Target.of(self.model, self.built)
         self.prepare_data()
         self.build()
         n = len(self.x_train)
@@ -506,12 +553,11 @@ class Trainer:
                     t0 = time.perf_counter()
                     order = ddp.shard(epoch_order(n, self.seed, epoch), d).to(self.device)
                     first = start_step if epoch == start_epoch else 0
-                    sums = torch.zeros(2 + sum(m.size for m in self.metrics), dtype=torch.float64,
-                                       device=self.device)
+                    sums = Accumulator(self.metrics)
                     if first == 0:
                         self.aug_gen.manual_seed(_derive(self.seed, epoch, d.rank, 5))
                     elif partial is not None:
-                        sums = partial.to(self.device)
+                        sums = Accumulator(self.metrics, partial)
                     self.progress.start_epoch(epoch + 1, first)
                     self.module.train()
                     for step in range(first, self.steps):
@@ -550,15 +596,15 @@ class Trainer:
                         if self.module.has_constraints:
                             self.module.apply_constraints()
                         with torch.no_grad():
-                            sums += self._batch_stats(loss.detach(), z.detach(), yb)
+                            self._accumulate(sums, loss.detach(), z.detach(), yb)
                         trained_samples += len(index)
                         if self.progress.live and self.progress.wants_update():
-                            self.progress.update(step + 1, self._logs(sums.cpu()))
+                            self.progress.update(step + 1, self._logs(sums.tensor()))
                         for callback in self.callbacks:
                             hook = getattr(callback, "on_batch_end", None)
                             if hook:
                                 hook(self, epoch + 1, step + 1)
-                    logs = self._logs(ddp.all_reduce(sums, d).cpu())
+                    logs = self._logs(ddp.all_reduce(sums.tensor(self.device), d).cpu())
                     if self.has_val:
                         logs.update({f"val_{k}": v for k, v in self.evaluate_tensors(x_val, y_val).items()})
                     logs["lr"] = lr
@@ -569,8 +615,6 @@ class Trainer:
                     stop_now = False
                     if early is not None:
                         stop_now = self._early_stopping(early, logs, mode, epoch + 1)
-                    else:
-                        self.best.update(epoch=epoch + 1, logs=logs)
                     if d.main:
                         self._save_checkpoint(epoch + 1, 0, None)
                         runs.write_metrics_csv(self.run_dir / "metrics.csv", self.history)
@@ -583,10 +627,10 @@ class Trainer:
                         self._say(f"early stopping: `{early.monitor}` has not improved for {early.patience} "
                                   f"epoch(s); best epoch {self.best['epoch']}")
                         break
-            except TrainingInterrupted as interrupted:
+            except TrainingInterrupted:
                 self.progress.close()
-                self._finish(epoch + 1 if interrupted.step else epoch, "interrupted", False, started,
-                             trained_samples, write_weights=False)
+                # weights.safetensors gets the weights as they are (resuming replaces them)
+                self._finish(len(self.history), "interrupted", False, started, trained_samples)
                 raise
             except KeyboardInterrupt:
                 self.progress.close()
@@ -603,6 +647,8 @@ class Trainer:
         return bool(ddp.all_reduce(flag, self.dist, "max").item() > 0)
 
     def _finite(self, loss: torch.Tensor) -> bool:
+        if not self.dist.enabled:
+            return math.isfinite(loss.item())
         ok = torch.isfinite(loss.detach()).float().reshape(1)
         if self.dist.enabled:
             ok = 1.0 - ddp.all_reduce(1.0 - ok, self.dist, "max")
@@ -615,13 +661,9 @@ class Trainer:
         if cfg.clip_norm:
             nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.clip_norm)
 
-    def _batch_stats(self, loss: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        n = y.shape[0]
-        parts = [(loss.double() * n).reshape(1), torch.tensor([float(n)], dtype=torch.float64, device=z.device)]
-        if self.metrics:
-            out = self.head.outputs(z)
-            parts.extend(m.stats(out, y) for m in self.metrics)
-        return torch.cat(parts)
+    def _accumulate(self, sums: Accumulator, loss: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> None:
+        out = (self.head.outputs(z) if self.probabilities else z) if self.metrics else None
+        sums.add(loss, y.shape[0], out, y)
 
     def _logs(self, sums: torch.Tensor) -> dict:
         logs = {"loss": float(sums[0] / sums[1]) if float(sums[1]) else float("nan")}
@@ -638,7 +680,7 @@ class Trainer:
         was_training = module.training
         module.eval()
         index = ddp.shard(torch.arange(len(x), device=x.device), self.dist, pad=False)
-        sums = torch.zeros(2 + sum(m.size for m in self.metrics), dtype=torch.float64, device=self.device)
+        sums = Accumulator(self.metrics)
         step = max(self.batch, 256)
         reg = module.regularization_loss() if module.has_regularization else None
         for start in range(0, len(index), step):
@@ -650,9 +692,9 @@ class Trainer:
             loss = self.loss_fn(z, yb)
             if reg is not None:
                 loss = loss + reg
-            sums += self._batch_stats(loss, z, yb)
+            self._accumulate(sums, loss, z, yb)
         module.train(was_training)
-        return self._logs(ddp.all_reduce(sums, self.dist).cpu())
+        return self._logs(ddp.all_reduce(sums.tensor(self.device), self.dist).cpu())
 
     def _early_stopping(self, early, logs: dict, mode: str, epoch: int) -> bool:
         value = logs.get(early.monitor)
@@ -748,11 +790,11 @@ class Trainer:
         best = dict(self.best)
         return {
             "format": 1, "epoch": epoch, "step": step, "seed": self.seed,
-            "model": {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()},
+            "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},  # saved at once: no copy
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": _rng_state(), "aug": self.aug_gen.get_state(),
-            "partial": partial.detach().cpu() if partial is not None else None,
+            "partial": partial.tensor() if partial is not None else None,
             "history": self.history, "best": {k: best[k] for k in ("value", "epoch", "wait", "logs")},
             "best_state": best["state"] and {k: v.cpu() for k, v in best["state"].items()},
             "n_train": len(self.x_train),
@@ -797,11 +839,14 @@ class Trainer:
         elapsed = time.perf_counter() - started
         early = self.config.early_stopping
         if early is not None and early.restore_best and self.best["state"] is not None and status == "completed":
-            self.module.load_state_dict(self.best["state"])
-        logs = self.best["logs"] or (self.history[-1] if self.history else {})
+            self.module.load_state_dict(self.best["state"])  # the kept weights: the best epoch's
+            logs, kept_epoch = self.best["logs"], self.best["epoch"]
+        else:  # the kept weights: the last epoch's
+            logs, kept_epoch = (self.history[-1], len(self.history)) if self.history else ({}, None)
         kept = {k: v for k, v in logs.items() if k not in ("epoch", "time_s", "lr")}
-        result = TrainResult(self.run_dir, epochs_run, self.history, kept, self.best["epoch"], stopped_early, status,
-                             self.module, elapsed, samples * self.dist.world / elapsed if elapsed > 0 else 0.0)
+        result = TrainResult(self.run_dir, epochs_run, self.history, kept, kept_epoch, stopped_early, status,
+                             self.module, elapsed, samples * self.dist.world / elapsed if elapsed > 0 else 0.0,
+                             self.dist.main)
         if self.dist.main:
             if write_weights:
                 runs.save_weights(self.run_dir / runs.WEIGHTS, self.module.state_dict())
@@ -837,9 +882,23 @@ def init_from(module: nn.Module, run: str | Path) -> str:
     return report
 
 
+def _spec_relative_paths(model) -> TrainConfig:
+    """`data=` and `validation_data=` written in a spec are found relative to the current
+    folder, else relative to the spec file's folder."""
+    config = model.ir.train
+    updates = {}
+    for key in ("data", "validation_data"):
+        value = getattr(config, key)
+        if value and not Path(value).is_absolute() and not Path(value).exists():
+            beside = Path(model.ir.path).parent / value
+            if beside.exists():
+                updates[key] = str(beside)
+    return config.model_copy(update=updates) if updates else config
+
+
 def train(model, **overrides) -> TrainResult:
     """`Model.train(**overrides)`: TrainConfig keys (epochs, batch, lr, loss, ...) and run
     options (device, amp, out, resume, init_from, progress, stream, callbacks)."""
     config_overrides, options = split_overrides(overrides)
-    config = resolve_config(model.ir.train, config_overrides)
+    config = resolve_config(_spec_relative_paths(model), config_overrides)
     return Trainer(model, config, options).run()
