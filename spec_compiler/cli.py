@@ -70,6 +70,16 @@ def limits_from(max_params: float, max_activation_memory: str) -> Limits:
         raise UsageError(f"--max-activation-memory: cannot read `{max_activation_memory}` (use e.g. 8GiB)") from None
 
 
+def _write_or_print(text: str, output: str | None) -> None:
+    if output:
+        from .files import write_text_atomic
+
+        write_text_atomic(Path(output), text + "\n")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+
+
 def load_model(spec: str, plugins, max_params, max_activation_memory):
     from .model import load
 
@@ -103,13 +113,7 @@ def compile_command(spec, as_json, emit, output, depth, plugins, max_params, max
         text = json.dumps(model.summary(), indent=None if output is None else 2)
     else:
         text = model.table(depth)
-    if output:
-        from .files import write_text_atomic
-
-        write_text_atomic(Path(output), text + "\n")
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text)
+    _write_or_print(text, output)
 
 
 @main.command("draw")
@@ -127,13 +131,7 @@ def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
     if fmt is None:
         fmt = "mermaid" if output and output.endswith((".mmd", ".mermaid")) else "dot"
     text = to_mermaid(model.info) if fmt == "mermaid" else to_dot(model.info)
-    if output:
-        from .files import write_text_atomic
-
-        write_text_atomic(Path(output), text + "\n")
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text)
+    _write_or_print(text, output)
 
 
 @main.command("export")

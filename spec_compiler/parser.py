@@ -265,9 +265,8 @@ def _position_of(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
-def _too_deep(text: str) -> tuple[int, int] | None:
-    """Where `{` nesting first passes MAX_NESTING (deeper specs would exhaust Python's stack)."""
-    depth = 0
+def _braces(text: str):
+    """(offset, char) for each `{` and `}` outside comments and strings."""
     in_comment = False
     quote = None
     for offset, char in enumerate(text):
@@ -281,32 +280,25 @@ def _too_deep(text: str) -> tuple[int, int] | None:
             quote = char
         elif char == "#":
             in_comment = True
-        elif char == "{":
-            depth += 1
-            if depth > MAX_NESTING:
-                return _position_of(text, offset)
-        elif char == "}":
-            depth -= 1
+        elif char in "{}":
+            yield offset, char
+
+
+def _too_deep(text: str) -> tuple[int, int] | None:
+    """Where `{` nesting first passes MAX_NESTING (deeper specs would exhaust Python's stack)."""
+    depth = 0
+    for offset, char in _braces(text):
+        depth += 1 if char == "{" else -1
+        if depth > MAX_NESTING:
+            return _position_of(text, offset)
     return None
 
 
 def _unclosed_brace(text: str) -> tuple[int, int] | None:
     stack: list[int] = []
-    in_comment = False
-    quote = None
-    for offset, char in enumerate(text):
-        if char == "\n":
-            in_comment = False
-        if in_comment:
-            continue
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            in_comment = True
-        elif char == "{":
+    for offset, char in _braces(text):
+        if char == "{":
             stack.append(offset)
-        elif char == "}" and stack:
+        elif stack:
             stack.pop()
     return _position_of(text, stack[-1]) if stack else None
