@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import ast
-from .errors import Diagnostic, DiagnosticSink, Span, SpecError, did_you_mean
+from .errors import Diagnostic, DiagnosticSink, Span, did_you_mean
 from .ir import InputSpec, ModelIR, Node
 from .layers import REGISTRY
 from .layers.base import LayerKind

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 import lark
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError

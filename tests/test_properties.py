@@ -12,7 +12,6 @@ Deterministic (derandomize) and quick (about 200 examples each, no deadline).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
