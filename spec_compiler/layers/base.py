@@ -89,6 +89,36 @@ def sum_of_bodies_flops(p: Any, x: TensorType, y: TensorType, bodies: list[BodyR
 
 
 @dataclass(frozen=True)
+class BodyLayout:
+    """How a structural kind's `{ }` holds its bodies, what each body is called, and how
+    their outputs meet. Elaboration, inference, the summary, drawings and lowering all
+    ask this instead of knowing kinds by name.
+
+    - `sequence`: the whole `{ }` is one body (`group`, `timedistributed`).
+    - `branches`: every body is written `MARKER { ... }` (`branch`), at least `min_bodies`.
+    - `main_and_marked`: the statements are body 0; one optional `MARKER { ... }`
+      (`shortcut`) is body 1, and an absent one is the identity.
+    """
+
+    form: Literal["sequence", "branches", "main_and_marked"]
+    marker: str | None = None
+    labels: tuple[str, ...] = ()  # body names in module paths; `branches` uses MARKER_1, MARKER_2, ...
+    min_bodies: int = 1
+    merge: str | None = None  # how the bodies' outputs are combined ("add", "concat"); None for one body
+
+    def label(self, index: int) -> str:
+        """The path segment of body `index` (`body`, `shortcut`, `branch_2`)."""
+        if self.form == "branches":
+            return f"{self.marker}_{index + 1}"
+        return self.labels[index] if index < len(self.labels) else f"body_{index + 1}"
+
+
+SEQUENCE = BodyLayout("sequence")
+BRANCHES = BodyLayout("branches", marker="branch", min_bodies=2)
+MAIN_AND_SHORTCUT = BodyLayout("main_and_marked", marker="shortcut", labels=("body", "shortcut"), merge="add")
+
+
+@dataclass(frozen=True)
 class LayerKind:
     """One registry entry. Leaf kinds use `shape`, `count`, `flops`, `build`.
 
@@ -106,9 +136,8 @@ class LayerKind:
     aliases: tuple[str, ...] = ()
     count: Callable[..., Count] = no_params
     flops: Callable[..., int] = no_flops
-    # None: a leaf. "sequence": one body. "branches": `branch { }` bodies.
-    # "residual": a body plus an optional `shortcut { }`.
-    body: Literal[None, "sequence", "branches", "residual"] = None
+    # None: a leaf; else how its `{ }` holds bodies (see BodyLayout).
+    layout: BodyLayout | None = None
     example: str = ""
     category: str = "core"
     # For activation kinds: the elementwise function, so other layers can take it
@@ -117,11 +146,18 @@ class LayerKind:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.body is not None:
+        if self.layout is not None:
             if self.count is no_params:
                 object.__setattr__(self, "count", sum_of_bodies_count)
             if self.flops is no_flops:
                 object.__setattr__(self, "flops", sum_of_bodies_flops)
+
+    @property
+    def body(self) -> str | None:
+        """Transition alias of `layout.form` (removed once every stage asks `layout`)."""
+        if self.layout is None:
+            return None
+        return {"main_and_marked": "residual"}.get(self.layout.form, self.layout.form)
 
     @property
     def takes_activation(self) -> bool:

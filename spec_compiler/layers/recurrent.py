@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from ..options import Constraint, Initializer, Regularizer, WeightOptions
 from ..shapes import ShapeError, TensorType, describe
-from .base import BodyResult, Count, InferBody, LayerKind, LayerParams, Slot, register
+from .base import SEQUENCE, BodyResult, Count, InferBody, LayerKind, LayerParams, Slot, register
 
 Pos = Annotated[int, Field(gt=0)]
 RECURRENT_KINDS = ("rnn", "lstm", "gru")
@@ -249,7 +249,7 @@ def _bidirectional_build(p: BidirectionalParams, x, y, children):
 
 register(LayerKind(
     name="bidirectional", params=BidirectionalParams, shape=_bidirectional_shape, count=_bidirectional_count,
-    flops=_bidirectional_flops, build=_bidirectional_build, body="sequence", category="recurrent",
+    flops=_bidirectional_flops, build=_bidirectional_build, layout=SEQUENCE, category="recurrent",
     example="bidirectional { lstm 64 }",
     doc="runs the wrapped rnn/lstm/gru forward and (a copy with its own weights) backward over the sequence "
         "and merges the two outputs: merge=concat (default; 2U features)|sum|mul|ave; twice the wrapped "
@@ -287,7 +287,7 @@ def _timedistributed_build(p, x, y, children):
 register(LayerKind(
     name="timedistributed", aliases=("time_distributed",), params=TimeDistributedParams,
     shape=_timedistributed_shape, flops=_timedistributed_flops, build=_timedistributed_build,
-    body="sequence", category="recurrent", example="timedistributed { dense 64 }",
+    layout=SEQUENCE, category="recurrent", example="timedistributed { dense 64 }",
     doc="applies its body to every time step with shared weights: T x ... to T x (the body's output), "
         "e.g. a dense per step of a TxF sequence, or a conv stack per frame of a TxCxHxW video; "
         "parameters are the body's (once), FLOPs T times the body's",
