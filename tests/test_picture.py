@@ -163,3 +163,11 @@ def test_a_png_needs_a_file():
     result = _draw("--format", "png")
     assert result.exit_code == 2
     assert "write it to a file with -o FILE.png" in result.output
+
+
+@pytest.mark.parametrize("name", ["inception", "resnet18"])
+def test_the_pictures_in_the_docs_are_current(name):
+    shipped = (ROOT / "docs" / "img" / f"{name}.svg").read_text(encoding="utf-8")
+    assert shipped == to_svg(_info(name)) + "\n", (
+        f"docs/img/{name}.svg is stale: specc draw specs/{name}.spec -o docs/img/{name}.svg "
+        f"(and -o docs/img/{name}.png)")

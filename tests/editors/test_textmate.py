@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
@@ -202,3 +203,16 @@ def test_the_manifest_points_at_files_that_exist():
     settings = contributes["configuration"]["properties"]
     assert settings["specc.serverPath"]["default"] == "specc"
     assert settings["specc.serverArgs"]["default"] == ["lsp"]
+
+
+def test_the_editor_preview_renders_from_the_grammar_and_specc(tokenize, tmp_path):
+    from PIL import Image
+
+    output = tmp_path / "preview.png"
+    result = subprocess.run([sys.executable, "editors/render_preview.py", "-o", str(output)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    rendered = Image.open(output)
+    shipped = Image.open(ROOT / "docs" / "img" / "editor-preview.png")
+    assert rendered.format == shipped.format == "PNG" and rendered.size == shipped.size
