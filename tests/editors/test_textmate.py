@@ -1,6 +1,10 @@
-"""The VS Code extension's TextMate grammar, run by the engine VS Code runs (vscode-textmate
-under node, editors/vscode/test/tokenize.js): every non-blank character of every spec gets a
-scope, valid specs get no `invalid` scope, and the built-in word lists follow the registry.
+"""The VS Code extension, checked with the engine VS Code runs (vscode-textmate under node).
+
+- Its TextMate grammar (editors/vscode/test/tokenize.js): every non-blank character of every
+  spec gets a scope, valid specs get no `invalid` scope, the built-in word lists follow the
+  registry.
+- Its client (src/extension.js), run against stand-ins for VS Code's API (test/client.js).
+- The editor preview in docs/editors.md (editors/render_preview.py) still renders.
 
 Needs node and `npm ci` in editors/vscode; without them these tests are skipped, unless
 SPECC_REQUIRE_NODE=1 (set by .ci/run) turns the skip into a failure.
@@ -96,24 +100,29 @@ EXPECTED_SCOPES = [
 
 
 @pytest.fixture(scope="module")
-def tokenize():
-    """Returns tokens(paths) -> {path: [(line, start, end, text, scopes)]}, run through node."""
-    node = shutil.which("node")
-    missing = ("node is not installed" if node is None else
+def node() -> str:
+    """The node program, with the extension's npm packages installed beside it."""
+    program = shutil.which("node")
+    missing = ("node is not installed" if program is None else
                "the extension's npm packages are not installed: run (cd editors/vscode && npm ci)"
                if not (EXTENSION / "node_modules" / "vscode-textmate").is_dir() else None)
     if missing:
         if os.environ.get("SPECC_REQUIRE_NODE") == "1":
             pytest.fail(f"SPECC_REQUIRE_NODE=1 but {missing}")
         pytest.skip(missing)
+    return program
 
-    def run(paths) -> dict[str, list]:
-        result = subprocess.run([node, "test/tokenize.js", *map(str, paths)], cwd=EXTENSION,
-                                capture_output=True, text=True, timeout=60, check=False)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
 
-    return run
+def _run_node(node: str, *args: str):
+    result = subprocess.run([node, *args], cwd=EXTENSION, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def tokenize(node):
+    """Returns tokens(paths) -> {path: [(line, start, end, text, scopes)]}, run through node."""
+    return lambda paths: _run_node(node, "test/tokenize.js", *map(str, paths))
 
 
 def _unscoped(tokens) -> list:
@@ -216,3 +225,19 @@ def test_the_editor_preview_renders_from_the_grammar_and_specc(tokenize, tmp_pat
     rendered = Image.open(output)
     shipped = Image.open(ROOT / "docs" / "img" / "editor-preview.png")
     assert rendered.format == shipped.format == "PNG" and rendered.size == shipped.size
+
+
+def test_the_client_starts_specc_lsp_as_configured(node):
+    found = _run_node(node, "test/client.js", json.dumps({
+        "specc.serverPath": "${workspaceFolder}/.venv/bin/specc",
+        "specc.serverArgs": ["lsp", "--plugin", "${workspaceFolder}/kinds.py"]}))
+    started = {"command": "/home/me/project/.venv/bin/specc", "args": ["lsp", "--plugin", "/home/me/project/kinds.py"],
+               "transport": 0}
+    # activation, the restart command, a change of specc.serverPath (not an unrelated setting)
+    assert found["started"] == [started] * 3 and found["stopped"] == 3
+    assert found["commands"] == ["specc.restartServer"] and found["errors"] == []
+    assert {"scheme": "file", "language": "spec"} in found["selectors"]
+    defaults = _run_node(node, "test/client.js", "{}", "fail")
+    assert defaults["started"] == [{"command": "specc", "args": ["lsp"], "transport": 0}]
+    (error,) = defaults["errors"]
+    assert "could not start the language server `specc lsp`" in error and "specc.serverPath" in error

@@ -9,10 +9,17 @@ const { LanguageClient, TransportKind } = require("vscode-languageclient/node");
 
 let client;
 
+// `${workspaceFolder}` in the settings: the first folder open, so that
+// "${workspaceFolder}/.venv/bin/specc" finds a project's virtual environment.
+function expand(value) {
+  const folders = vscode.workspace.workspaceFolders;
+  return folders && folders.length ? value.split("${workspaceFolder}").join(folders[0].uri.fsPath) : value;
+}
+
 function serverOptions() {
   const settings = vscode.workspace.getConfiguration("specc");
-  const command = settings.get("serverPath", "specc");
-  const args = settings.get("serverArgs", ["lsp"]);
+  const command = expand(settings.get("serverPath", "specc"));
+  const args = settings.get("serverArgs", ["lsp"]).map(expand);
   return { command, args, transport: TransportKind.stdio };
 }
 
@@ -30,7 +37,7 @@ async function start() {
     client = undefined;
     const action = await vscode.window.showErrorMessage(
       `specc: could not start the language server \`${options.command} ${options.args.join(" ")}\` ` +
-        `(${error.message || error}). Install specc (pip install specc) or set specc.serverPath.`,
+        `(${error.message || error}). Install it (pip install 'specc[lsp]') or set specc.serverPath.`,
       "Open settings",
     );
     if (action === "Open settings") {
