@@ -20,7 +20,7 @@ from spec_compiler.backends.picture import (
     layout_picture,
     text_width,
 )
-from spec_compiler.backends.picture_png import picture_png
+from spec_compiler.backends.picture_png import MAX_SIDE, picture_png
 from spec_compiler.backends.picture_svg import to_svg
 from spec_compiler.backends.summary import shape_text
 from spec_compiler.cli import main
@@ -142,6 +142,14 @@ def test_png_sizes_follow_the_models():
              for name in ("lenet5", "inception", "resnet18")}
     assert sizes["resnet18"][1] > sizes["lenet5"][1] > sizes["inception"][1]  # depth
     assert sizes["inception"][0] > sizes["resnet18"][0] > sizes["lenet5"][0]  # branches side by side
+
+
+def test_a_very_deep_model_is_scaled_down_to_fit_a_png():
+    info = spec_compiler.compile_source("input vector 4\nrepeat 300 { dense 4 }\n").info
+    picture = layout_picture(info)
+    assert picture.height * 2 > MAX_SIDE
+    image = Image.open(io.BytesIO(picture_png(picture, scale=2)))
+    assert max(image.size) <= MAX_SIDE and image.size[1] > image.size[0]
 
 
 def _draw(*args: str):

@@ -2,7 +2,9 @@
 
 Uses DejaVu Sans Mono when the system has it (the font the layout measures), else
 Pillow's own default font; no font is shipped. Drawn at `scale` times the layout's
-size (2 by default) so text stays sharp on high-density screens.
+size (2 by default) so text stays sharp on high-density screens, but never longer
+than MAX_SIDE pixels a side: image viewers refuse larger ones, and a very deep model
+would otherwise need gigabytes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .picture import (
     layout_picture,
 )
 
+MAX_SIDE = 16384
 ARROW_LENGTH, ARROW_HALF_WIDTH = 8, 4
 DASH, DASH_GAP = 5, 3
 
@@ -47,8 +50,9 @@ class _Canvas:
     def __init__(self, picture: Picture, scale: float):
         from PIL import Image, ImageDraw
 
-        self.scale = scale
-        self.image = Image.new("RGB", (round(picture.width * scale), round(picture.height * scale)), "white")
+        self.scale = min(scale, MAX_SIDE / max(picture.width, picture.height))
+        size = (round(picture.width * self.scale), round(picture.height * self.scale))
+        self.image = Image.new("RGB", size, "white")
         self.draw = ImageDraw.Draw(self.image)
 
     def _xy(self, *values: float) -> list[float]:
