@@ -10,7 +10,6 @@ from typing import Any
 
 from .. import ast
 from ..errors import Diagnostic, Span, did_you_mean
-from ..layers import REGISTRY
 from ..layers.base import LayerKind
 from .context import Context, substitute
 from .report import Report
@@ -18,12 +17,13 @@ from .report import Report
 Fields = tuple[dict[str, Any], dict[str, Span]]  # field values, and where each was written
 
 
-def fill_arguments(kind: LayerKind, layer: ast.Layer, ctx: Context, report: Report) -> Fields | None:
-    """The schema's fields from positional arguments and options; None after reporting."""
+def fill_arguments(kind: LayerKind, layer: ast.Layer, ctx: Context, activations: list[str],
+                   report: Report) -> Fields | None:
+    """The schema's fields from positional arguments and options (`activations`: the
+    words a trailing activation may be); None after reporting a mistake."""
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     args = [substitute(a, ctx) for a in layer.args]
-    activations = REGISTRY.activations()
     if kind.takes_activation and args and isinstance(args[-1], ast.Name) and args[-1].name in activations:
         values["activation"], spans["activation"] = args[-1].name, args[-1].span
         args.pop()

@@ -4,7 +4,7 @@ No kind is known here by name; marker words come from the registry."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from .. import ast
 from ..errors import Span

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from .. import ast
+from ..layers import REGISTRY
 from ..layers.base import LayerParams
 from .arguments import fill_arguments, unknown_names
 from .context import substitute
@@ -18,20 +19,24 @@ from .uses import Use
 class Checked:
     use: Use
     params: LayerParams | None  # None: rejected, and reported
-    bodies: tuple[tuple["Checked", ...], ...] = ()
+    bodies: tuple[tuple[Checked, ...], ...] = ()
     arguments_read: bool = True  # False when even its arguments made no sense: it is then not named
 
 
 def check(uses: Sequence[Use], report: Report) -> list[Checked]:
+    return _check(uses, REGISTRY.activations(), report)
+
+
+def _check(uses: Sequence[Use], activations: list[str], report: Report) -> list[Checked]:
     checked: list[Checked] = []
     for use in uses:
-        bodies = tuple(tuple(check(body, report)) for body in use.bodies)
+        bodies = tuple(tuple(_check(body, activations, report)) for body in use.bodies)
         if use.block is not None:
             options = use.block_options
             params = validate(use.kind.params, {k: ast.plain(substitute(o.value, use.ctx)) for k, o in options.items()},
                               {k: o.value.span for k, o in options.items()}, use.layer.span, use.block.name, report)
         else:
-            fields = fill_arguments(use.kind, use.layer, use.ctx, report)
+            fields = fill_arguments(use.kind, use.layer, use.ctx, activations, report)
             if fields is None:
                 checked.append(Checked(use, None, bodies, arguments_read=False))
                 continue

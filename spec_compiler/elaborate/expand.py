@@ -5,7 +5,7 @@ tree of `Use`s; arguments are read later, in the context each use carries."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import ast
 from ..errors import did_you_mean
@@ -19,6 +19,7 @@ from .uses import Use
 
 MAX_BLOCK_DEPTH = 50  # blocks using blocks using blocks...: deeper would exhaust Python's stack
 MAX_LAYERS = 50_000  # after expanding blocks and repeats: past this, `repeat 10**9 { }` would hang
+BLOCK_KIND = "group"  # a block use becomes a node of this kind: a named sub-stack holding the block's layers
 
 
 def expand(layers: Sequence[ast.Layer], blocks: dict[str, ast.BlockDef], report: Report) -> list[Use]:
@@ -112,7 +113,7 @@ class _Expander:
             return None
         bound_ctx, own_options = bound
         body = self.sequence(block.body, bound_ctx)
-        return Use(REGISTRY["group"], layer, ctx, (tuple(body),), block=block, block_options=own_options)
+        return Use(REGISTRY[BLOCK_KIND], layer, ctx, (tuple(body),), block=block, block_options=own_options)
 
     def bind(self, block: ast.BlockDef, layer: ast.Layer, ctx: Context):
         """The context of the block's body (its parameters bound to this use's arguments),

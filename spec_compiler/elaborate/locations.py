@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -27,6 +28,7 @@ class Place:
     call: dict | None  # the innermost call the location is inside (`{"kind": "adam", ...}`), if any
 
 
+@cache
 def field_type(model: type[BaseModel], name: str) -> Any:
     """A field's full annotation, with the metadata pydantic moved off it put back."""
     info = model.model_fields[name]

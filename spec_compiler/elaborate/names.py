@@ -5,8 +5,8 @@ one counted per kind (`conv2d_1`, `basic_2`). The result is the IR's node tree."
 from __future__ import annotations
 
 import keyword
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .. import ast
 from ..ir import Node

@@ -7,8 +7,10 @@ inside locations are never read, so a pydantic upgrade cannot change a message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, get_args, get_origin
+from functools import cache
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -55,7 +57,7 @@ class Problem:
     ctx: Mapping[str, Any]
     input: Any
     place: Place
-    msg: str = ""  # pydantic's sentence: shown only for an error type this module does not know
+    msg: str  # pydantic's sentence: shown only for an error type this module does not know
 
 
 def validate(model: type[BaseModel], values: dict, spans: Mapping[str, Span], where: Span, what: str,
@@ -68,27 +70,28 @@ def validate(model: type[BaseModel], values: dict, spans: Mapping[str, Span], wh
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        for diagnostic in translate(error, model, values, spans, where, what, unknown_names or {}):
+        for diagnostic in translate(error.errors(include_url=False), model, values, spans, where, what,
+                                    unknown_names or {}):
             report.add(diagnostic)
         return None
 
 
-def translate(error: ValidationError, model: type[BaseModel], values: dict, spans: Mapping[str, Span],
+def translate(errors: list[dict], model: type[BaseModel], values: dict, spans: Mapping[str, Span],
               where: Span, what: str, unknown_names: Mapping[Span, Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics for the errors (`ValidationError.errors()`) of validating `values` as `model`."""
     diagnostics = []
-    for problem in problems(error, model, values):
+    for problem in _problems(errors, model, values):
         field = str(problem.loc[0]) if problem.loc else None
         span = spans.get(field, where) if field else where
         if span in unknown_names and problem.type in WRONG_TYPE:
             diagnostics.append(unknown_names[span])
         else:
-            diagnostics.append(diagnose(problem, model, values, span, what))
+            diagnostics.append(_diagnose(problem, model, values, span, what))
     return diagnostics
 
 
-def problems(error: ValidationError, model: type[BaseModel], values: dict) -> list[Problem]:
+def _problems(items: list[dict], model: type[BaseModel], values: dict) -> list[Problem]:
     """The errors of one validation, those of each union-typed field merged into one."""
-    items = error.errors(include_url=False)
     by_field: dict[str, list[dict]] = {}
     for item in items:
         name = item["loc"][0] if len(item["loc"]) > 1 else None
@@ -135,20 +138,15 @@ def _merge_union(model: type[BaseModel], name: str, group: list[dict], value: An
         if noun and noun not in nouns:
             nouns.append(noun)
     return Problem("union_type", (name,), {"expected": _either(nouns) if nouns else "valid"}, value,
-                   Place((name,), None, None, None))
+                   Place((name,), None, None, None), msg="")
 
 
-_ADAPTERS: dict[int, tuple[Any, TypeAdapter]] = {}
-
-
+@cache
 def _adapter(annotation: Any) -> TypeAdapter:
-    cached = _ADAPTERS.get(id(annotation))
-    if cached is None or cached[0] is not annotation:
-        cached = _ADAPTERS[id(annotation)] = (annotation, TypeAdapter(annotation))
-    return cached[1]
+    return TypeAdapter(annotation)
 
 
-def diagnose(problem: Problem, model: type[BaseModel], values: dict, span: Span, what: str) -> Diagnostic:
+def _diagnose(problem: Problem, model: type[BaseModel], values: dict, span: Span, what: str) -> Diagnostic:
     field = str(problem.loc[0]) if problem.loc else None
     ctx = problem.ctx
     if problem.type == "unknown_choice":

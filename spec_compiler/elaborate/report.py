@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import Diagnostic, SpecError, Span
+from ..errors import Diagnostic, Span, SpecError
 
 
 class Report:

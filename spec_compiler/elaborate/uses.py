@@ -19,7 +19,7 @@ class Use:
     kind: LayerKind
     layer: ast.Layer  # as written; a block use's arguments are already bound in the body's context
     ctx: Context  # where the layer is written
-    bodies: tuple[tuple["Use", ...], ...] = ()
+    bodies: tuple[tuple[Use, ...], ...] = ()
     body_spans: tuple[Span, ...] = ()
     block: ast.BlockDef | None = None  # for a block use
     block_options: dict[str, ast.Option] = field(default_factory=dict)  # a block use's `name=`, `frozen=`
