@@ -1,8 +1,9 @@
 """Schema validation, and pydantic's errors turned into diagnostics.
 
 Each error is worded from its `type`, its `ctx` (`gt`, `le`, `what`...), its input
-and the schema type its location points at; pydantic's English `msg` and its labels
-inside locations are never read, so a pydantic upgrade cannot change a message.
+and the schema type its location points at. pydantic's English `msg` is never parsed
+(it is shown verbatim only for an error type not listed here) and its labels inside
+locations are never read, so a pydantic upgrade cannot change a message.
 """
 
 from __future__ import annotations
