@@ -114,8 +114,8 @@ CASES: list[tuple[str, type[BaseModel], dict[str, Any], str, str | None]] = [
     ("layer", Outer, {"inner": {"bogus": 1}}, "`layer` has no option `inner.bogus`", None),
     # a validator's own sentence: model-level, field-level, an assertion
     ("attention", params("attention"), {"score": "general", "units": 4},
-     "attention with score=general takes no units= (it sizes additive scores: use `attention score=additive units=U` "
-     "or `bahdanau_attention U`)", None),
+     ("attention with score=general takes no units= (it sizes additive scores: use `attention score=additive units=U` "
+      "or `bahdanau_attention U`)"), None),
     ("train", TrainConfig, {"metrics": [3]}, "train metrics expected a metric such as `accuracy`", None),
     ("layer", Strict, {"positive": -1}, "layer positive must be above zero", None),
     # a named choice that does not exist: specc's own error type
