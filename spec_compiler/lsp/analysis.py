@@ -5,6 +5,7 @@ checked twice."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -13,6 +14,7 @@ from ..elaborate import elaborate
 from ..errors import Diagnostic, Span, SpecError
 from ..inference import LayerInfo, Limits, ModelInfo, infer
 from ..parser import parse
+from .incremental import IncrementalParser
 from .symbols import SymbolIndex, index_symbols
 from .textscan import Braces
 
@@ -60,9 +62,10 @@ class Analysis:
         return found
 
 
-def analyze(source: str, path: str, limits: Limits) -> Analysis:
+def analyze(source: str, path: str, limits: Limits,
+            parse_source: Callable[[str, str], ast.SpecFile] = parse) -> Analysis:
     try:
-        spec = parse(source, path)
+        spec = parse_source(source, path)
     except SpecError as error:
         return Analysis(path, source, None, None, tuple(error.diagnostics), error.not_shown)
     except RecursionError:
@@ -89,13 +92,15 @@ class Checker:
     checks: int = 0  # analyses run, for the speed tests and the benchmark
     _latest: dict[str, Analysis] = field(default_factory=dict)
     _parsed: dict[str, ast.SpecFile] = field(default_factory=dict)
+    _parsers: dict[str, IncrementalParser] = field(default_factory=dict)
 
     def check(self, uri: str, path: str, source: str) -> tuple[Analysis, bool]:
         """The document's analysis, and whether it is new (the text changed)."""
         cached = self._latest.get(uri)
         if cached is not None and cached.source == source and cached.path == path:
             return cached, False
-        analysis = analyze(source, path, self.limits)
+        parser = self._parsers.setdefault(uri, IncrementalParser())
+        analysis = analyze(source, path, self.limits, parser.parse)
         self.checks += 1
         self._latest[uri] = analysis
         if analysis.spec is not None:
@@ -113,3 +118,4 @@ class Checker:
     def forget(self, uri: str) -> None:
         self._latest.pop(uri, None)
         self._parsed.pop(uri, None)
+        self._parsers.pop(uri, None)

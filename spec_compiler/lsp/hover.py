@@ -77,7 +77,7 @@ def _instances(infos: list[LayerInfo]) -> list[str]:
         return []
     facts = [layer_facts(info) for info in infos]
     if len(set(facts)) == 1:
-        uses = f" (each of its {len(infos)} uses)" if len(infos) > 1 else ""
+        uses = f" (each of its {len(infos)} instances)" if len(infos) > 1 else ""
         return [f"output {facts[0]}{uses}"]
     lines = [f"- `{info.path}`: {text}" for info, text in zip(infos, facts)][:MAX_INSTANCES_SHOWN]
     if len(infos) > MAX_INSTANCES_SHOWN:
