@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compile_speed import _specc_command, deep_spec_text  # noqa: E402  (a sibling benchmark script)
+from compile_speed import _specc_command, deep_spec_text  # a sibling benchmark script
 
-from spec_compiler.inference import Limits  # noqa: E402
-from spec_compiler.lsp.server import create_server  # noqa: E402
+from spec_compiler.inference import Limits
+from spec_compiler.lsp.server import create_server
 
 BUDGET_S = 0.100  # the bound for re-check and publish
 URI = "file:///bench/deep1000.spec"
@@ -146,9 +146,10 @@ def report(r: dict) -> str:
                      f"{t['median_s'] * 1000:6.1f} ms  worst {t['worst_s'] * 1000:6.1f} ms  ({t['edits']} edits; "
                      f"{'within' if t['within_budget'] else 'OVER'} the {BUDGET_S * 1000:.0f} ms budget; "
                      f"{t['ratio']:.1f}x faster than a whole compile)")
-    lines += [f"  edit that leaves the text unchanged: {r['unchanged_edit_s'] * 1000:.2f} ms, nothing re-checked or "
-              f"published", f"  whole `specc compile` process: {r['whole_process_compile_s'] * 1000:.1f} ms (best)",
-              "ratio = whole-process compile time / median re-check time"]
+    lines.append(f"  edit that leaves the text unchanged: {r['unchanged_edit_s'] * 1000:.2f} ms, nothing re-checked "
+                 "or published")
+    lines.append(f"  whole `specc compile` process: {r['whole_process_compile_s'] * 1000:.1f} ms (best)")
+    lines.append("ratio = whole-process compile time / median re-check time")
     return "\n".join(lines)
 
 

@@ -74,7 +74,7 @@ def statement_chunks(source: str) -> list[tuple[int, str]]:
             chunks.append((number, []))
         chunks[-1][1].append(line)
         if code:
-            continues = code.endswith("->") or code.endswith("\\")
+            continues = code.endswith(("->", "\\"))
     return [(first, "\n".join(text)) for first, text in chunks]
 
 

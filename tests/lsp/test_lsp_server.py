@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from lsp_client import LspClient
 
 from spec_compiler import compile_source
 from spec_compiler.errors import SpecError
 from spec_compiler.formatter import format_source
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 NO_FLATTEN = """model lenet5
 input image 1x32x32
@@ -18,6 +21,15 @@ dense 120 relu -> dense 84 relu -> dense 10 softmax
 """
 LENET = ROOT / "specs" / "lenet5.spec"
 RESNET = ROOT / "specs" / "resnet18.spec"
+
+
+@pytest.fixture(scope="module")
+def lsp():
+    client = LspClient()
+    capabilities = client.start()
+    assert capabilities["inlayHintProvider"] and capabilities["codeActionProvider"]
+    yield client
+    client.close()
 
 
 def uri_of(name: str) -> str:

@@ -12,8 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 20.0  # seconds to wait for one answer (a loaded test machine is slow)
 
@@ -96,6 +94,16 @@ class LspClient:
         self.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
                                                "contentChanges": [{"text": text}]})
 
+    def start(self) -> dict:
+        """Initialize the session as an editor does; returns the server's capabilities."""
+        result = self.request("initialize", {
+            "processId": os.getpid(), "rootUri": ROOT.as_uri(),
+            "capabilities": {"textDocument": {"documentSymbol": {"hierarchicalDocumentSymbolSupport": True},
+                                              "inlayHint": {}, "codeAction": {}}},
+        })
+        self.notify("initialized", {})
+        return result["capabilities"]
+
     def close(self) -> None:
         self.request("shutdown", None)
         self.notify("exit", None)
@@ -103,17 +111,3 @@ class LspClient:
         self.process.stdin.close()
         self.process.stdout.close()
         self.process.stderr.close()
-
-
-@pytest.fixture(scope="module")
-def lsp():
-    client = LspClient()
-    result = client.request("initialize", {
-        "processId": os.getpid(), "rootUri": ROOT.as_uri(),
-        "capabilities": {"textDocument": {"documentSymbol": {"hierarchicalDocumentSymbolSupport": True},
-                                          "inlayHint": {}, "codeAction": {}}},
-    })
-    client.capabilities = result["capabilities"]
-    client.notify("initialized", {})
-    yield client
-    client.close()
