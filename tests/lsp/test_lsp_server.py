@@ -164,12 +164,24 @@ def test_document_symbols(lsp):
 
 
 def test_formatting_is_specc_fmt(lsp):
-    uri = uri_of("messy.spec")
-    text = "model  m\ninput image 1x28x28\nconv 6 3x3   relu->flatten # keep\ndense 10\n"
-    lsp.open(uri, text)
+    uri = uri_of("messy_lenet5.spec")
+    canonical = LENET.read_text()
+    messy = canonical.replace(" -> ", "->").replace("conv 6x5x5 relu", "conv   6x5x5  relu")
+    lsp.open(uri, messy)
     edits = lsp.request("textDocument/formatting", {"textDocument": {"uri": uri},
                                                     "options": {"tabSize": 2, "insertSpaces": True}})
-    assert apply(text, edits) == format_source(text) != text
+    assert apply(messy, edits) == format_source(messy) == canonical
+
+
+def test_errors_past_the_limit_are_counted_as_the_cli_counts_them(lsp):
+    text = "input image 1x8x8\n" + "".join(f"unknown{i} 3\n" for i in range(25))
+    published = lsp.open(uri_of("many.spec"), text)
+    assert len(published) == 21 and all(d["severity"] == 1 for d in published[:20])
+    assert published[20]["severity"] == 3
+    assert published[20]["message"] == "25 errors (5 more not shown; fix these first)"
+    with pytest.raises(SpecError) as cli:
+        compile_source(text, "x.spec")
+    assert cli.value.render().splitlines()[-1] == published[20]["message"]
 
 
 def test_code_actions_fix_shape_errors_and_misspellings(lsp):
