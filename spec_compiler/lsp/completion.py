@@ -41,13 +41,15 @@ class Place:
     typed: str
 
 
-def complete(source: str, braces: Braces, spec: ast.SpecFile | None, positions: Positions,
+def complete(braces: Braces, spec: ast.SpecFile | None, positions: Positions,
              position: types.Position) -> list[types.CompletionItem]:
+    """Items for the cursor at `position`; `braces` and `positions` are of the current text,
+    `spec` the newest AST (possibly of an earlier text) for block names."""
     line, column = positions.locate(position)
     prefix = positions.lines[line - 1][: column - 1]
     if in_comment_or_string(prefix):
         return []
-    place = _place(source, braces, positions, line, prefix)
+    place = _place(braces, positions, line, prefix)
     blocks = {s.name: s for s in spec.statements if isinstance(s, ast.BlockDef)} if spec else {}
     in_block = next((blocks[m.group(1)] for m in map(_BLOCK_HEAD.match, place.openers)
                      if m and m.group(1) in blocks), None)
@@ -76,7 +78,8 @@ def complete(source: str, braces: Braces, spec: ast.SpecFile | None, positions: 
     return _option_items(kind, place) + parameters
 
 
-def _place(source: str, braces: Braces, positions: Positions, line: int, prefix: str) -> Place:
+def _place(braces: Braces, positions: Positions, line: int, prefix: str) -> Place:
+    source = positions.source
     offset = positions.offset(line, len(prefix) + 1)
     openers = []
     opener = braces.enclosing(offset)

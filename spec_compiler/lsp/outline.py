@@ -11,7 +11,7 @@ from lsprotocol import types
 from .. import ast
 from ..errors import Span
 from .analysis import Analysis
-from .positions import Positions, contains
+from .positions import Positions
 from .textscan import layer_end, value_end
 
 
@@ -36,11 +36,6 @@ def layer_sites(spec: ast.SpecFile) -> Iterator[LayerSite]:
                         yield from walk(layer.body, block, layer)
 
     yield from walk(spec.statements, None, None)
-
-
-def site_at(spec: ast.SpecFile, line: int, column: int) -> LayerSite | None:
-    """The layer whose word is under the cursor."""
-    return next((site for site in layer_sites(spec) if contains(site.layer.span, line, column)), None)
 
 
 def layer_extent(analysis: Analysis, positions: Positions, layer: ast.Layer) -> tuple[int, int]:

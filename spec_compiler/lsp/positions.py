@@ -66,9 +66,6 @@ class Positions:
             units += self.codec.client_num_units(char)
         return position.line + 1, len(text) + 1
 
-    def offset_of(self, position: types.Position) -> int:
-        return self.offset(*self.locate(position))
-
     # --- offsets ------------------------------------------------------------------------
 
     def offset(self, line: int, column: int) -> int:

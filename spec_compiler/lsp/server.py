@@ -106,7 +106,7 @@ def create_server(limits: Limits) -> SpecLanguageServer:
     def completion(ls: SpecLanguageServer, params: types.CompletionParams) -> types.CompletionList:
         uri = params.text_document.uri
         analysis, positions, _ = ls.current(uri)
-        items = complete(analysis.source, analysis.braces, ls.checker.last_parsed(uri), positions, params.position)
+        items = complete(analysis.braces, ls.checker.last_parsed(uri), positions, params.position)
         return types.CompletionList(is_incomplete=False, items=items)
 
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)

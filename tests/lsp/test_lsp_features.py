@@ -31,7 +31,7 @@ def check(text: str):
 
 def labels(text: str, line: int, character: int) -> list[str]:
     analysis, positions = check(text)
-    items = complete(text, analysis.braces, analysis.spec, positions, types.Position(line=line, character=character))
+    items = complete(analysis.braces, analysis.spec, positions, types.Position(line=line, character=character))
     return [item.label for item in items]
 
 
@@ -130,6 +130,6 @@ def test_a_fix_inside_a_chain_and_a_one_line_residual():
         (action,) = code_actions(analysis, positions, lsp_diagnostics(analysis, positions), everywhere,
                                  "file:///t.spec", Limits())
         (edit,) = action.edit.changes["file:///t.spec"]
-        start = positions.offset_of(edit.range.start)
-        fixed = text[:start] + edit.new_text + text[positions.offset_of(edit.range.end):]
+        start, end = (positions.offset(*positions.locate(p)) for p in (edit.range.start, edit.range.end))
+        fixed = text[:start] + edit.new_text + text[end:]
         assert expected in fixed and not check(fixed)[0].diagnostics
