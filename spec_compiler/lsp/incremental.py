@@ -10,7 +10,7 @@ reported exactly as the CLI reports them.
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass, replace
+from dataclasses import fields
 
 from .. import ast
 from ..errors import Span, SpecError
@@ -49,13 +49,19 @@ class IncrementalParser:
 
 def shifted(node, lines: int):
     """An AST node (or a tuple of them) with every span moved down by `lines`."""
-    if isinstance(node, Span):
-        return replace(node, line=node.line + lines)
     if isinstance(node, tuple):
         return tuple(shifted(item, lines) for item in node)
-    if is_dataclass(node):
-        return type(node)(**{f.name: shifted(getattr(node, f.name), lines) for f in fields(node)})
-    return node
+    if isinstance(node, Span):
+        return Span(node.file, node.line + lines, node.column, node.end_column)
+    if node is None or isinstance(node, (str, int, float)):
+        return node
+    names = _FIELDS.get(type(node))
+    if names is None:
+        names = _FIELDS[type(node)] = tuple(f.name for f in fields(node))
+    return type(node)(*(shifted(getattr(node, name), lines) for name in names))
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}  # an AST class's fields, looked up once
 
 
 def statement_chunks(source: str) -> list[tuple[int, str]]:
