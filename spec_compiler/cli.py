@@ -283,5 +283,21 @@ def fmt_command(specs, check, write):
         sys.exit(1)
 
 
+@main.command("lsp")
+@click.option("--stdio", is_flag=True, help="Talk over stdin/stdout (the only transport; accepted because editors pass it).")
+@spec_options
+@handle_errors
+def lsp_command(stdio, plugins, max_params, max_activation_memory):
+    """Run the language server for editors (LSP over stdio)."""
+    from .model import load_plugins
+
+    try:
+        from .lsp.server import serve
+    except ImportError as error:
+        raise UsageError(f"`specc lsp` needs the lsp extra: pip install 'specc[lsp]' ({error})") from None
+    load_plugins(plugins)
+    serve(limits_from(max_params, max_activation_memory))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
