@@ -36,7 +36,7 @@ from ..inference import LayerInfo, ModelInfo
 from ..layers import REGISTRY
 from ..layers.activations import PROBABILITY_ACTIVATIONS
 from . import torch_weights
-from .torch_modules_structure import Sequence
+from ..modules.structure import Sequence
 
 ROLE_OPTIONS = {
     "weight": ("init", "regularizer", "constraint"),

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..errors import UsageError
 from .torch_build import SpecModule, build_module
-from .torch_modules_structure import Sequence
+from ..modules.structure import Sequence
 
 LINE = 100
 # Standard-library modules a copied helper may import (the file imports nothing else but torch).

@@ -140,7 +140,7 @@ def _attention_flops(p: AttentionParams, x: TensorType, y: TensorType) -> int:
 
 
 def _attention_build(p: AttentionParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Attention
+    from ..modules.attention import Attention
 
     return Attention(p.score, x.dims[-1], _attention_units(p, x), p.scale, p.causal)
 
@@ -224,7 +224,7 @@ def _multihead_flops(p: MultiheadParams, x: TensorType, y: TensorType) -> int:
 
 
 def _multihead_build(p: MultiheadParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import MultiheadSelfAttention
+    from ..modules.attention import MultiheadSelfAttention
 
     return MultiheadSelfAttention(x.dims[-1], p.heads, p.dropout, p.bias, p.causal)
 
@@ -266,7 +266,7 @@ def _attention_pool_flops(p: AttentionPoolParams, x: TensorType, y: TensorType) 
 
 
 def _attention_pool_build(p: AttentionPoolParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import AttentionPool
+    from ..modules.attention import AttentionPool
 
     return AttentionPool(x.dims[-1], _pool_units(p, x))
 

@@ -135,7 +135,7 @@ def _conv_flops(dims: int):
 
 def _conv_build(dims: int):
     def build(p: ConvParams, x: TensorType, y: TensorType):
-        from ..backends.torch_modules import conv
+        from ..modules.conv import conv
 
         _, channels = _spatial(x, dims)
         return conv(dims, channels, p.filters, as_tuple(p.kernel, dims), as_tuple(p.stride, dims), p.pad,
@@ -179,7 +179,7 @@ def _depthwise_flops(p: DepthwiseParams, x: TensorType, y: TensorType) -> int:
 
 
 def _depthwise_build(p: DepthwiseParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules import conv
+    from ..modules.conv import conv
 
     channels = x.dims[0]
     return conv(2, channels, channels * p.multiplier, as_tuple(p.kernel, 2), as_tuple(p.stride, 2), p.pad,
@@ -215,7 +215,7 @@ def _separable_flops(p: SeparableParams, x: TensorType, y: TensorType) -> int:
 
 
 def _separable_build(p: SeparableParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules import SeparableConv2d
+    from ..modules.conv import SeparableConv2d
 
     return SeparableConv2d(x.dims[0], p.filters, as_tuple(p.kernel, 2), as_tuple(p.stride, 2), p.pad,
                            as_tuple(p.dilation, 2), p.multiplier, p.bias)
@@ -264,9 +264,9 @@ def _pool_shape(dims: int, kind: str):
 
 def _pool_build(dims: int, mode: str):
     def build(p: PoolParams, x: TensorType, y: TensorType):
-        from ..backends.torch_modules import pool
+        from ..modules.conv import Pool
 
-        return pool(dims, mode, as_tuple(p.size, dims), as_tuple(p.stride, dims), p.pad, p.ceil)
+        return Pool(dims, mode, as_tuple(p.size, dims), as_tuple(p.stride, dims), p.pad, p.ceil)
 
     return build
 
@@ -301,7 +301,7 @@ def _global_shape(p, x: TensorType) -> TensorType:
 
 def _global_build(mode: str):
     def build(p, x: TensorType, y: TensorType):
-        from ..backends.torch_modules import GlobalPool
+        from ..modules.conv import GlobalPool
 
         return GlobalPool(mode, spatial_dims=(2, 3) if x.rank == 3 else (1,))
 

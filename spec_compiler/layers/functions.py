@@ -66,7 +66,7 @@ def _l2_shape(p: AxisParams, x: TensorType) -> TensorType:
 
 
 def _l2_build(p: AxisParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import L2Normalize
+    from ..modules.functions import L2Normalize
 
     return L2Normalize(_check_axis(p.axis, x, "l2_normalize"))
 
@@ -86,7 +86,7 @@ class ScaleParams(LayerParams):
 
 
 def _scale_build(p: ScaleParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Scale
+    from ..modules.functions import Scale
 
     return Scale(p.factor)
 
@@ -114,7 +114,7 @@ class ClipParams(LayerParams):
 
 
 def _clip_build(p: ClipParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Clip
+    from ..modules.functions import Clip
 
     return Clip(p.min, p.max)
 
@@ -149,7 +149,7 @@ def _permute_shape(p: PermuteParams, x: TensorType) -> TensorType:
 
 
 def _permute_build(p: PermuteParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Permute
+    from ..modules.functions import Permute
 
     return Permute(p.order)
 
@@ -187,7 +187,7 @@ def _reduce_shape(op: str):
 
 def _reduce_build(op: str):
     def build(p: ReduceParams, x: TensorType, y: TensorType):
-        from ..backends.torch_modules_extra import Reduce
+        from ..modules.functions import Reduce
 
         return Reduce(op, _check_axis(p.axis, x, op), p.keepdims)
 
@@ -215,7 +215,7 @@ class NoParams(LayerParams):
 
 def _elementwise_build(op: str):
     def build(p, x: TensorType, y: TensorType):
-        from ..backends.torch_modules_extra import Elementwise
+        from ..modules.functions import Elementwise
 
         return Elementwise(op)
 
@@ -254,7 +254,7 @@ def _expand_shape(p: ExpandParams, x: TensorType) -> TensorType:
 
 
 def _expand_build(p: ExpandParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import ExpandDims
+    from ..modules.functions import ExpandDims
 
     return ExpandDims(_expand_axis(p, x) + 1)
 
@@ -284,7 +284,7 @@ def _squeeze_shape(p: SqueezeParams, x: TensorType) -> TensorType:
 
 
 def _squeeze_build(p: SqueezeParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Squeeze
+    from ..modules.functions import Squeeze
 
     return Squeeze(_check_axis(p.axis, x, "squeeze") + 1)
 

@@ -97,7 +97,7 @@ def _batchnorm_count(p: BatchNormParams, x: TensorType, y: TensorType) -> Count:
 
 
 def _batchnorm_build(p: BatchNormParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import batch_norm
+    from ..modules.norm import batch_norm
 
     return batch_norm(x.rank, _features(x, "batchnorm"), p.momentum, p.eps, p.center, p.scale)
 
@@ -125,7 +125,7 @@ def _layernorm_count(p: LayerNormParams, x: TensorType, y: TensorType) -> Count:
 
 
 def _layernorm_build(p: LayerNormParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import layer_norm
+    from ..modules.norm import layer_norm
 
     return layer_norm(x.rank, _features(x, "layernorm"), p.eps, p.center, p.scale)
 
@@ -170,7 +170,7 @@ def _lrn_flops(p: LrnParams, x: TensorType, y: TensorType) -> int:
 
 
 def _lrn_build(p: LrnParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import LocalResponseNorm
+    from ..modules.norm import LocalResponseNorm
 
     return LocalResponseNorm(p.size, p.alpha, p.beta, p.k)
 

@@ -163,7 +163,7 @@ def _recurrent_flops(kind: str):
 
 def _recurrent_build(kind: str):
     def build(p: RecurrentParams, x: TensorType, y: TensorType):
-        from ..backends.torch_modules_recurrent import recurrent
+        from ..modules.recurrent import recurrent
 
         return recurrent(kind, x.dims[-1], p.units, p.layers, p.return_sequences, p.dropout, p.bias,
                          getattr(p, "nonlinearity", "tanh"))
@@ -238,7 +238,7 @@ def _bidirectional_flops(p, x, y, bodies: list[BodyResult]) -> int:
 
 
 def _bidirectional_build(p: BidirectionalParams, x, y, children):
-    from ..backends.torch_modules_recurrent import Bidirectional, find_recurrent
+    from ..modules.recurrent import Bidirectional, find_recurrent
 
     (body,) = children
     layer = find_recurrent(body)
@@ -278,7 +278,7 @@ def _timedistributed_flops(p, x: TensorType, y, bodies: list[BodyResult]) -> int
 
 
 def _timedistributed_build(p, x, y, children):
-    from ..backends.torch_modules_recurrent import TimeDistributed
+    from ..modules.recurrent import TimeDistributed
 
     (body,) = children
     return TimeDistributed(body)

@@ -52,7 +52,7 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
 
 
 def _residual_build(p, x, y, children):
-    from ..backends.torch_modules_structure import Residual
+    from ..modules.structure import Residual
 
     main, shortcut = children
     return Residual(main, shortcut)
@@ -100,7 +100,7 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
 
 
 def _concat_build(p, x, y, children):
-    from ..backends.torch_modules_structure import Concat
+    from ..modules.structure import Concat
 
     return Concat(children, dim=_concat_axis(p, y) + 1)
 
@@ -130,7 +130,7 @@ def _add_shape(p, x: TensorType, infer: InferBody) -> TensorType:
 
 
 def _add_build(p, x, y, children):
-    from ..backends.torch_modules_structure import Add
+    from ..modules.structure import Add
 
     return Add(children)
 
