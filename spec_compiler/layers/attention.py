@@ -145,28 +145,33 @@ def _attention_build(p: AttentionParams, x: TensorType, y: TensorType):
     return Attention(p.score, x.dims[-1], _attention_units(p, x), p.scale, p.causal)
 
 
-_SCORE_DOC = ("dot: x_i . x_j (no weights; scale=true divides by sqrt(F)); general: x_i^T W x_j (F*F weights); "
-              "additive: v . tanh(W1 x_i + W2 x_j) (units=U, default F: 2*F*U + U weights, no biases)")
+register(LayerKind(
+    name="attention", params=AttentionParams, slots=(Slot("score"),), shape=_attention_shape("attention"),
+    count=_attention_count, flops=_attention_flops, build=_attention_build, category="attention",
+    example="attention score=general",
+    doc="self-attention over a TxF sequence, output TxF: step i becomes sum_j softmax_j(s_ij) x_j with the "
+        "score s chosen by score=dot|general|additive. dot: x_i . x_j (no weights; scale=true divides by "
+        "sqrt(F)); general: x_i^T W x_j (F*F weights); additive: v . tanh(W1 x_i + W2 x_j) (units=U, default "
+        "F: 2*F*U + U weights, no biases); causal=true attends to steps j <= i only",
+))
 
-for _name, _params, _aliases, _example, _doc in (
-    ("attention", AttentionParams, (), "attention score=general",
-     "self-attention over a TxF sequence, output TxF: step i becomes sum_j softmax_j(s_ij) x_j with the "
-     "score s chosen by score=dot|general|additive. " + _SCORE_DOC + "; causal=true attends to steps j <= i only"),
-    ("luong_attention", LuongParams, ("dot_attention",), "luong_attention general",
-     "Luong's multiplicative self-attention (Luong et al. 2015) over a TxF sequence, output TxF: "
-     "score=dot (default) x_i . x_j, or score=general x_i^T W x_j (F*F weights); scale=true divides by "
-     "sqrt(F); causal=true attends to steps j <= i only"),
-    ("bahdanau_attention", BahdanauParams, ("additive_attention",), "bahdanau_attention units=32",
-     "Bahdanau's additive self-attention (Bahdanau et al. 2015) over a TxF sequence, output TxF: "
-     "s_ij = v . tanh(W1 x_i + W2 x_j), units=U (default F): 2*F*U + U weights, no biases; "
-     "causal=true attends to steps j <= i only"),
-):
-    register(LayerKind(
-        name=_name, aliases=_aliases, params=_params,
-        slots=(Slot("units"),) if _name == "bahdanau_attention" else (Slot("score"),),
-        shape=_attention_shape(_name), count=_attention_count, flops=_attention_flops,
-        build=_attention_build, category="attention", example=_example, doc=_doc,
-    ))
+register(LayerKind(
+    name="luong_attention", aliases=("dot_attention",), params=LuongParams, slots=(Slot("score"),),
+    shape=_attention_shape("luong_attention"), count=_attention_count, flops=_attention_flops,
+    build=_attention_build, category="attention", example="luong_attention general",
+    doc="Luong's multiplicative self-attention (Luong et al. 2015) over a TxF sequence, output TxF: "
+        "score=dot (default) x_i . x_j, or score=general x_i^T W x_j (F*F weights); scale=true divides by "
+        "sqrt(F); causal=true attends to steps j <= i only",
+))
+
+register(LayerKind(
+    name="bahdanau_attention", aliases=("additive_attention",), params=BahdanauParams, slots=(Slot("units"),),
+    shape=_attention_shape("bahdanau_attention"), count=_attention_count, flops=_attention_flops,
+    build=_attention_build, category="attention", example="bahdanau_attention units=32",
+    doc="Bahdanau's additive self-attention (Bahdanau et al. 2015) over a TxF sequence, output TxF: "
+        "s_ij = v . tanh(W1 x_i + W2 x_j), units=U (default F): 2*F*U + U weights, no biases; "
+        "causal=true attends to steps j <= i only",
+))
 
 
 # --- multihead_attention ---------------------------------------------------------

@@ -144,18 +144,21 @@ def _conv_build(dims: int):
     return build
 
 
-for _dims, _name, _aliases, _example in ((2, "conv2d", ("conv",), "conv 6x5x5 relu"),
-                                         (1, "conv1d", (), "conv1d 128 5 relu")):
-    register(LayerKind(
-        name=_name, aliases=_aliases, params=ConvParams if _dims == 2 else Conv1dParams,
-        slots=(Slot("filters"), Slot("kernel", "dims")),
-        shape=_conv_shape(_dims, _name), count=_conv_count(_dims), flops=_conv_flops(_dims),
-        build=_conv_build(_dims), category="convolution", example=_example,
-        doc=("2d convolution on a CxHxW image: filters, kernel (`6x5x5` = 6 filters of 5x5), stride, "
-             "pad=valid|same|N, dilation, groups, bias") if _dims == 2 else
-            ("1d convolution along time on a TxF sequence (Keras' Conv1D): returns T'xfilters; "
-             "stride, pad=valid|same|N, dilation, groups, bias"),
-    ))
+register(LayerKind(
+    name="conv2d", aliases=("conv",), params=ConvParams, slots=(Slot("filters"), Slot("kernel", "dims")),
+    shape=_conv_shape(2, "conv2d"), count=_conv_count(2), flops=_conv_flops(2), build=_conv_build(2),
+    category="convolution", example="conv 6x5x5 relu",
+    doc="2d convolution on a CxHxW image: filters, kernel (`6x5x5` = 6 filters of 5x5), stride, "
+        "pad=valid|same|N, dilation, groups, bias",
+))
+
+register(LayerKind(
+    name="conv1d", params=Conv1dParams, slots=(Slot("filters"), Slot("kernel", "dims")),
+    shape=_conv_shape(1, "conv1d"), count=_conv_count(1), flops=_conv_flops(1), build=_conv_build(1),
+    category="convolution", example="conv1d 128 5 relu",
+    doc="1d convolution along time on a TxF sequence (Keras' Conv1D): returns T'xfilters; "
+        "stride, pad=valid|same|N, dilation, groups, bias",
+))
 
 
 # --- depthwise and separable (MobileNet) ------------------------------------------
@@ -271,17 +274,31 @@ def _pool_build(dims: int, mode: str):
     return build
 
 
-for _dims in (1, 2):
-    for _mode, _word in (("max", "maxpool"), ("avg", "avgpool")):
-        _name = f"{_word}{_dims}d"
-        register(LayerKind(
-            name=_name, aliases=(_word,) if _dims == 2 else (), params=PoolParams,
-            slots=(Slot("size", "dims"),), shape=_pool_shape(_dims, _name), build=_pool_build(_dims, _mode),
-            category="pooling", example=f"{_word}{'' if _dims == 2 else '1d'} 2",
-            doc=(f"{'maximum' if _mode == 'max' else 'average'} over windows of a "
-                 f"{'CxHxW image' if _dims == 2 else 'TxF sequence (along time)'}; stride defaults to the window"
-                 + ("; padding is left out of averages, as in Keras" if _mode == "avg" else "")),
-        ))
+register(LayerKind(
+    name="maxpool1d", params=PoolParams, slots=(Slot("size", "dims"),),
+    shape=_pool_shape(1, "maxpool1d"), build=_pool_build(1, "max"), category="pooling", example="maxpool1d 2",
+    doc="maximum over windows of a TxF sequence (along time); stride defaults to the window",
+))
+
+register(LayerKind(
+    name="avgpool1d", params=PoolParams, slots=(Slot("size", "dims"),),
+    shape=_pool_shape(1, "avgpool1d"), build=_pool_build(1, "avg"), category="pooling", example="avgpool1d 2",
+    doc="average over windows of a TxF sequence (along time); stride defaults to the window; "
+        "padding is left out of averages, as in Keras",
+))
+
+register(LayerKind(
+    name="maxpool2d", aliases=("maxpool",), params=PoolParams, slots=(Slot("size", "dims"),),
+    shape=_pool_shape(2, "maxpool2d"), build=_pool_build(2, "max"), category="pooling", example="maxpool 2",
+    doc="maximum over windows of a CxHxW image; stride defaults to the window",
+))
+
+register(LayerKind(
+    name="avgpool2d", aliases=("avgpool",), params=PoolParams, slots=(Slot("size", "dims"),),
+    shape=_pool_shape(2, "avgpool2d"), build=_pool_build(2, "avg"), category="pooling", example="avgpool 2",
+    doc="average over windows of a CxHxW image; stride defaults to the window; "
+        "padding is left out of averages, as in Keras",
+))
 
 
 # --- global pooling --------------------------------------------------------------
@@ -308,10 +325,14 @@ def _global_build(mode: str):
     return build
 
 
-for _mode in ("avg", "max"):
-    register(LayerKind(
-        name=f"global_{_mode}pool", aliases=(f"global_{_mode}pool2d", f"global_{_mode}pool1d"),
-        params=GlobalPoolParams, shape=_global_shape, build=_global_build(_mode), category="pooling",
-        example=f"global_{_mode}pool",
-        doc=f"{'average' if _mode == 'avg' else 'maximum'} over all positions: CxHxW to C, TxF to F",
-    ))
+register(LayerKind(
+    name="global_avgpool", aliases=("global_avgpool2d", "global_avgpool1d"), params=GlobalPoolParams,
+    shape=_global_shape, build=_global_build("avg"), category="pooling", example="global_avgpool",
+    doc="average over all positions: CxHxW to C, TxF to F",
+))
+
+register(LayerKind(
+    name="global_maxpool", aliases=("global_maxpool2d", "global_maxpool1d"), params=GlobalPoolParams,
+    shape=_global_shape, build=_global_build("max"), category="pooling", example="global_maxpool",
+    doc="maximum over all positions: CxHxW to C, TxF to F",
+))

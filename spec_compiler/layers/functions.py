@@ -194,17 +194,24 @@ def _reduce_build(op: str):
     return build
 
 
-_REDUCE_DOC = {
-    "mean": "the average over one axis (default the last; `mean 0` averages a TxF sequence over time)",
-    "sum": "the sum over one axis (default the last)",
-    "max": "the maximum over one axis (default the last)",
-}
-for _op, _alias in (("mean", "reduce_mean"), ("sum", "reduce_sum"), ("max", "reduce_max")):
-    register(LayerKind(
-        name=_op, aliases=(_alias,), params=ReduceParams, slots=(Slot("axis"),), shape=_reduce_shape(_op),
-        build=_reduce_build(_op), category="function", example=f"{_op} 0",
-        doc=_REDUCE_DOC[_op] + "; keepdims=true keeps the axis with size 1",
-    ))
+register(LayerKind(
+    name="mean", aliases=("reduce_mean",), params=ReduceParams, slots=(Slot("axis"),), shape=_reduce_shape("mean"),
+    build=_reduce_build("mean"), category="function", example="mean 0",
+    doc="the average over one axis (default the last; `mean 0` averages a TxF sequence over time); "
+        "keepdims=true keeps the axis with size 1",
+))
+
+register(LayerKind(
+    name="sum", aliases=("reduce_sum",), params=ReduceParams, slots=(Slot("axis"),), shape=_reduce_shape("sum"),
+    build=_reduce_build("sum"), category="function", example="sum 0",
+    doc="the sum over one axis (default the last); keepdims=true keeps the axis with size 1",
+))
+
+register(LayerKind(
+    name="max", aliases=("reduce_max",), params=ReduceParams, slots=(Slot("axis"),), shape=_reduce_shape("max"),
+    build=_reduce_build("max"), category="function", example="max 0",
+    doc="the maximum over one axis (default the last); keepdims=true keeps the axis with size 1",
+))
 
 
 # --- elementwise ---------------------------------------------------------------------
@@ -222,18 +229,30 @@ def _elementwise_build(op: str):
     return build
 
 
-_ELEMENTWISE_DOC = {
-    "abs": "the absolute value of every value",
-    "square": "the square of every value",
-    "sqrt": "the square root of every value (NaN below 0)",
-    "exp": "e to the power of every value",
-    "log": "the natural logarithm of every value (-inf at 0, NaN below)",
-}
-for _op, _doc in _ELEMENTWISE_DOC.items():
-    register(LayerKind(
-        name=_op, params=NoParams, shape=_float_input(_op), build=_elementwise_build(_op), category="function",
-        example=_op, doc=_doc,
-    ))
+register(LayerKind(
+    name="abs", params=NoParams, shape=_float_input("abs"), build=_elementwise_build("abs"),
+    category="function", example="abs", doc="the absolute value of every value",
+))
+
+register(LayerKind(
+    name="square", params=NoParams, shape=_float_input("square"), build=_elementwise_build("square"),
+    category="function", example="square", doc="the square of every value",
+))
+
+register(LayerKind(
+    name="sqrt", params=NoParams, shape=_float_input("sqrt"), build=_elementwise_build("sqrt"),
+    category="function", example="sqrt", doc="the square root of every value (NaN below 0)",
+))
+
+register(LayerKind(
+    name="exp", params=NoParams, shape=_float_input("exp"), build=_elementwise_build("exp"),
+    category="function", example="exp", doc="e to the power of every value",
+))
+
+register(LayerKind(
+    name="log", params=NoParams, shape=_float_input("log"), build=_elementwise_build("log"),
+    category="function", example="log", doc="the natural logarithm of every value (-inf at 0, NaN below)",
+))
 
 
 # --- expand_dims / squeeze -------------------------------------------------------------

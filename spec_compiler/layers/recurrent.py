@@ -171,31 +171,39 @@ def _recurrent_build(kind: str):
     return build
 
 
-_BIAS_NOTE = {
-    "lstm": "PyTorch's LSTM has two bias vectors, so its count is 4*U per layer more than Keras' summary",
-    "gru": "PyTorch's GRU has two bias vectors, as Keras' default GRU (reset_after=true); "
-           "Keras' GRU with reset_after=false reports 3*U per layer less",
-    "rnn": "PyTorch's RNN has two bias vectors, so its count is U per layer more than Keras' SimpleRNN",
-}
-_DOC = {
-    "lstm": "long short-term memory (Hochreiter & Schmidhuber 1997)",
-    "gru": "gated recurrent unit (Cho et al. 2014)",
-    "rnn": "simple (Elman) recurrent layer; nonlinearity=tanh|relu for its cell",
-}
+_RECURRENT_DOC = (
+    "over a TxF sequence (T may be dynamic): returns the last step's output U, or every step's TxU with "
+    "return_sequences=true; layers=N stacks N layers, dropout= acts between them (as in PyTorch); "
+    "init=/regularizer=/constraint= act on the input kernels, recurrent_init= (e.g. orthogonal)/"
+    "recurrent_regularizer=/recurrent_constraint= on the hidden-to-hidden ones. "
+)
 
-for _kind in RECURRENT_KINDS:
-    register(LayerKind(
-        name=_kind, aliases=("simple_rnn",) if _kind == "rnn" else (),
-        params=RnnParams if _kind == "rnn" else RecurrentParams, slots=(Slot("units"),),
-        shape=_recurrent_shape(_kind), count=_recurrent_count(_kind), flops=_recurrent_flops(_kind),
-        build=_recurrent_build(_kind), category="recurrent",
-        example=f"{_kind} 64" if _kind != "rnn" else "rnn 32 nonlinearity=relu",
-        doc=(f"{_DOC[_kind]} over a TxF sequence (T may be dynamic): returns the last step's output U, "
-             f"or every step's TxU with return_sequences=true; layers=N stacks N layers, dropout= acts between "
-             f"them (as in PyTorch); init=/regularizer=/constraint= act on the input kernels, recurrent_init= "
-             f"(e.g. orthogonal)/recurrent_regularizer=/recurrent_constraint= on the hidden-to-hidden ones. "
-             f"{_BIAS_NOTE[_kind]}. FLOPs: multiply-adds over T steps"),
-    ))
+register(LayerKind(
+    name="rnn", aliases=("simple_rnn",), params=RnnParams, slots=(Slot("units"),),
+    shape=_recurrent_shape("rnn"), count=_recurrent_count("rnn"), flops=_recurrent_flops("rnn"),
+    build=_recurrent_build("rnn"), category="recurrent", example="rnn 32 nonlinearity=relu",
+    doc="simple (Elman) recurrent layer; nonlinearity=tanh|relu for its cell " + _RECURRENT_DOC
+        + "PyTorch's RNN has two bias vectors, so its count is U per layer more than Keras' SimpleRNN. "
+        "FLOPs: multiply-adds over T steps",
+))
+
+register(LayerKind(
+    name="lstm", params=RecurrentParams, slots=(Slot("units"),),
+    shape=_recurrent_shape("lstm"), count=_recurrent_count("lstm"), flops=_recurrent_flops("lstm"),
+    build=_recurrent_build("lstm"), category="recurrent", example="lstm 64",
+    doc="long short-term memory (Hochreiter & Schmidhuber 1997) " + _RECURRENT_DOC
+        + "PyTorch's LSTM has two bias vectors, so its count is 4*U per layer more than Keras' summary. "
+        "FLOPs: multiply-adds over T steps",
+))
+
+register(LayerKind(
+    name="gru", params=RecurrentParams, slots=(Slot("units"),),
+    shape=_recurrent_shape("gru"), count=_recurrent_count("gru"), flops=_recurrent_flops("gru"),
+    build=_recurrent_build("gru"), category="recurrent", example="gru 64",
+    doc="gated recurrent unit (Cho et al. 2014) " + _RECURRENT_DOC
+        + "PyTorch's GRU has two bias vectors, as Keras' default GRU (reset_after=true); "
+        "Keras' GRU with reset_after=false reports 3*U per layer less. FLOPs: multiply-adds over T steps",
+))
 
 
 # --- bidirectional ---------------------------------------------------------------
