@@ -152,14 +152,14 @@ class _Builder:
         """(name, module) or (name, module, trailing activation)."""
         node, kind = layer.node, REGISTRY[layer.node.kind]
         params = node.params
-        if kind.body is None:
+        if kind.layout is None:
             module = kind.build(params, layer.input, layer.output)
-        else:
-            children = [self.sequence(body) for body in _bodies(layer)]
+        else:  # every body built (an empty one, such as an identity shortcut, is an empty Sequence)
+            children = [self.sequence(body) for body in layer.children]
             module = kind.build(params, layer.input, layer.output, children)
         if not isinstance(module, nn.Module):
             raise TypeError(f"the builder of `{node.kind}` returned {type(module).__name__}, not an nn.Module")
-        if kind.body is not None:
+        if kind.layout is not None:
             self.adopt_copies(module)
         self.node_options(layer, module)
         activation = self.activation(getattr(params, "activation", None), layer)
@@ -228,13 +228,6 @@ def _own_modules(module: nn.Module, prefix: str = ""):
         yield from _own_modules(child, f"{prefix}.{name}" if prefix else name)
 
 
-def _bodies(layer: LayerInfo) -> tuple[tuple[LayerInfo, ...], ...]:
-    """Every body's layers (an empty body, such as an identity shortcut, is ())."""
-    bodies = tuple(layer.children)
-    missing = len(layer.node.bodies) - len(bodies)
-    return bodies + ((),) * missing
-
-
 def _final(layers: tuple[LayerInfo, ...], steps: list[tuple]) -> tuple[str | None, str | None]:
     """How a sequence ends in softmax/sigmoid: ("step" | "trailing" | "nested", name) or
     (None, None). "nested": the last node has one body that ends in one (a block, or
@@ -248,7 +241,8 @@ def _final(layers: tuple[LayerInfo, ...], steps: list[tuple]) -> tuple[str | Non
     if trailing in PROBABILITY_ACTIVATIONS:
         return "trailing", trailing
     module = steps[-1][1]
-    if REGISTRY[last.node.kind].body == "sequence" and len(last.children) == 1 and hasattr(module, "forward_logits"):
+    layout = REGISTRY[last.node.kind].layout
+    if layout is not None and layout.form == "sequence" and hasattr(module, "forward_logits"):
         body = module if isinstance(module, Sequence) else next(
             (child for child in module.children() if isinstance(child, Sequence)), None)
         if body is not None and body.final is not None:

@@ -8,7 +8,7 @@ Builders import torch inside the function, so `specc compile` never loads torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -94,10 +94,16 @@ class BodyLayout:
     their outputs meet. Elaboration, inference, the summary, drawings and lowering all
     ask this instead of knowing kinds by name.
 
-    - `sequence`: the whole `{ }` is one body (`group`, `timedistributed`).
+    - `sequence`: the whole `{ }` is one body (`group`, `timedistributed`); it adds no
+      segment to its layers' paths (`basic_1.conv2d_1`).
     - `branches`: every body is written `MARKER { ... }` (`branch`), at least `min_bodies`.
     - `main_and_marked`: the statements are body 0; one optional `MARKER { ... }`
       (`shortcut`) is body 1, and an absent one is the identity.
+
+    Bodies of `branches` and `main_and_marked` all read the node's input (`parallel`);
+    `merge` names how their outputs are combined, and drawings show it. A `transparent`
+    node is only a name around its body (`group`): its output is its body's, so it adds no
+    activation memory and no box of its own to a drawing.
     """
 
     form: Literal["sequence", "branches", "main_and_marked"]
@@ -105,15 +111,24 @@ class BodyLayout:
     labels: tuple[str, ...] = ()  # body names in module paths; `branches` uses MARKER_1, MARKER_2, ...
     min_bodies: int = 1
     merge: str | None = None  # how the bodies' outputs are combined ("add", "concat"); None for one body
+    transparent: bool = False
+
+    @property
+    def parallel(self) -> bool:
+        return self.form != "sequence"
 
     def label(self, index: int) -> str:
-        """The path segment of body `index` (`body`, `shortcut`, `branch_2`)."""
+        """The path segment of body `index` (`body`, `shortcut`, `branch_2`; none for a sequence).
+        A structural module names its children the same way, so paths are module paths."""
+        if self.form == "sequence":
+            return ""
         if self.form == "branches":
             return f"{self.marker}_{index + 1}"
-        return self.labels[index] if index < len(self.labels) else f"body_{index + 1}"
+        return self.labels[index]
 
 
 SEQUENCE = BodyLayout("sequence")
+GROUP = BodyLayout("sequence", transparent=True)
 BRANCHES = BodyLayout("branches", marker="branch", min_bodies=2)
 MAIN_AND_SHORTCUT = BodyLayout("main_and_marked", marker="shortcut", labels=("body", "shortcut"), merge="add")
 
@@ -143,7 +158,6 @@ class LayerKind:
     # For activation kinds: the elementwise function, so other layers can take it
     # as a trailing word (`dense 120 relu`).
     is_activation: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.layout is not None:
