@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from .errors import Diagnostic, SpecError
 from .ir import ModelIR, Node
 from .layers import REGISTRY
-from .layers.base import BodyResult, Count
+from .layers.base import BodyResult, Count, LayerKind
 from .shapes import ShapeError, TensorType
 
 BYTES_PER_VALUE = 4  # float32
@@ -42,7 +42,7 @@ class LayerInfo:
     children: tuple[tuple["LayerInfo", ...], ...] = ()
 
     @property
-    def kind(self):
+    def kind(self) -> LayerKind:
         return REGISTRY[self.node.kind]
 
 
@@ -71,6 +71,20 @@ class ModelInfo:
     @property
     def activation_bytes(self) -> int:
         return sum(layer.activation_bytes for layer in self.layers)
+
+    @property
+    def kinds(self) -> list[LayerKind]:
+        """The registry entries the model uses, bodies included, each once, in model order."""
+        names: dict[str, None] = {}
+
+        def walk(layers: tuple[LayerInfo, ...]) -> None:
+            for layer in layers:
+                names[layer.node.kind] = None
+                for body in layer.children:
+                    walk(body)
+
+        walk(self.layers)
+        return [REGISTRY[name] for name in names]
 
 
 class _Producer:

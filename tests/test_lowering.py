@@ -23,11 +23,12 @@ from hypothesis import strategies as st
 from torch import nn
 
 import spec_compiler
-from spec_compiler import REGISTRY, SpecError, compile_source
+from spec_compiler import REGISTRY, Count, SpecError, compile_source
 from spec_compiler.backends.torch_build import SpecModule
 from spec_compiler.backends.torch_source import emit_source, load_source
 from spec_compiler.cli import main as cli_main
 from spec_compiler.ir import Node
+from spec_compiler.layers.base import NO_WEIGHTS, TORCH_NAMED_WEIGHTS, kernel_ops
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.spec"))
 LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d"}  # may change a dynamic length
@@ -467,6 +468,75 @@ def test_recurrent_kernels_take_keras_roles():
     torch.testing.assert_close(module.regularization_loss(), expected)
 
 
+@pytest.mark.parametrize("kind", [k.name for k in REGISTRY.kinds()])
+def test_weight_roles_name_every_parameter(kind):
+    """A kind's entry names the role of every parameter its module holds (options reach
+    weights by role, never by guessing from PyTorch's names); structural kinds hold none."""
+    entry = REGISTRY[kind]
+    if entry.layout is not None:
+        assert entry.weights == NO_WEIGHTS
+        return
+    model, _ = _first_valid(entry.example or kind)
+    modules = dict(model.build().named_modules())
+    paths = [path for layer in model.info.layers if layer.node.kind == kind
+             for path, _ in modules[layer.path].named_parameters()]
+    assert [path for path in paths if entry.weights.role(path) is None] == []
+    assert (entry.weights is not TORCH_NAMED_WEIGHTS) or not paths, "a built-in kind declares its roles"
+
+
+ROLES_PLUGIN = '''
+"""A plugin kind whose parameter names say nothing of their roles: its entry says them."""
+import torch
+from torch import nn
+
+from spec_compiler.layers import Count, LayerKind, LayerParams, WeightRoles, register
+from spec_compiler.options import WeightOptions
+
+
+class Affine(nn.Module):
+    def __init__(self, features: int):
+        super().__init__()
+        self.gain_matrix = nn.Parameter(torch.zeros(features, features))
+        self.offset = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x):
+        return x @ self.gain_matrix.T + self.offset
+
+
+class AffineParams(LayerParams, WeightOptions):
+    pass
+
+
+for name, roles in (("affine_roles_test", WeightRoles(kernel=("gain_matrix",), bias=("offset",))),
+                    ("affine_unnamed_roles_test", WeightRoles(kernel=("gain_matrix",)))):
+    register(LayerKind(
+        name=name, params=AffineParams, shape=lambda p, x: x, count=lambda p, x, y: Count(x.dims[-1] ** 2 + x.dims[-1]),
+        build=lambda p, x, y: Affine(x.dims[-1]), weights=roles, doc="x W^T + b", example=name,
+    ))
+'''
+
+
+def test_roles_not_names_decide_which_options_a_parameter_takes(tmp_path):
+    plugin = tmp_path / "roles_plugin.py"
+    plugin.write_text(ROLES_PLUGIN)
+    model = compile_source("input vector 3\naffine_roles_test init=ones bias_init=constant(0.5) regularizer=l1(0.1)\n",
+                           "test.spec", plugins=[str(plugin)])
+    module = model.build()
+    layer = module.affine_roles_test_1
+    assert torch.all(layer.gain_matrix == 1) and torch.all(layer.offset == 0.5)
+    torch.testing.assert_close(module.regularization_loss(), 0.1 * layer.gain_matrix.abs().sum())
+    unnamed = compile_source("input vector 3\naffine_unnamed_roles_test bias_init=zeros\n", "test.spec",
+                             plugins=[str(plugin)])
+    with pytest.raises(TypeError, match="do not name its parameter `offset`"):
+        unnamed.build()
+
+
+def test_kernel_ops_are_the_operators_int8_export_quantizes():
+    spam = spec_compiler.load(Path(__file__).resolve().parent.parent / "specs" / "spam_lstm.spec")
+    assert kernel_ops(spam.info.kinds) == ["Gather", "Gemm", "LSTM", "MatMul"]
+    assert kernel_ops(compiled("input sequence 5x8\nbidirectional { gru 4 }\nbatchnorm\n").info.kinds) == ["GRU"]
+
+
 def test_bidirectional_copy_gets_the_same_options():
     model = compiled("input sequence 5x8\nbidirectional { gru 4 init=ones regularizer=l1(0.5) frozen=true }\n")
     module = model.build()
@@ -590,6 +660,19 @@ def test_frozen_layers_get_no_gradient():
     assert module.dense_1.weight.grad is None and module.head_1.dense_1.weight.grad is None
     assert module.dense_2.weight.grad is not None
     assert counted(module)[1] == model.summary()["trainable_params"] == 2 * 3 + 2
+
+
+def test_frozen_layers_inside_structures_count_where_they_sit():
+    """Inference splits every node's count as training sees it, bodies included."""
+    model = compiled("input image 3x8x8\nresidual { conv 3 3x3 pad=same frozen=true -> batchnorm }\n"
+                     "flatten\ndense 2\n")
+    residual = model.summary()["layers"][0]
+    conv, norm = residual["children"][0]
+    assert (conv["trainable"], conv["non_trainable"]) == (0, 84)
+    assert (norm["trainable"], norm["non_trainable"]) == (6, 6)
+    assert (residual["trainable"], residual["non_trainable"]) == (6, 90)
+    assert model.info.as_trained == Count(6 + 386, 90)
+    check_model(model)  # the built module holds exactly these trainable parameters
 
 
 def test_frozen_weights_are_not_constrained():

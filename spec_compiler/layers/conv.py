@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from ..options import WeightOptions
 from ..shapes import ShapeError, TensorType, as_tuple, describe, window_output
-from .base import ActivationName, Count, LayerKind, LayerParams, Slot, register, require_float
+from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
 NonNeg = Annotated[int, Field(ge=0)]
@@ -101,6 +101,9 @@ def _pack(x: TensorType, dims: int, sizes: tuple, channels: int) -> TensorType:
 
 # --- conv1d / conv2d -------------------------------------------------------------
 
+CONV_WEIGHTS = WeightRoles(kernel=("weight",), bias=("bias",), onnx_ops=("Conv",))
+
+
 def _conv_shape(dims: int, kind: str):
     def shape(p: ConvParams, x: TensorType) -> TensorType:
         _require(x, dims, kind)
@@ -147,7 +150,7 @@ def _conv_build(dims: int):
 register(LayerKind(
     name="conv2d", aliases=("conv",), params=ConvParams, slots=(Slot("filters"), Slot("kernel", "dims")),
     shape=_conv_shape(2, "conv2d"), count=_conv_count(2), flops=_conv_flops(2), build=_conv_build(2),
-    category="convolution", example="conv 6x5x5 relu",
+    weights=CONV_WEIGHTS, category="convolution", example="conv 6x5x5 relu",
     doc="2d convolution on a CxHxW image: filters, kernel (`6x5x5` = 6 filters of 5x5), stride, "
         "pad=valid|same|N, dilation, groups, bias",
 ))
@@ -155,7 +158,7 @@ register(LayerKind(
 register(LayerKind(
     name="conv1d", params=Conv1dParams, slots=(Slot("filters"), Slot("kernel", "dims")),
     shape=_conv_shape(1, "conv1d"), count=_conv_count(1), flops=_conv_flops(1), build=_conv_build(1),
-    category="convolution", example="conv1d 128 5 relu",
+    weights=CONV_WEIGHTS, category="convolution", example="conv1d 128 5 relu",
     doc="1d convolution along time on a TxF sequence (Keras' Conv1D): returns T'xfilters; "
         "stride, pad=valid|same|N, dilation, groups, bias",
 ))
@@ -192,7 +195,8 @@ def _depthwise_build(p: DepthwiseParams, x: TensorType, y: TensorType):
 register(LayerKind(
     name="depthwise", aliases=("depthwise_conv2d", "dwconv"), params=DepthwiseParams,
     slots=(Slot("kernel", "dims"),), shape=_depthwise_shape, count=_depthwise_count,
-    flops=_depthwise_flops, build=_depthwise_build, category="convolution", example="depthwise 3x3 stride=2 pad=same",
+    flops=_depthwise_flops, build=_depthwise_build, weights=CONV_WEIGHTS, category="convolution",
+    example="depthwise 3x3 stride=2 pad=same",
     doc="depthwise 2d convolution: one kernel per input channel (x multiplier), as in MobileNet",
 ))
 
@@ -228,6 +232,7 @@ register(LayerKind(
     name="separable", aliases=("separable_conv2d", "sepconv"), params=SeparableParams,
     slots=(Slot("filters"), Slot("kernel", "dims")), shape=_separable_shape, count=_separable_count,
     flops=_separable_flops, build=_separable_build, category="convolution", example="separable 64 3x3 pad=same relu",
+    weights=WeightRoles(kernel=("depthwise.weight", "pointwise.weight"), bias=("pointwise.bias",), onnx_ops=("Conv",)),
     doc="depthwise-separable convolution (Keras' SeparableConv2D): a depthwise kernel per channel, "
         "then a 1x1 pointwise conv; the pointwise conv alone carries the bias",
 ))
