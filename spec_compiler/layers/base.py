@@ -296,13 +296,6 @@ def _known_activation(word: str) -> str:
 ActivationName = Annotated[str, AfterValidator(_known_activation)]
 
 
-def require_rank(x: TensorType, ranks: tuple[int, ...], what: str, hint: str | None = None) -> None:
-    from ..shapes import describe
-
-    if x.rank not in ranks:
-        raise ShapeError(f"{what}, got {describe(x)}", hint, about_input=True)
-
-
 def require_float(x: TensorType, kind: str) -> None:
     if x.dtype == "int":
         raise ShapeError(
