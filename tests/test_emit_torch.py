@@ -21,6 +21,7 @@ from lowering_checks import (BIG_FLOPS, HYPOTHESIS, SPECS, STRUCTURE, compare_em
                              image_specs, sequence_specs)
 from lowering_checks import one_thread  # noqa: F401  (autouse fixture: one torch thread)
 
+
 # --- emitted source ------------------------------------------------------------------
 
 EMIT_SPECS = [p for p in SPECS if spec_compiler.load(p).summary()["flops"] < BIG_FLOPS]

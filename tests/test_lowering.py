@@ -24,6 +24,7 @@ from lowering_checks import (BIG_FLOPS, CANDIDATE_INPUTS, HYPOTHESIS, SPECS, STR
                              compare_emitted, compiled, counted, first_valid, image_specs, sample, sequence_specs)
 from lowering_checks import one_thread  # noqa: F401  (autouse fixture: one torch thread)
 
+
 # --- every spec, every kind ----------------------------------------------------------
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])

@@ -18,6 +18,7 @@ from spec_compiler.layers.base import NO_WEIGHTS, TORCH_NAMED_WEIGHTS, kernel_op
 
 from lowering_checks import STRUCTURE, compiled, counted, first_valid, sample
 
+
 # --- initializers --------------------------------------------------------------------
 
 FAN_IN, FAN_OUT = 400, 300  # a dense 300 on a vector 400: weight (300, 400)
