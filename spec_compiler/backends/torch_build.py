@@ -37,8 +37,9 @@ from ..inference import LayerInfo, ModelInfo
 from ..layers import REGISTRY
 from ..layers.activations import PROBABILITY_ACTIVATIONS
 from ..layers.base import ROLE_OPTIONS
-from . import torch_weights
 from ..modules.structure import Sequence
+from . import torch_weights
+
 
 class SpecModule(Sequence):
     """The model a spec describes, as a PyTorch module.
