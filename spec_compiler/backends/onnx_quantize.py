@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpecError
+from ..layers.base import kernel_ops
 from .onnx_export import (INT8_MAX_MEAN_DIFF, INT8_MAX_RELATIVE_DIFF, INT8_MIN_AGREEMENT, Prepared,
                           _accuracy, _first_line, _ort_run, _quiet, ort_session,
                           predicted_classes, run_data, sample_input, validation_data)
@@ -184,7 +185,7 @@ def quantize_int8(p: Prepared, model, fp32: bytes, fp32_session) -> tuple[bytes,
                 else:
                     gemm_to_matmul(proto)
                     quantize_dynamic(proto, str(target), weight_type=QuantType.QInt8,
-                                     op_types_to_quantize=["MatMul", "LSTM", "Gather", "Attention"],
+                                     op_types_to_quantize=kernel_ops(model.info.kinds),
                                      nodes_to_exclude=exclude, per_channel=False)
             int8 = target.read_bytes()
         except SpecError:
