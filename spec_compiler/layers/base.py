@@ -228,13 +228,6 @@ class LayerKind:
                 object.__setattr__(self, "flops", sum_of_bodies_flops)
 
     @property
-    def body(self) -> str | None:
-        """Transition alias of `layout.form` (removed once every stage asks `layout`)."""
-        if self.layout is None:
-            return None
-        return {"main_and_marked": "residual"}.get(self.layout.form, self.layout.form)
-
-    @property
     def takes_activation(self) -> bool:
         return "activation" in self.params.model_fields
 
@@ -245,8 +238,10 @@ class Registry:
     def __init__(self) -> None:
         self._kinds: dict[str, LayerKind] = {}
         self._names: dict[str, str] = {}
+        self._activations: list[str] | None = None  # sorted once; elaboration asks per layer
 
     def add(self, kind: LayerKind) -> LayerKind:
+        self._activations = None
         for word in (kind.name, *kind.aliases):
             if word in self._names:
                 raise ValueError(f"layer word `{word}` registered twice")
@@ -268,7 +263,9 @@ class Registry:
         return list(self._kinds.values())
 
     def activations(self) -> list[str]:
-        return sorted(w for w, k in self._names.items() if self._kinds[k].is_activation)
+        if self._activations is None:
+            self._activations = sorted(w for w, k in self._names.items() if self._kinds[k].is_activation)
+        return list(self._activations)
 
 
 REGISTRY = Registry()
