@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     # The order in which a call's positional arguments fill the fields.
     positional: ClassVar[tuple[str, ...]] = ()
 
@@ -141,7 +141,7 @@ Constraint = choice_type("constraint", CONSTRAINTS)
 class WeightOptions(BaseModel):
     """Options every layer with weights accepts (Keras' kernel_*/bias_* arguments)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     init: Initializer | None = None
     bias_init: Initializer | None = None

@@ -93,7 +93,7 @@ EarlyStopping = choice_type("early stopping", {"early_stopping": EARLY_STOPPING}
 class TrainConfig(BaseModel):
     """Keys of `train { }`. None means: the trainer picks a documented default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     loss: Loss | None = None
     optimizer: Optimizer | None = None

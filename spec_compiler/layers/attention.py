@@ -69,7 +69,7 @@ def require_sequence(x: TensorType, kind: str) -> None:
 class KernelOptions(BaseModel):
     """init/regularizer/constraint for layers with weight matrices and no biases."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     init: Initializer | None = None
     regularizer: Regularizer | None = None

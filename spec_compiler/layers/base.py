@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class LayerParams(BaseModel):
     """Options every layer accepts. Kinds subclass it with their own fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str | None = None
     frozen: bool = False
