@@ -93,6 +93,10 @@ def test_every_spec_exports_with_parity(spec, tmp_path):
             assert dims[i].dim_param and not dims[i].HasField("dim_value")
         else:
             assert dims[i].dim_value == d
+    described, outputs = {v.name for v in proto.graph.value_info}, {o.name for o in proto.graph.output}
+    shapeless = [name for node in proto.graph.node for name in node.output
+                 if name and name not in outputs and name not in described]
+    assert not shapeless, "every intermediate tensor carries its shape (value_info)"
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["specc.spec"] == model.ir.source
     assert meta["specc.version"] == spec_compiler.__version__
