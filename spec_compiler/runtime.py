@@ -26,8 +26,9 @@ This module never imports torch (tests check it), so an app needs only
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -118,7 +118,7 @@ def legacy_validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndar
     if fraction <= 0:
         return np.arange(n), np.arange(0)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
-    n_val = max(1, int(round(n * fraction)))
+    n_val = max(1, round(n * fraction))
     if n_val >= n:
         raise SpecError.at(None, f"validation_split={fraction:g} leaves no training samples out of {n}")
     return np.sort(order[n_val:]), np.sort(order[:n_val])

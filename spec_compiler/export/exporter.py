@@ -11,7 +11,8 @@ import sys
 import tempfile
 import time
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,10 +133,8 @@ def name_failing_layer(p: Prepared, model, example: torch.Tensor, opset: int,
 
     hooks = [modules[path].register_forward_hook(recorder(path)) for path in layers if path in modules]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.suppress(Exception):  # a failing forward: the hooks saw what ran
             p.wrapper(example)
-    except Exception:  # noqa: BLE001 - the failure is reported below either way
-        pass
     finally:
         for hook in hooks:
             hook.remove()

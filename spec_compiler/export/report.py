@@ -62,8 +62,8 @@ class ExportReport:
 
     def render(self) -> str:
         lines = [
-            f"exported {self.model} to {self.path} ({megabytes(self.size_bytes)}, opset {self.opset}, "
-            f"{self.exporter} exporter, {self.export_seconds:.2f} s)",
+            (f"exported {self.model} to {self.path} ({megabytes(self.size_bytes)}, opset {self.opset}, "
+             f"{self.exporter} exporter, {self.export_seconds:.2f} s)"),
             f"  input  `{self.input_name}`: {self.input_dtype} batch x {_shape(self.input_shape)}",
             f"  output `{self.output_name}`: batch x {_shape(self.output_shape)}",
             f"  weights: {self.weights or 'freshly initialized (no --weights: untrained)'}",
@@ -114,8 +114,8 @@ def _describe_norm(norm: dict[str, Any]) -> str:
 
 
 def _quantization_lines(q: dict[str, Any]) -> list[str]:
-    lines = [f"  int8 ({q['method']}): size {megabytes(q['fp32_bytes'])} -> {megabytes(q['int8_bytes'])} "
-             f"({q['size_ratio']:.2f}x)"]
+    lines = [(f"  int8 ({q['method']}): size {megabytes(q['fp32_bytes'])} -> {megabytes(q['int8_bytes'])} "
+              f"({q['size_ratio']:.2f}x)")]
     lines.append(f"    calibration: {q['calibration']}" if q.get("calibration") else
                  "    calibration: none (dynamic quantization computes activation ranges at run time)")
     lines.append(f"    batch-1 latency: fp32 {q['fp32_latency_ms']:.3f} ms, int8 {q['int8_latency_ms']:.3f} ms "

@@ -147,7 +147,7 @@ def verify(p: Prepared, model, graph: OrtGraph, data: RunData | None, output: st
         x, y = data.x_val[:VALIDATION_LIMIT], (data.y_val[:VALIDATION_LIMIT] if data.y_val is not None else None)
         check, reference, got = _check(p, model, graph, "validation", x, output)
         checks.append(check)
-        validation = {"samples": int(len(x)), "source": data.source, "max_abs_diff": check.max_abs_diff,
+        validation = {"samples": len(x), "source": data.source, "max_abs_diff": check.max_abs_diff,
                       "accuracy_torch": accuracy(reference, y), "accuracy_onnx": accuracy(got, y)}
     return checks, validation
 

@@ -30,10 +30,10 @@ def tiny(tmp_path):
     return spec_compiler.load(path), path
 
 
-def record(run_id: str | None, data: DataInfo = DataInfo(), seed: int | None = 0) -> RunRecord:
+def record(run_id: str | None, data: DataInfo | None = None, seed: int | None = 0) -> RunRecord:
     return RunRecord(run_id=run_id, specc_version="0.1.0", model="tiny", status="completed",
                      input=InputInfo(kind="vector", shape=[8]), output=OutputInfo(shape=[3], final_activation="softmax"),
-                     config={"seed": seed, "loss": {"kind": "sparse_categorical_crossentropy"}}, data=data)
+                     config={"seed": seed, "loss": {"kind": "sparse_categorical_crossentropy"}}, data=data or DataInfo())
 
 
 def run_folder(path, model, weights_id="a1", record_id="a1", preprocess_id="a1", **options) -> RunFolder:
