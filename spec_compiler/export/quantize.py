@@ -168,7 +168,11 @@ def quantize_int8(p: Prepared, fp32: bytes, fp32_graph: OrtGraph, data: RunData 
         x = calibration_data(p, data)[0] if static else np.concatenate([sample_input(p, 32, 32, rng) for _ in range(4)])
         y, on = None, f"{len(x)} {'calibration' if static else 'random'} inputs (no validation data)"
     int8_graph = OrtGraph(int8, int8_session, p.input_name, p.output_name)
-    ref, got = fp32_graph.run(x)[0], int8_graph.run(x)[0]
+    try:
+        ref, got = fp32_graph.run(x)[0], int8_graph.run(x)[0]
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
+        raise SpecError.at(None, f"the int8 model fails in ONNX Runtime on {on}: {first_line(error)}",
+                           "export in fp32 (without --quantize)") from None
     abs_diff = np.abs(ref.astype(np.float64) - got.astype(np.float64))
     mean_diff, max_diff = float(abs_diff.mean()), float(abs_diff.max())
     agreement = decided_agreement = None
