@@ -9,8 +9,9 @@ from .errors import SpecError
 from .inference import Limits
 from .layers import REGISTRY, Count, LayerKind, LayerParams, Slot, register
 from .model import Model, compile_source, load
+from .version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "REGISTRY", "Count", "LayerKind", "LayerParams", "Limits", "Model", "Slot", "SpecError",

@@ -8,6 +8,7 @@ it: ``file:line:col: error: message``, the source line, a caret, and a hint.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -120,3 +121,12 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean' hint for a misspelt name, or None."""
     matches = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
     return f"did you mean `{matches[0]}`?" if matches else None
+
+
+_DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
+
+
+def suggestion(hint: str | None) -> str | None:
+    """The word a `did_you_mean` hint suggests (what an editor's quick fix writes), or None."""
+    match = _DID_YOU_MEAN.fullmatch(hint or "")
+    return match.group(1) if match else None

@@ -265,7 +265,7 @@ def _position_of(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
-def _braces(text: str):
+def braces(text: str):
     """(offset, char) for each `{` and `}` outside comments and strings."""
     in_comment = False
     quote = None
@@ -287,7 +287,7 @@ def _braces(text: str):
 def _too_deep(text: str) -> tuple[int, int] | None:
     """Where `{` nesting first passes MAX_NESTING (deeper specs would exhaust Python's stack)."""
     depth = 0
-    for offset, char in _braces(text):
+    for offset, char in braces(text):
         depth += 1 if char == "{" else -1
         if depth > MAX_NESTING:
             return _position_of(text, offset)
@@ -296,7 +296,7 @@ def _too_deep(text: str) -> tuple[int, int] | None:
 
 def _unclosed_brace(text: str) -> tuple[int, int] | None:
     stack: list[int] = []
-    for offset, char in _braces(text):
+    for offset, char in braces(text):
         if char == "{":
             stack.append(offset)
         elif stack:

@@ -256,6 +256,12 @@ def mutated(draw) -> str:
     return text
 
 
+# pydantic's own wording and its labels for union alternatives: a diagnostic that shows
+# one was not translated (elaboration words every error from its type and context)
+PYDANTIC_WORDING = ("Input should", "Value error", "Field required", "Extra inputs", "after validation",
+                    "constrained-", "function-", "literal[", "tuple[")
+
+
 def _compile_or_spec_error(text: str) -> None:
     try:
         model = compile_source(text, "fuzz.spec")
@@ -263,6 +269,8 @@ def _compile_or_spec_error(text: str) -> None:
         rendered = error.render()
         assert rendered and "error:" in rendered
         assert error.diagnostics
+        for diagnostic in error.diagnostics:
+            assert not any(words in diagnostic.message for words in PYDANTIC_WORDING), diagnostic.message
         return
     model.summary()
     model.table()

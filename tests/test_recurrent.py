@@ -36,7 +36,7 @@ def build_layer(info: LayerInfo) -> nn.Module:
     """Build one node through its registry entry; structural kinds get their bodies
     built first (as nn.Sequential, the way the whole-model lowering hands them over)."""
     kind = REGISTRY[info.node.kind]
-    if kind.body is None:
+    if kind.layout is None:
         return kind.build(info.node.params, info.input, info.output)
     children = [nn.Sequential(*(build_layer(child) for child in body)) for body in info.children]
     return kind.build(info.node.params, info.input, info.output, children)

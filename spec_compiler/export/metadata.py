@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from ..errors import SpecError
 from ..run import ImageFormat, OnnxInput, OnnxMetadata, OnnxOutput
+from ..version import VERSION
 from .messages import first_line
 from .prepare import Prepared
 
@@ -16,15 +17,13 @@ LAYOUTS = {"sequence": "NTF", "vector": "NF", "tokens": "NT"}
 
 def onnx_metadata(p: Prepared, model) -> OnnxMetadata:
     """What an app needs to feed the file and read its output, from the spec and the run."""
-    from .. import __version__
-
     ir_model = model.ir
     kind, ttype = ir_model.input.kind, ir_model.input.type
     layout = ("NCHW" if len(p.dims) == 3 else "NCL") if kind == "image" else LAYOUTS.get(kind, "N...")
     preprocess = p.preprocess
     run_id = (p.record.run_id if p.record is not None else None) or (preprocess.run_id if preprocess else None)
     return OnnxMetadata(
-        version=__version__, model=ir_model.name, spec=ir_model.source, spec_path=str(ir_model.path),
+        version=VERSION, model=ir_model.name, spec=ir_model.source, spec_path=str(ir_model.path),
         input=OnnxInput(name=p.input_name, kind=kind, layout=layout, shape=list(p.dims),
                         dtype="int64" if ttype.dtype == "int" else "float32", vocab=ttype.vocab),
         output=OnnxOutput(name=p.output_name, shape=list(p.output_dims), activation=p.final),

@@ -61,7 +61,7 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
     if quantize == "int8":
         from .quantize import quantize_int8
 
-        data, report.quantization = quantize_int8(p, data, runtime, run)
+        data, report.quantization = quantize_int8(p, model, data, runtime, run)
         report.size_bytes = len(data)
     try:
         write_bytes_atomic(output, data)

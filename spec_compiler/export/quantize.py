@@ -28,6 +28,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..errors import SpecError
+from ..layers.base import kernel_ops
 from .data import RunData, digits_images
 from .exporter import quiet
 from .messages import first_line
@@ -113,7 +114,7 @@ def interleaved_latency(sessions: list, name: str, x: np.ndarray, rounds: int = 
     return [float(np.median(r)) for r in results]
 
 
-def _quantized_bytes(p: Prepared, fp32: bytes, data: RunData | None) -> tuple[bytes, bool, str | None]:
+def _quantized_bytes(p: Prepared, model, fp32: bytes, data: RunData | None) -> tuple[bytes, bool, str | None]:
     """(the int8 model, whether it was quantized statically, the calibration note)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
 
@@ -142,7 +143,7 @@ def _quantized_bytes(p: Prepared, fp32: bytes, data: RunData | None) -> tuple[by
                 else:
                     GemmToMatMul()(graph)
                     quantize_dynamic(ir.to_proto(graph), str(target), weight_type=QuantType.QInt8,
-                                     op_types_to_quantize=["MatMul", "LSTM", "Gather", "Attention"],
+                                     op_types_to_quantize=kernel_ops(model.info.kinds),
                                      nodes_to_exclude=exclude, per_channel=False)
             int8 = ir.to_proto(shape_info(ir.load(str(target)))).SerializeToString()
         except SpecError:
@@ -153,9 +154,10 @@ def _quantized_bytes(p: Prepared, fp32: bytes, data: RunData | None) -> tuple[by
     return int8, static, note
 
 
-def quantize_int8(p: Prepared, fp32: bytes, fp32_graph: OrtGraph, data: RunData | None) -> tuple[bytes, dict[str, Any]]:
+def quantize_int8(p: Prepared, model, fp32: bytes, fp32_graph: OrtGraph,
+                  data: RunData | None) -> tuple[bytes, dict[str, Any]]:
     """The int8 model, checked against fp32, and the report's `quantization` entry."""
-    int8, static, calibration_note = _quantized_bytes(p, fp32, data)
+    int8, static, calibration_note = _quantized_bytes(p, model, fp32, data)
     try:
         int8_session = ort_session(int8)
     except Exception as error:  # noqa: BLE001

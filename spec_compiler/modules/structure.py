@@ -1,4 +1,4 @@
-"""Containers for a spec's sequences and structural kinds.
+"""Containers for a spec's sequences and the structural kinds (layers/structure.py).
 
 `Sequence` runs a body's layers in order, each child registered under its node name
 (so state_dict keys read `conv2d_1.weight`, `basic_1.conv2d_1.weight`), and applies a
@@ -6,8 +6,8 @@ node's trailing activation (`dense 120 relu`) after it. Trailing activations hol
 parameters and are deliberately not registered as submodules: they add nothing to
 the state_dict and never collide with a layer name.
 
-This file imports only torch: `specc compile --emit torch` copies these classes into
-the standalone source it writes.
+A structural module names its bodies by its kind's layout labels (`body`, `shortcut`,
+`branch_1`, ...), so module paths match the paths inference gives the layers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PyTorch modules for the recurrent and sequence kinds.
+"""PyTorch modules for the recurrent and sequence kinds (layers/recurrent.py).
 
 The recurrent layers subclass torch's own `nn.LSTM`, `nn.GRU` and `nn.RNN`
 (batch-first), so their parameters keep PyTorch's names (`weight_ih_l0`,

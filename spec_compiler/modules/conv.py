@@ -1,8 +1,6 @@
-"""Small PyTorch modules that registry builders need beyond torch.nn.
-
-Each keeps PyTorch's own parameter names (`weight`, `bias`) so state_dict keys stay
-readable, and each exports to ONNX with standard operators.
-"""
+"""PyTorch modules for the convolution and pooling kinds (layers/conv.py): convs and
+pools with Keras' `same` padding, 1d layers over (N, T, F) sequences, separable convs
+and global pooling."""
 
 from __future__ import annotations
 
@@ -118,10 +116,6 @@ class Pool(_SamePadded):
             return fn(x, self.size, self.stride, padding, ceil_mode=self.ceil)
         fn = F.avg_pool1d if self.dims == 1 else F.avg_pool2d
         return fn(x, self.size, self.stride, padding, ceil_mode=self.ceil, count_include_pad=False)
-
-
-def pool(dims: int, mode: str, size, stride, pad, ceil: bool) -> nn.Module:
-    return Pool(dims, mode, size, stride, pad, ceil)
 
 
 class GlobalPool(nn.Module):
