@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import spec_compiler  # noqa: E402
 from timing import interleaved, median, per_call  # noqa: E402
-from spec_compiler.backends.onnx_export import prepare, sample_input  # noqa: E402
+from spec_compiler.export.prepare import prepare, sample_input  # noqa: E402
 
 MODELS = {"LeNet-5": "specs/lenet5.spec", "LSTM spam classifier": "specs/spam_lstm.spec"}
 

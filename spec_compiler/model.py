@@ -70,9 +70,9 @@ class Model:
 
     def export(self, path: str | Path, weights: str | Path | None = None, opset: int | None = None,
                quantize: str | None = None):
-        """Write a verified ONNX file (see backends/onnx_export.py); `weights` is a run folder
+        """Write a verified ONNX file (see spec_compiler/export/); `weights` is a run folder
         or a .safetensors file (None: the freshly initialized network). Returns an ExportReport."""
-        from .backends.onnx_export import export_model
+        from .export import export_model
 
         return export_model(self, path, weights=weights, opset=opset, quantize=quantize)
 

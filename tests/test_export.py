@@ -22,8 +22,8 @@ from safetensors.torch import save_file
 
 import spec_compiler
 from spec_compiler import REGISTRY, runtime
-from spec_compiler.backends import onnx_export
-from spec_compiler.backends.onnx_quantize import digits_images
+from spec_compiler.export import ExportReport, exporter, verify
+from spec_compiler.export.data import digits_images
 from spec_compiler.cli import main
 from spec_compiler.text import Tokenizer
 
@@ -93,6 +93,10 @@ def test_every_spec_exports_with_parity(spec, tmp_path):
             assert dims[i].dim_param and not dims[i].HasField("dim_value")
         else:
             assert dims[i].dim_value == d
+    described, outputs = {v.name for v in proto.graph.value_info}, {o.name for o in proto.graph.output}
+    shapeless = [name for node in proto.graph.node for name in node.output
+                 if name and name not in outputs and name not in described]
+    assert not shapeless, "every intermediate tensor carries its shape (value_info)"
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["specc.spec"] == model.ir.source
     assert meta["specc.version"] == spec_compiler.__version__
@@ -133,10 +137,10 @@ def lenet_onnx(lenet_run, tmp_path_factory):
 
 def digits_validation(model):
     """The run's validation split, as the trainer makes it (same seed and fraction)."""
-    from spec_compiler.training.data import split_indices
+    from spec_compiler.run import validation_split
 
     x, y = digits_images(1, 32, 32)
-    _, val = split_indices(len(x), 0.2, 0)
+    _, val = validation_split(len(x), 0.2, 0)
     return x[val], y[val]
 
 
@@ -241,9 +245,9 @@ def test_int8_report_says_plainly_when_slower():
                     "size_ratio": 0.25, "fp32_latency_ms": 0.1, "int8_latency_ms": 0.2, "latency_ratio": 2.0,
                     "agreement_on": "x", "agreement": 1.0, "mean_abs_diff": 0.0, "max_abs_diff": 0.0,
                     "accuracy_fp32": None}
-    slow = onnx_export.ExportReport(**fields, quantization=quantization).render()
+    slow = ExportReport(**fields, quantization=quantization).render()
     assert "WARNING: the int8 model is SLOWER than fp32 at batch 1 (2.00x the latency)" in slow
-    fast = onnx_export.ExportReport(**fields, quantization={**quantization, "latency_ratio": 0.5,
+    fast = ExportReport(**fields, quantization={**quantization, "latency_ratio": 0.5,
                                                              "int8_latency_ms": 0.05}).render()
     assert "SLOWER" not in fast
 
@@ -353,7 +357,7 @@ def test_weights_folder_without_weights(tmp_path):
 
 
 def test_parity_failure_fails_and_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(onnx_export, "FP32_TOLERANCE", -1.0)  # any difference (even 0) is too much
+    monkeypatch.setattr(verify, "FP32_TOLERANCE", -1.0)  # any difference (even 0) is too much
     out = tmp_path / "m.onnx"
     out.write_bytes(b"an older file")  # an existing file is not replaced by a failed export
     result = _invoke_export(ROOT / "specs/lenet_nobn.spec", out)
@@ -385,7 +389,7 @@ def test_dynamo_exporter_is_the_fallback(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("TorchScript exporter unavailable (test)")
 
-    monkeypatch.setattr(onnx_export, "_torchscript_export", broken)
+    monkeypatch.setattr(exporter, "torchscript_export", broken)
     model = spec_compiler.load(ROOT / "specs/bigru_text.spec")
     report = model.export(tmp_path / "m.onnx")
     assert report.exporter == "dynamo" and report.opset >= 18

@@ -199,7 +199,7 @@ class RunFolder:
         """Refuse a folder whose record, preprocessing and weights come from different runs."""
         ids = {}
         record, preprocess = self.read_record(), self.read_preprocess()
-        if record is not None:
+        if record is not None and record.run_id is not None:
             ids[RECORD] = record.run_id
         if preprocess is not None and preprocess.run_id is not None:
             ids[PREPROCESS] = preprocess.run_id

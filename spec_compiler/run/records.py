@@ -158,7 +158,7 @@ class RunRecord(Record):
     `status` is written at each stage; a run killed without warning still says `running`,
     and `RunFolder.state()` tells that from a live one by its lock."""
 
-    run_id: str
+    run_id: str | None = None  # None: a run written before run ids (specc 0.1.0)
     specc_version: str
     model: str
     spec_file: str | None = None
