@@ -30,6 +30,20 @@ class LayerParams(BaseModel):
     name: str | None = None
     frozen: bool = False
 
+    def advice(self) -> tuple["Advice", ...]:
+        """Values that are valid but probably not what the user meant; elaboration prints
+        each as a warning at the value. None by default."""
+        return ()
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A warning about one field's value (`batchnorm momentum=0.1`)."""
+
+    field: str
+    message: str
+    hint: str | None = None
+
 
 @dataclass(frozen=True)
 class Slot:

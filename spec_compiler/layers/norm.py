@@ -7,7 +7,8 @@ have them last), and the last axis F of a TxF sequence or an F vector.
 Keras conventions, because the course material uses them:
 - `momentum` is Keras' (0.99 by default: running = 0.99 * running + 0.01 * batch).
   PyTorch's momentum is the weight of the new batch, so the module gets 1 - momentum
-  (0.01); a PyTorch user's `momentum=0.1` is written `momentum=0.9` here.
+  (0.01); a PyTorch user's `momentum=0.1` is written `momentum=0.9` here, and a momentum
+  below 0.5 is warned about as PyTorch's habit.
 - `eps` defaults to Keras' 1e-3 (PyTorch's default is 1e-5).
 - `center=true` (a learned shift beta, PyTorch's `bias`) and `scale=true` (a learned
   scale gamma, PyTorch's `weight`) can each be turned off, as in Keras. `init=`,
@@ -32,9 +33,12 @@ from pydantic import Field, model_validator
 
 from ..options import WeightOptions
 from ..shapes import ShapeError, TensorType, describe
-from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
+from .base import ActivationName, Advice, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 PositiveFloat = Annotated[float, Field(gt=0)]
+# Keras' momentum is the old running value's weight (0.99 by default, 0.9 at least in
+# practice); PyTorch's is the new batch's (0.1). Below this, it is read as PyTorch's habit.
+PYTORCH_LOOKING_MOMENTUM = 0.5
 
 _GAMMA_OPTIONS = ("init", "regularizer", "constraint")
 _BETA_OPTIONS = ("bias_init", "bias_regularizer", "bias_constraint")
@@ -93,6 +97,20 @@ def _per_value_flops(p, x: TensorType, y: TensorType) -> int:
 
 class BatchNormParams(_AffineOptions):
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.99
+
+    def advice(self) -> tuple[Advice, ...]:
+        """PyTorch's momentum (0.1, the weight of the new batch) means the opposite under
+        Keras' convention (the weight of the old running value), which specc follows."""
+        if self.momentum >= PYTORCH_LOOKING_MOMENTUM:
+            return ()
+        keras = round(1 - self.momentum, 12)
+        return (Advice(
+            "momentum",
+            f"momentum={self.momentum:g} looks like PyTorch's: specc follows Keras' convention, where the "
+            f"running statistics keep {self.momentum:.0%} of their value at each batch "
+            f"(running = {self.momentum:g} * running + {keras:g} * batch)",
+            f"PyTorch's momentum={self.momentum:g} is written momentum={keras:g} here (the default is 0.99)",
+        ),)
 
 
 def _batchnorm_count(p: BatchNormParams, x: TensorType, y: TensorType) -> Count:
