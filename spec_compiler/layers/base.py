@@ -315,3 +315,9 @@ def require_float(x: TensorType, kind: str) -> None:
             about_input=True,
         )
 
+
+
+def divisors(n: int) -> str:
+    """The divisors of n for a hint (`heads=` one of 1, 2, 4, 8): at most twelve."""
+    found = [d for d in range(1, n + 1) if n % d == 0]
+    return ", ".join(map(str, found[:12])) + (", ..." if len(found) > 12 else "")
