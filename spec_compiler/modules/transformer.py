@@ -52,7 +52,8 @@ class ClassToken(nn.Module):
         self.token = nn.Parameter(torch.zeros(features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.token.expand(x.shape[0], 1, -1), x], dim=1)
+        # expand_as: the batch is read from x in the exported graph too (expand(N, ...) fixes it)
+        return torch.cat([self.token.expand_as(x[:, :1]), x], dim=1)
 
 
 class FirstStep(nn.Module):
