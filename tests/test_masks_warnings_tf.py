@@ -139,16 +139,19 @@ def test_masked_text_transformer_exports_with_a_dynamic_length(tmp_path):
 
 # --- compile-time checks ----------------------------------------------------------------------
 
+LENGTH_HINT = "attend before the layers that change the length, or leave mask= out"
+
+
 @pytest.mark.parametrize("source, message, hint", [
     ("input sequence ?x8\nmultihead_attention heads=2 mask=padding",
-     "multihead_attention mask=padding reads the padding (token id 0) of a tokens input, but the model's input is "
-     "?x8 (a sequence, TxF)", "declare `input tokens T vocab=V`, or leave mask= out"),
+     ("multihead_attention mask=padding reads the padding (token id 0) of a tokens input, but the model's input is "
+      "?x8 (a sequence, TxF)"), "declare `input tokens T vocab=V`, or leave mask= out"),
     ("input tokens 12 vocab=9\nembedding 4\nmaxpool1d 2\nattention mask=padding",
-     "attention mask=padding has one value per input token (12), but its input 6x4 has 6 steps "
-     "(from maxpool1d at line 3)", "attend before the layers that change the length, or leave mask= out"),
+     ("attention mask=padding has one value per input token (12), but its input 6x4 has 6 steps "
+      "(from maxpool1d at line 3)"), LENGTH_HINT),
     ("input tokens 12 vocab=9\nembedding 4\nclass_token\nattention_pool mask=padding",
-     "attention_pool mask=padding has one value per input token (12), but its input 13x4 has 13 steps "
-     "(from class_token at line 3)", "attend before the layers that change the length, or leave mask= out"),
+     ("attention_pool mask=padding has one value per input token (12), but its input 13x4 has 13 steps "
+      "(from class_token at line 3)"), LENGTH_HINT),
 ])
 def test_padding_mask_errors(source, message, hint):
     with pytest.raises(SpecError) as caught:
