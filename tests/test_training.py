@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 import spec_compiler
 from spec_compiler.cli import main
 from spec_compiler.errors import SpecError
-from spec_compiler.training import TrainingInterrupted
+from spec_compiler.training import Callback, TrainingInterrupted
 from spec_compiler.training import data as data_mod
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +181,7 @@ def test_csv_text_tokenizer_and_vocabulary(tmp_path):
     assert len(text["vocab"]) <= 48 and min(text["vocab"].values()) == 2
     assert "great" in text["vocab"] and "GREAT" not in text["vocab"]
     assert pre["labels"] == ["neg", "pos"]
-    from spec_compiler.training.tokenizer import Tokenizer
+    from spec_compiler.text import Tokenizer
 
     ids = Tokenizer.from_json(text).encode(["Great, unknownword!"])
     assert ids.shape == (1, 12) and list(ids[0, -2:]) == [text["vocab"]["great"], 1] and ids[0, 0] == 0
@@ -335,7 +335,7 @@ def test_same_seed_same_weights_and_different_seed_differs(tmp_path):
     assert pre["normalize"]["kind"] == "standard" and len(pre["normalize"]["mean"]) == 1
 
 
-class StopAfter:
+class StopAfter(Callback):
     def __init__(self, epoch, step):
         self.at = (epoch, step)
 

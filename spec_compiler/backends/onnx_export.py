@@ -714,9 +714,11 @@ def _reload_run_data(p: Prepared, model) -> RunData | None:
     if not run_json_path.is_file():
         return None
     run_json = json.loads(run_json_path.read_text(encoding="utf-8"))
+    from ..run import validation_split
+    from ..text import Tokenizer
+    from ..train_config import DEFAULT_SEED, DEFAULT_VALIDATION_SPLIT
     from ..training import data as data_mod
-    from ..training.tokenizer import Tokenizer
-    from ..training.trainer import DEFAULT_SEED, DEFAULT_VALIDATION_SPLIT, default_loss
+    from ..training.options.losses import default_loss
 
     target = data_mod.Target.of(model)
     info, config = run_json.get("data") or {}, run_json.get("config") or {}
@@ -728,7 +730,7 @@ def _reload_run_data(p: Prepared, model) -> RunData | None:
         where = f"{val_raw.source}"
     else:
         split = info.get("validation_split", DEFAULT_VALIDATION_SPLIT)
-        train_idx, val_idx = data_mod.split_indices(len(raw), split, seed)
+        train_idx, val_idx = validation_split(len(raw), split, seed)
         train_raw, val_raw = raw.take(train_idx), (raw.take(val_idx) if len(val_idx) else None)
         where = f"{raw.source} (the run's {split:g} validation split)"
     x_train, _ = data_mod.adapt_inputs(train_raw, target, tokenizer)
@@ -737,7 +739,7 @@ def _reload_run_data(p: Prepared, model) -> RunData | None:
     x_val, _ = data_mod.adapt_inputs(val_raw, target, tokenizer)
     y_val = None
     if target.final_activation in ("softmax", "sigmoid"):
-        loss = (config.get("loss") or {}).get("kind") or default_loss(target, val_raw.y)
+        loss = (config.get("loss") or {}).get("kind") or default_loss(target, val_raw.y).kind
         names = p.run.preprocess.get("labels")
         named = val_raw.y.dtype == object or val_raw.y.dtype.kind in "US"
         y, _ = data_mod.adapt_labels(val_raw, target, loss, names if named else None)

@@ -27,13 +27,14 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import SpecError
 from ..files import write_text_atomic
 from .records import Preprocess, RunRecord
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RECORD = "run.json"
 PREPROCESS = "preprocess.json"
@@ -52,6 +53,8 @@ def new_run_id() -> str:
 def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The one rule for the validation split: (train, validation) sample indices, reproducible
     from the seed, the validation part `fraction` of n (at least one sample)."""
+    import numpy as np  # here: reading records needs no numpy
+
     if fraction <= 0:
         return np.arange(n), np.arange(0)
     n_val = max(1, int(round(n * fraction)))

@@ -46,17 +46,17 @@ class Record(BaseModel):
             raise ValueError(f"{source}: {where}: {first['msg']}") from None
 
     def to_json_text(self) -> str:
-        return json.dumps(_finite(self.model_dump(mode="json")), indent=2) + "\n"
+        return json.dumps(json_safe(self.model_dump(mode="json")), indent=2) + "\n"
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -223,7 +223,7 @@ class OnnxMetadata(Record):
         """metadata_props entries: strings as they are, everything else as JSON."""
         props = {}
         for key, value in self.model_dump(mode="json").items():
-            props[METADATA_PREFIX + key] = value if isinstance(value, str) else json.dumps(_finite(value))
+            props[METADATA_PREFIX + key] = value if isinstance(value, str) else json.dumps(json_safe(value))
         return props
 
     @classmethod
