@@ -88,7 +88,7 @@ class TrainConfig(BaseModel):
             raise ValueError("labels must be unique")
         return self
 
-    def with_defaults(self) -> "TrainConfig":
+    def with_defaults(self) -> TrainConfig:
         """Every key training needs before it sees the data, its default filled in. An explicit
         `lr` beats the one written inside `optimizer=...(lr=)`."""
         optimizer = self.optimizer or DEFAULT_OPTIMIZER()
@@ -99,7 +99,7 @@ class TrainConfig(BaseModel):
             "epochs": self.epochs or DEFAULT_EPOCHS, "seed": self.seed if self.seed is not None else DEFAULT_SEED,
             "validation_split": 0.0 if self.validation_data else split})
 
-    def with_task(self, default_loss, classifier: bool) -> "TrainConfig":
+    def with_task(self, default_loss, classifier: bool) -> TrainConfig:
         """The loss (`default_loss` unless the section names one) and the metrics (the
         section's, else [accuracy] for a classifier)."""
         metrics = self.metrics if self.metrics is not None else ([Accuracy()] if classifier else [])

@@ -366,6 +366,23 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     assert resumed.history[1]["loss"] == straight.history[1]["loss"]
 
 
+def test_batchnorm_on_a_vector_trains_when_the_last_batch_holds_one_sample(tmp_path):
+    """41 samples leave 33 for training with the default split and batch: 32 + 1. Batch norm
+    cannot train on one sample, so the trailing sample joins the batch before it."""
+    from spec_compiler.training.fit import batch_bounds
+
+    model = spec(tmp_path, "input vector 4\ndense 8\nbatchnorm relu\ndense 3 softmax\n", "bn.spec")
+    result = model.train(data=npz(tmp_path, *blobs(41)), epochs=2, out=str(tmp_path / "bn"), progress=False)
+    assert result.epochs_run == 2 and all(math.isfinite(row["loss"]) for row in result.history)
+    assert json.loads((tmp_path / "bn" / "run.json").read_text())["data"]["n_train"] == 33
+    assert batch_bounds(33, 32, merge_single=True) == [(0, 33)]
+    assert batch_bounds(33, 32, merge_single=False) == [(0, 32), (32, 33)]
+    assert batch_bounds(64, 32, merge_single=True) == [(0, 32), (32, 64)]
+    with pytest.raises(SpecError, match="batch norm cannot train on a single sample"):
+        model.train(data=npz(tmp_path, *blobs(1), "one.npz"), validation_split=0, out=str(tmp_path / "one"),
+                    progress=False)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     model = spec(tmp_path, VECTOR)
     with pytest.raises(SpecError) as error:

@@ -416,17 +416,17 @@ class Trainer:
         from .. import __version__
 
         t, data, options = self.target, self.data, self.options
-        fields = dict(
-            run_id=self.output.run_id or "", specc_version=__version__, model=self.model.name,
-            spec_file=self.model.ir.path, plugins=list(self.model.plugins), status=status,
-            input=InputInfo(kind=t.input_kind, shape=list(t.input_dims), dtype=t.input_dtype, vocab=t.vocab),
-            output=OutputInfo(shape=list(t.output_dims), final_activation=t.final_activation),
-            config=self.config.model_dump(mode="json"),
-            data=DataInfo(train=self.config.data, source=data.source, validation=self.config.validation_data,
-                          validation_split=self.config.validation_split, n_train=len(data.x_train),
-                          n_val=len(data.x_val)),
-            device=self.device.type, amp=options.amp, world_size=self.dist.world, threads=self.threads,
-            epochs_run=len(self.history), init_from=str(options.init_from) if options.init_from else None)
+        fields = {
+            "run_id": self.output.run_id or "", "specc_version": __version__, "model": self.model.name,
+            "spec_file": self.model.ir.path, "plugins": list(self.model.plugins), "status": status,
+            "input": InputInfo(kind=t.input_kind, shape=list(t.input_dims), dtype=t.input_dtype, vocab=t.vocab),
+            "output": OutputInfo(shape=list(t.output_dims), final_activation=t.final_activation),
+            "config": self.config.model_dump(mode="json"),
+            "data": DataInfo(train=self.config.data, source=data.source, validation=self.config.validation_data,
+                             validation_split=self.config.validation_split, n_train=len(data.x_train),
+                             n_val=len(data.x_val)),
+            "device": self.device.type, "amp": options.amp, "world_size": self.dist.world, "threads": self.threads,
+            "epochs_run": len(self.history), "init_from": str(options.init_from) if options.init_from else None}
         if result is not None:
             fields.update(best_epoch=result.best_epoch, stopped_early=result.stopped_early,
                           final_metrics=result.metrics, time_s=round(result.time_s, 3),

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from ..errors import SpecError, UsageError
 from ..run import Preprocess, RunFolder, RunRecord, new_run_id

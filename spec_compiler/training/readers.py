@@ -68,7 +68,7 @@ class Raw:
     def __len__(self) -> int:
         return len(self.y)
 
-    def take(self, index: np.ndarray) -> "Raw":
+    def take(self, index: np.ndarray) -> Raw:
         x = [self.x[i] for i in index] if isinstance(self.x, list) else self.x[index]
         return Raw(x, self.y[index], self.source, self.kind, self.labels)
 

@@ -57,7 +57,7 @@ def logs_from(sums: torch.Tensor, measures: list[Measure]) -> dict:
 
 @torch.no_grad()
 def score(module, head: Head, loss_fn, measures: list[Measure], x: torch.Tensor, y: torch.Tensor, batch: int,
-          device: torch.device, amp: torch.dtype | None, dist: ddp.Dist = ddp.Dist()) -> dict:
+          device: torch.device, amp: torch.dtype | None, dist: ddp.Dist = ddp.SINGLE) -> dict:
     """Loss and metrics of `module` over (x, y), in eval mode, sharded across DDP processes."""
     was_training = module.training
     module.eval()

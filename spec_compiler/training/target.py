@@ -19,7 +19,7 @@ class Target:
     final_activation: str | None
 
     @classmethod
-    def of(cls, model, module=None) -> "Target":
+    def of(cls, model, module=None) -> Target:
         """From the checked model; the final activation is the built module's (built here if not given)."""
         ir = model.ir
         final = (module if module is not None else model.build()).final_activation

@@ -11,8 +11,9 @@ has its outputs taken as logits (``from_logits=True``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 from ...options import choice
 from ..target import Target
@@ -29,7 +30,7 @@ class Head:
     fused: bool  # trained on forward_logits
 
     @classmethod
-    def of(cls, loss, final_activation: str | None) -> "Head":
+    def of(cls, loss, final_activation: str | None) -> Head:
         return cls(final_activation, loss.fuses is not None and loss.fuses == final_activation)
 
     @property

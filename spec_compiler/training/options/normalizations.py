@@ -9,9 +9,9 @@ from . import Positive, by_kind
 
 
 def _statistics(x, input_kind: str, kind: str):
-    from ...run.records import Normalization
-
     import torch
+
+    from ...run.records import Normalization
 
     values = x.double()
     if input_kind == "image" and x.ndim == 4:
