@@ -180,7 +180,7 @@ def predict_command(model_file, inputs, top, as_json):
               help="Run folder (default: runs/<model>-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out DIR from its checkpoint.")
 @click.option("--overwrite", is_flag=True,
-              help="Replace the finished run in --out DIR (the new run takes its place when it ends).")
+              help="Replace the run in --out DIR: the new run takes its place when it completes.")
 @click.option("--init-from", type=click.Path(exists=True), default=None,
               help="Start from another run's weights (tensors matching by name and shape).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -196,9 +196,8 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
     model = load_model(spec, plugins, max_params, max_activation_memory)
     try:
         result = model.train(data=data, validation_data=val_data, epochs=epochs, batch=batch, lr=lr, seed=seed,
-                             device=device, amp=amp, out=out, resume=resume, overwrite=overwrite, init_from=init_from,
-                             threads=threads,
-                             stream=sys.stderr if as_json else sys.stdout)
+                             device=device, amp=amp, out=out, resume=resume, overwrite=overwrite,
+                             init_from=init_from, threads=threads, stream=sys.stderr if as_json else sys.stdout)
     except TrainingInterrupted as stop:
         where = stop.run_dir
         if stop.saved:

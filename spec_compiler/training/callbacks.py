@@ -34,7 +34,8 @@ class Callback:
     `say(text)`. Epochs and steps count from 1."""
 
     def on_train_begin(self, trainer) -> None:
-        """Before the first step (of a new run, or of a resumed one)."""
+        """Before the run's files are written and its first step is taken (a resumed run's
+        state is restored by then); raising here leaves the run folder as it was."""
 
     def on_epoch_begin(self, trainer, epoch: int) -> None:
         """Before the epoch's first step."""

@@ -32,6 +32,7 @@ from torch import nn
 from ..errors import SpecError, UsageError
 from ..run import DataInfo, InputInfo, OutputInfo, RunRecord
 from ..train_config import TrainConfig
+from ..version import __version__
 from . import checkpoint, ddp
 from .callbacks import Callback, Checkpoint, MetricsLogger
 from .devices import amp_dtype, cpu_threads, pick_device
@@ -232,10 +233,11 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------------
     def fit(self) -> TrainResult:
-        start_epoch, start_step, partial = self._begin()
-        started = time.perf_counter()
-        for callback in self.callbacks:
+        start_epoch, start_step, partial = self._restore() if self.options.resume else self._seed()
+        for callback in self.callbacks:  # may still refuse: nothing is written yet
             callback.on_train_begin(self)
+        self._write_start()
+        started = time.perf_counter()
         epoch = start_epoch
         with self._stop:
             try:
@@ -255,27 +257,29 @@ class Trainer:
                 raise TrainingInterrupted(self.output.run_dir, epoch + 1, 0, False) from None
         return self._end("completed", started)
 
-    def _begin(self) -> tuple[int, int, torch.Tensor | None]:
-        """Restore a resumed run, or seed a new one; then write the run's first files."""
-        d = self.dist
-        position: tuple[int, int, torch.Tensor | None] = (0, 0, None)
+    def _seed(self) -> tuple[int, int, None]:
+        """A new run: every RNG from the seed (and this process's rank); it starts at epoch 0."""
+        seed, rank = self.config.seed, self.dist.rank
+        torch.manual_seed(derive(seed, rank, 2))
+        np.random.seed(derive(seed, rank, 3) % 2**32)
+        random.seed(derive(seed, rank, 4))
+        return 0, 0, None
+
+    def _write_start(self) -> None:
+        """The run's first files (run.json "running"; a new run's spec, preprocessing and first
+        checkpoint, the "last good" one of the initial weights)."""
         if self.options.resume:
-            position = self._restore()
-        else:
-            torch.manual_seed(derive(self.config.seed, d.rank, 2))
-            np.random.seed(derive(self.config.seed, d.rank, 3) % 2**32)
-            random.seed(derive(self.config.seed, d.rank, 4))
-        if self.output.writes:
+            self.output.write_record(self.record("running"))
+        elif self.output.writes:
             self.output.start(self.model.ir.source, preprocess_record(self.data, self.target, self.output.run_id),
                               self.record("running"), self.checkpoint_state(0, 0))
         if self.output.note:
             self.say(self.output.note)
-        data = self.data
+        data, d = self.data, self.dist
         self.say(f"training {self.model.name} on {data.source}: {len(data.x_train)} samples"
                  + (f", validation {len(data.x_val)}" if self.has_validation else "")
                  + f"; {self.device.type}" + (f" x{d.world} (DDP)" if d.enabled else "")
                  + f"; run folder {self.output.run_dir}")
-        return position
 
     def _restore(self) -> tuple[int, int, torch.Tensor | None]:
         state = self.output.load_checkpoint()
@@ -413,8 +417,6 @@ class Trainer:
 
     def record(self, status: str, result: TrainResult | None = None) -> RunRecord:
         """run.json as it stands now."""
-        from .. import __version__
-
         t, data, options = self.target, self.data, self.options
         fields = {
             "run_id": self.output.run_id or "", "specc_version": __version__, "model": self.model.name,

@@ -44,16 +44,20 @@ class RunOutput:
         return self.folder is not self.target
 
     def start(self, spec_source: str, preprocess: Preprocess, record: RunRecord, first_checkpoint: dict) -> None:
-        """Write what makes the run resumable; a new run then moves into place."""
+        """A new run's first files, which make it resumable; in a missing or empty folder it
+        then moves into place."""
         if not self.writes:
             return
-        if self.mode != "resume":
-            self.folder.write_spec(spec_source)
-            self.folder.write_preprocess(preprocess)
-            checkpoint.save_checkpoint(self.folder, first_checkpoint)
+        self.folder.write_spec(spec_source)
+        self.folder.write_preprocess(preprocess)
+        checkpoint.save_checkpoint(self.folder, first_checkpoint)
         self.folder.write_record(record)
         if self.mode == "new":
             self._commit()
+
+    def write_record(self, record: RunRecord) -> None:
+        if self.writes:
+            self.folder.write_record(record)
 
     def save_checkpoint(self, state: dict) -> None:
         if self.writes:
