@@ -131,6 +131,7 @@ def test_a_finished_run_is_replaced_only_with_overwrite_and_then_whole(tmp_path,
     assert new_id != old_id and set(files(out)) == set(before) and files(out) != before
     RunFolder(out).check_one_run()
     no_leftovers(out)
+    assert {(out / name).stat().st_mode for name in before} == {(out / "run.json").stat().st_mode}
     both = job(out, "--overwrite", "--resume")
     assert both.exit_code == 2 and "choose one" in both.output
 

@@ -130,8 +130,8 @@ class Trainer:
             self.say(checkpoint.init_from(module, options.init_from))
         self.module = module.to(device)
         self.head = Head.of(config.loss, module.final_activation)
-        self.net = self._wrap(_Net(self.module, self.head.fused))
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
+        self.net = self._wrap(_Net(self.module, self.head.fused))
         self.loss_fn = config.loss.function(self.head)
         self.measures = measures(config.metrics, Task(config.loss.kind, not data.y_train.is_floating_point(),
                                                       target.units))
@@ -193,8 +193,6 @@ class Trainer:
             return net
         from torch.nn.parallel import DistributedDataParallel
 
-        if not any(p.requires_grad for p in self.module.parameters()):
-            raise SpecError.at(None, "every layer is frozen: nothing to train")
         return DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
     def _trainable(self) -> list:
