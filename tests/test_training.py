@@ -383,6 +383,16 @@ def test_batchnorm_on_a_vector_trains_when_the_last_batch_holds_one_sample(tmp_p
                     progress=False)
 
 
+def test_callbacks_subclass_callback(tmp_path):
+    class Duck:
+        def on_epoch_end(self, trainer, epoch, logs):
+            pass
+
+    with pytest.raises(TypeError, match="callbacks must subclass spec_compiler.training.Callback; got Duck"):
+        fit(spec(tmp_path, VECTOR), tmp_path, data=npz(tmp_path, *blobs()), callbacks=[Duck()])
+    assert not (tmp_path / "run").exists()
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     model = spec(tmp_path, VECTOR)
     with pytest.raises(SpecError) as error:

@@ -29,10 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SpecError, UsageError
-from ..run import DataInfo, InputInfo, OutputInfo, RunRecord
+from ..errors import SpecError
+from ..run import RunRecord
 from ..train_config import TrainConfig
-from ..version import __version__
 from . import checkpoint, ddp
 from .callbacks import Callback, Checkpoint, MetricsLogger
 from .devices import amp_dtype, cpu_threads, pick_device
@@ -41,7 +40,7 @@ from .options.losses import Head
 from .options.metrics import Task, measures
 from .output import RunOutput, open_output
 from .overrides import RunOptions, resolve_config, spec_relative_paths, split_overrides
-from .prepare import TrainingData, prepare_data, preprocess_record
+from .prepare import TrainingData, prepare_data, preprocess_record, run_record
 from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
 from .scoring import Accumulator, autocast, logs_from, score
@@ -121,9 +120,9 @@ class Trainer:
     Callbacks see it as `trainer` (see callbacks.Callback for what they may use)."""
 
     def __init__(self, model, config: TrainConfig, options: RunOptions, data: TrainingData, target: Target,
-                 module: nn.Module, device: torch.device, dist: ddp.Dist, output: RunOutput, threads: int | None):
+                 module: nn.Module, device: torch.device, dist: ddp.Dist, output: RunOutput, first_record: RunRecord):
         self.model, self.config, self.options, self.data, self.target = model, config, options, data, target
-        self.device, self.dist, self.output, self.threads = device, dist, output, threads
+        self.device, self.dist, self.output, self.first_record = device, dist, output, first_record
         self.progress = Progress(config.epochs, 0, options.stream, enabled=options.progress and dist.main,
                                  live=options.live)
         if options.init_from:
@@ -214,7 +213,7 @@ class Trainer:
         config, user = self.config, list(self.options.callbacks)
         wrong = [c for c in user if not isinstance(c, Callback)]
         if wrong:
-            raise UsageError(f"callbacks must subclass spec_compiler.training.Callback; got {type(wrong[0]).__name__}")
+            raise TypeError(f"callbacks must subclass spec_compiler.training.Callback; got {type(wrong[0]).__name__}")
         early = config.early_stopping
         best = early.monitor_for("restore_best") if early is not None and early.restore_best else None
         callbacks: list[Callback] = [self.progress,
@@ -415,23 +414,12 @@ class Trainer:
 
     def record(self, status: str, result: TrainResult | None = None) -> RunRecord:
         """run.json as it stands now."""
-        t, data, options = self.target, self.data, self.options
-        fields = {
-            "run_id": self.output.run_id or "", "specc_version": __version__, "model": self.model.name,
-            "spec_file": self.model.ir.path, "plugins": list(self.model.plugins), "status": status,
-            "input": InputInfo(kind=t.input_kind, shape=list(t.input_dims), dtype=t.input_dtype, vocab=t.vocab),
-            "output": OutputInfo(shape=list(t.output_dims), final_activation=t.final_activation),
-            "config": self.config.model_dump(mode="json"),
-            "data": DataInfo(train=self.config.data, source=data.source, validation=self.config.validation_data,
-                             validation_split=self.config.validation_split, n_train=len(data.x_train),
-                             n_val=len(data.x_val)),
-            "device": self.device.type, "amp": options.amp, "world_size": self.dist.world, "threads": self.threads,
-            "epochs_run": len(self.history), "init_from": str(options.init_from) if options.init_from else None}
+        fields = {"status": status, "epochs_run": len(self.history)}
         if result is not None:
             fields.update(best_epoch=result.best_epoch, stopped_early=result.stopped_early,
                           final_metrics=result.metrics, time_s=round(result.time_s, 3),
                           samples_per_s=round(result.samples_per_s, 1))
-        return RunRecord(**fields)
+        return self.first_record.model_copy(update=fields)
 
 
 def train(model, **overrides) -> TrainResult:
@@ -453,7 +441,8 @@ def train(model, **overrides) -> TrainResult:
             module = model.build(seed=config.seed)
             target = Target.of(model, module)
             config, data = prepare_data(config, target)
-            return Trainer(model, config, options, data, target, module, device, dist, output, threads).fit()
+            record = run_record(model, config, data, target, options, device, dist.world, threads, output.run_id)
+            return Trainer(model, config, options, data, target, module, device, dist, output, record).fit()
     finally:
         torch.set_num_threads(caller_threads)
         ddp.teardown(dist)

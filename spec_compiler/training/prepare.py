@@ -1,5 +1,6 @@
-"""A run's data: read, checked, split, tokenized and normalized as the train section says,
-and the preprocess record (preprocess.json) that lets evaluation, export and apps do the same."""
+"""A run's data: read, checked, split, tokenized and normalized as the train section says;
+and the records of the run: preprocess.json, which lets evaluation, export and apps prepare
+inputs the same way, and run.json as it starts."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import SpecError
-from ..run import ImageFormat, Normalization, Preprocess, TextFormat, validation_split
+from ..run import (DataInfo, ImageFormat, InputInfo, Normalization, OutputInfo, Preprocess, RunRecord, TextFormat,
+                   validation_split)
 from ..text import Tokenizer
 from ..train_config import TrainConfig
+from ..version import __version__
 from .data import adapt_inputs, adapt_labels, apply_normalization, load_raw
 from .options.losses import default_loss
 from .readers import DIGITS, data_error
@@ -88,3 +91,19 @@ def preprocess_record(data: TrainingData, target: Target, run_id: str) -> Prepro
                       input_dtype=target.input_dtype, labels=data.labels, normalize=data.normalization, image=image,
                       text=TextFormat(**data.tokenizer.to_json()) if data.tokenizer else None,
                       source="digits" if digits else "file", digits_adaptation=DIGITS_ADAPTATION if digits else None)
+
+
+def run_record(model, config: TrainConfig, data: TrainingData, target: Target, options, device: torch.device,
+               world_size: int, threads: int | None, run_id: str | None) -> RunRecord:
+    """run.json of a run about to start: what it trains, from what, how and where."""
+    return RunRecord(
+        run_id=run_id or "", specc_version=__version__, model=model.name, spec_file=model.ir.path,
+        plugins=list(model.plugins), status="running",
+        input=InputInfo(kind=target.input_kind, shape=list(target.input_dims), dtype=target.input_dtype,
+                        vocab=target.vocab),
+        output=OutputInfo(shape=list(target.output_dims), final_activation=target.final_activation),
+        config=config.model_dump(mode="json"),
+        data=DataInfo(train=config.data, source=data.source, validation=config.validation_data,
+                      validation_split=config.validation_split, n_train=len(data.x_train), n_val=len(data.x_val)),
+        device=device.type, amp=options.amp, world_size=world_size, threads=threads,
+        init_from=str(options.init_from) if options.init_from else None)
