@@ -238,7 +238,6 @@ class MetricsLogger(Callback):
 
     def on_train_end(self, trainer, status: str) -> None:
         if trainer.history:
-            write_metrics_csv(self.output.folder.metrics_file, trainer.history)
             write_curves(self.output.folder.curves_file, trainer.history, self.title)
 
 

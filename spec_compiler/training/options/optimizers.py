@@ -26,26 +26,31 @@ class Sgd(choice("sgd", ("lr",), lr=(Positive | None, None), momentum=(NonNegati
                                weight_decay=weight_decay)
 
 
-class Adam(choice("adam", ("lr",), lr=(Positive | None, None), betas=(Betas, (0.9, 0.999)), eps=(Positive, 1e-7),
-                  amsgrad=(bool, False))):
+ADAM_FIELDS = {"lr": (Positive | None, None), "betas": (Betas, (0.9, 0.999)), "eps": (Positive, 1e-7),
+               "amsgrad": (bool, False)}
+
+
+def _adam(optimizer_class, spec, params, lr: float, weight_decay: float):
+    return optimizer_class(params, lr=lr, betas=tuple(spec.betas), eps=spec.eps, amsgrad=spec.amsgrad,
+                           weight_decay=weight_decay)
+
+
+class Adam(choice("adam", ("lr",), **ADAM_FIELDS)):
     default_lr: ClassVar[float] = 1e-3
 
     def build(self, params, lr: float, weight_decay: float):
         import torch
 
-        return torch.optim.Adam(params, lr=lr, betas=tuple(self.betas), eps=self.eps, amsgrad=self.amsgrad,
-                                weight_decay=weight_decay)
+        return _adam(torch.optim.Adam, self, params, lr, weight_decay)
 
 
-class AdamW(choice("adamw", ("lr",), lr=(Positive | None, None), betas=(Betas, (0.9, 0.999)), eps=(Positive, 1e-7),
-                   amsgrad=(bool, False))):
+class AdamW(choice("adamw", ("lr",), **ADAM_FIELDS)):
     default_lr: ClassVar[float] = 1e-3
 
     def build(self, params, lr: float, weight_decay: float):
         import torch
 
-        return torch.optim.AdamW(params, lr=lr, betas=tuple(self.betas), eps=self.eps, amsgrad=self.amsgrad,
-                                 weight_decay=weight_decay)
+        return _adam(torch.optim.AdamW, self, params, lr, weight_decay)
 
 
 class RmsProp(choice("rmsprop", ("lr",), lr=(Positive | None, None), rho=(Probability, 0.9),
