@@ -1,8 +1,8 @@
 """The text tokenizer, shared by training, export and the app runtime (pure Python + NumPy).
 
-This module must not import torch: `spec_compiler.runtime` uses it. Its API and rules are
-those of the trainer's tokenizer (spec_compiler/training/tokenizer.py), which can import
-everything from here; tests/test_export.py checks that both give the same ids.
+This module must not import torch: `spec_compiler.runtime` uses it. Training fits it on
+text data (spec_compiler/training/data.py); tests/test_export.py checks that the tokenizer
+the trainer fits gives the same ids.
 
 Method (saved in the run's preprocess.json `"text"` entry, copied into the ONNX file's
 metadata, so that the same text gives the same ids at prediction time):

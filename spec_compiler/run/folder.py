@@ -27,13 +27,14 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import SpecError
-from ..files import write_text_atomic
+from ..files import write_bytes_atomic, write_text_atomic
 from .records import Preprocess, RunRecord
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RECORD = "run.json"
 PREPROCESS = "preprocess.json"
@@ -52,6 +53,8 @@ def new_run_id() -> str:
 def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The one rule for the validation split: (train, validation) sample indices, reproducible
     from the seed, the validation part `fraction` of n (at least one sample)."""
+    import numpy as np  # here: reading records needs no numpy
+
     if fraction <= 0:
         return np.arange(n), np.arange(0)
     n_val = max(1, int(round(n * fraction)))
@@ -176,13 +179,10 @@ class RunFolder:
     # --- weights ------------------------------------------------------------------------
     def save_weights(self, state: dict, run_id: str) -> None:
         """A state_dict as safetensors, tagged with the run id (torch imported here only)."""
-        from safetensors.torch import save_file
-
-        from ..files import atomic_path
+        from safetensors.torch import save
 
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-        with atomic_path(self.weights_file) as temporary:
-            save_file(tensors, str(temporary), metadata={"format": "pt", RUN_ID_KEY: run_id})
+        write_bytes_atomic(self.weights_file, save(tensors, metadata={"format": "pt", RUN_ID_KEY: run_id}))
 
     @staticmethod
     def weights_run_id(file: Path) -> str | None:
