@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,10 @@ class SpecError(Exception):
         super().__init__(self.render())
 
     @classmethod
-    def at(cls, span: Span | None, message: str, hint: str | None = None) -> "SpecError":
+    def at(cls, span: Span | None, message: str, hint: str | None = None) -> SpecError:
         return cls(Diagnostic(message, span, hint))
 
-    def with_source(self, source: str) -> "SpecError":
+    def with_source(self, source: str) -> SpecError:
         if self.source is None:
             self.source = source
             self.args = (self.render(),)

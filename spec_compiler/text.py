@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class Tokenizer:
     oov_id: int = OOV_ID
 
     @classmethod
-    def fit(cls, texts: Iterable[str], vocab_size: int, max_length: int | None) -> "Tokenizer":
+    def fit(cls, texts: Iterable[str], vocab_size: int, max_length: int | None) -> Tokenizer:
         """Learn the vocabulary from `texts`; `max_length` None means: the longest text (capped)."""
         counts: Counter[str] = Counter()
         longest = 0
@@ -89,7 +90,7 @@ class Tokenizer:
                 "truncating": self.truncating, "split": WORD.pattern}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Tokenizer":
+    def from_json(cls, data: Mapping[str, Any]) -> Tokenizer:
         """From preprocess.json's `"text"` entry (or the ONNX metadata's `specc.text`)."""
         split = data.get("split", WORD.pattern)
         if split != WORD.pattern:

@@ -26,8 +26,9 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import SpecError
 from ..files import write_bytes_atomic, write_text_atomic
@@ -104,7 +105,7 @@ class RunFolder:
         return self.path / CURVES
 
     @classmethod
-    def new(cls, model_name: str, root: Path | str = "runs") -> "RunFolder":
+    def new(cls, model_name: str, root: Path | str = "runs") -> RunFolder:
         """A fresh folder name under `root`: <model>-<YYYYmmdd-HHMMSS>[-N]."""
         base = Path(root) / f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
         path, n = base, 1
@@ -114,7 +115,7 @@ class RunFolder:
         return cls(path)
 
     @classmethod
-    def of_weights(cls, weights: Path | str) -> tuple["RunFolder | None", Path]:
+    def of_weights(cls, weights: Path | str) -> tuple[RunFolder | None, Path]:
         """`--weights`: a run folder (its weights.safetensors) or a .safetensors file, whose
         folder is its run when it holds a run.json or preprocess.json."""
         path = Path(weights)
@@ -251,7 +252,7 @@ class RunFolder:
         return record is not None and record.status in ("completed", "diverged", "failed")
 
     @contextlib.contextmanager
-    def owned(self) -> Iterator["RunFolder"]:
+    def owned(self) -> Iterator[RunFolder]:
         """Hold the folder for this process; tidy what a killed process left behind first."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -277,14 +278,14 @@ class RunFolder:
             for temporary in self.path.glob(".*.tmp"):
                 temporary.unlink(missing_ok=True)
 
-    def staging(self) -> "RunFolder":
+    def staging(self) -> RunFolder:
         """An empty folder beside this one where a replacing run is built."""
         if self.staging_path.exists():
             shutil.rmtree(self.staging_path)
         self.staging_path.mkdir(parents=True)
         return RunFolder(self.staging_path)
 
-    def commit_staging(self, staging: "RunFolder") -> None:
+    def commit_staging(self, staging: RunFolder) -> None:
         """Swap the finished run in `staging` into this folder's place (atomically where the
         system can exchange two paths), then remove the old run."""
         if not self.path.exists():

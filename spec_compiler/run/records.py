@@ -235,7 +235,7 @@ class OnnxMetadata(Record):
         return props
 
     @classmethod
-    def from_props(cls, props: dict[str, str], source: str = "the model file") -> "OnnxMetadata":
+    def from_props(cls, props: dict[str, str], source: str = "the model file") -> OnnxMetadata:
         """Read the entries back (entries of other tools are ignored); ValueError on a bad one."""
         fields: dict[str, Any] = {}
         for key, text in props.items():

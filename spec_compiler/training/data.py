@@ -16,8 +16,20 @@ import torch
 from ..run.records import Normalization
 from ..shapes import format_dims
 from ..text import Tokenizer
-from .readers import (DIGITS, Raw, data_error, idx_labels_for, idx_pair_in, load_csv, load_digits, load_idx,
-                      load_image_folder, load_npy_pair, load_npz, parse_number)
+from .readers import (
+    DIGITS,
+    Raw,
+    data_error,
+    idx_labels_for,
+    idx_pair_in,
+    load_csv,
+    load_digits,
+    load_idx,
+    load_image_folder,
+    load_npy_pair,
+    load_npz,
+    parse_number,
+)
 from .target import Target
 
 

@@ -9,8 +9,17 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import SpecError
-from ..run import (DataInfo, ImageFormat, InputInfo, Normalization, OutputInfo, Preprocess, RunRecord, TextFormat,
-                   validation_split)
+from ..run import (
+    DataInfo,
+    ImageFormat,
+    InputInfo,
+    Normalization,
+    OutputInfo,
+    Preprocess,
+    RunRecord,
+    TextFormat,
+    validation_split,
+)
 from ..text import Tokenizer
 from ..train_config import TrainConfig
 from ..version import __version__

@@ -27,7 +27,7 @@ from spec_compiler.errors import SpecError
 from spec_compiler.training import Callback, TrainingInterrupted
 from spec_compiler.training import data as data_mod
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 VECTOR = """model vec
 input vector 4

@@ -5,7 +5,6 @@ whole; after a kill at any moment the folder holds the old run or a resumable ne
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import random

@@ -22,12 +22,12 @@ from safetensors.torch import save_file
 
 import spec_compiler
 from spec_compiler import REGISTRY, runtime
+from spec_compiler.cli import main
 from spec_compiler.export import ExportReport, exporter, verify
 from spec_compiler.export.data import digits_images
-from spec_compiler.cli import main
 from spec_compiler.text import Tokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.spec"))
 BIG = {"alexnet", "vgg16", "resnet18", "mobilenet"}
 SLOW = os.environ.get("SPECC_SLOW") == "1"
