@@ -33,8 +33,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import spec_compiler  # noqa: E402
 from timing import interleaved, median, paired_ratio  # noqa: E402
+
+import spec_compiler  # noqa: E402
 
 
 class HandLeNet5(nn.Module):

@@ -36,8 +36,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import spec_compiler  # noqa: E402
 from timing import interleaved, median, per_call  # noqa: E402
+
+import spec_compiler  # noqa: E402
 from spec_compiler.export.prepare import prepare, sample_input  # noqa: E402
 
 MODELS = {"LeNet-5": "specs/lenet5.spec", "LSTM spam classifier": "specs/spam_lstm.spec"}

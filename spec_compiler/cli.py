@@ -205,7 +205,9 @@ def predict_command(model_file, inputs, top, as_json):
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None, help="Mixed precision (autocast).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder (default: runs/<model>-<time>).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out DIR from its checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out DIR from its checkpoint.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run in --out DIR: the new run takes its place when it completes.")
 @click.option("--init-from", type=click.Path(exists=True), default=None,
               help="Start from another run's weights (tensors matching by name and shape).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -213,16 +215,16 @@ def predict_command(model_file, inputs, top, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @spec_options
 @handle_errors
-def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, init_from, threads,
-                  as_json, plugins, max_params, max_activation_memory):
+def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, overwrite, init_from,
+                  threads, as_json, plugins, max_params, max_activation_memory):
     """Train SPEC (its train section, overridden by these options); write a run folder."""
     from .training import TrainingInterrupted
 
     model = load_model(spec, plugins, max_params, max_activation_memory)
     try:
         result = model.train(data=data, validation_data=val_data, epochs=epochs, batch=batch, lr=lr, seed=seed,
-                             device=device, amp=amp, out=out, resume=resume, init_from=init_from, threads=threads,
-                             stream=sys.stderr if as_json else sys.stdout)
+                             device=device, amp=amp, out=out, resume=resume, overwrite=overwrite,
+                             init_from=init_from, threads=threads, stream=sys.stderr if as_json else sys.stdout)
     except TrainingInterrupted as stop:
         where = stop.run_dir
         if stop.saved:

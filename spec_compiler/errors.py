@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Literal
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -76,16 +77,16 @@ class SpecError(Exception):
         super().__init__(self.render())
 
     @classmethod
-    def at(cls, span: Span | None, message: str, hint: str | None = None) -> "SpecError":
+    def at(cls, span: Span | None, message: str, hint: str | None = None) -> SpecError:
         return cls(Diagnostic(message, span, hint))
 
-    def with_source(self, source: str) -> "SpecError":
+    def with_source(self, source: str) -> SpecError:
         if self.source is None:
             self.source = source
             self.args = (self.render(),)
         return self
 
-    def with_warnings(self, warnings: Iterable[Diagnostic]) -> "SpecError":
+    def with_warnings(self, warnings: Iterable[Diagnostic]) -> SpecError:
         self.warnings += [w for w in warnings if w not in self.warnings]
         self.args = (self.render(),)
         return self

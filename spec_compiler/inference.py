@@ -39,7 +39,7 @@ class LayerInfo:
     as_trained: Count
     flops: int  # multiply-adds per sample (dynamic lengths counted as 1)
     activation_bytes: int  # this node's output plus its bodies' outputs, per sample
-    children: tuple[tuple["LayerInfo", ...], ...] = ()
+    children: tuple[tuple[LayerInfo, ...], ...] = ()
 
     @property
     def kind(self) -> LayerKind:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .elaborate import elaborate
 from .errors import Diagnostic, SpecError, UsageError, render_warnings
@@ -65,15 +66,16 @@ class Model:
         """Train like Keras' fit; returns a TrainResult (run_dir, history, metrics, module).
 
         Keys of the spec's `train { }` section override it (epochs=3, lr=1e-2, data="x.npz",
-        loss="mse", ...), as do run options: device, amp, out, resume, init_from, progress,
-        stream, callbacks (see spec_compiler/training/trainer.py)."""
-        from .training import train
+        loss="mse", ...), as do run options: device, amp, out, resume, overwrite, init_from,
+        progress, stream, callbacks (spec_compiler.training.Callback subclasses; see
+        spec_compiler/training/overrides.py and fit.py)."""
+        from .training.fit import train
 
         return train(self, **overrides)
 
     def evaluate(self, weights, data=None, **options) -> dict:
         """Loss and metrics of a run's weights (a run folder or its weights.safetensors)."""
-        from .training import evaluate
+        from .training.evaluate import evaluate
 
         return evaluate(self, weights, data=data, **options)
 

@@ -233,7 +233,8 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic("unexpected `=`: an option belongs after a layer's word", span,
                           "write the layer first, then key=value: `conv 6 5x5 stride=2`")
     shown = value.strip() or {"_NL": "end of line", "$END": "end of file"}.get(token_type, token_type)
-    return Diagnostic(f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`", Span(path, line, column, column + max(1, len(value.strip()))),
+    message = f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`"
+    return Diagnostic(message, Span(path, line, column, column + max(1, len(value.strip()))),
                       _expected_hint(getattr(error, "expected", set())))
 
 

@@ -45,7 +45,7 @@ class TensorType:
     def is_static(self) -> bool:
         return all(isinstance(d, int) for d in self.dims)
 
-    def with_dims(self, *dims: Dim) -> "TensorType":
+    def with_dims(self, *dims: Dim) -> TensorType:
         return replace(self, dims=tuple(dims), dtype="float", vocab=None)
 
     def numel_estimate(self, dynamic_length: int = 1) -> int:

@@ -1,3 +1,3 @@
-"""The package version, in a module of its own so any stage can read it without importing the package."""
+"""specc's version, importable by every stage without importing the package's API."""
 
-VERSION = "0.1.0"
+__version__ = "0.1.0"

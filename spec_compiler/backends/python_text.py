@@ -19,7 +19,7 @@ class Doc:
     close: str
 
 
-def flat(doc: "Doc | str") -> str:
+def flat(doc: Doc | str) -> str:
     if isinstance(doc, str):
         return doc
     if doc.close == "" and len(doc.items) == 1:
@@ -27,7 +27,7 @@ def flat(doc: "Doc | str") -> str:
     return doc.open + ", ".join(flat(item) for item in doc.items) + doc.close
 
 
-def render(doc: "Doc | str", indent: int, column: int) -> str:
+def render(doc: Doc | str, indent: int, column: int) -> str:
     """Lay out `doc` starting at `column` on a line indented by `indent`: on one line if it
     fits, else hugging its last item (`("name", Residual(`), else one item per line."""
     one_line = flat(doc)

@@ -108,7 +108,7 @@ class SpecModule(Sequence):
     def has_constraints(self) -> bool:
         return bool(self._constrained)
 
-    def train(self, mode: bool = True) -> "SpecModule":
+    def train(self, mode: bool = True) -> SpecModule:
         super().train(mode)
         for module in self._frozen:
             for inner in module.modules():

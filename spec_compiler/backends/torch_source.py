@@ -245,7 +245,7 @@ class _Writer:
 
     # -- module expressions --
 
-    def expr(self, module: nn.Module) -> "Doc":
+    def expr(self, module: nn.Module) -> Doc:
         """The constructor call that makes `module`, as a layout tree (see `render`)."""
         record = self.records.get(id(module))
         if record is None or record.module is not module:
@@ -278,7 +278,7 @@ class _Writer:
                 changed[key] = value
         return changed
 
-    def value(self, value: Any) -> "Doc | str":
+    def value(self, value: Any) -> Doc | str:
         if isinstance(value, nn.Module):
             return self.expr(value)
         if isinstance(value, bool) or value is None or isinstance(value, (int, str)):

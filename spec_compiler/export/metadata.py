@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from ..errors import SpecError
 from ..run import ImageFormat, OnnxInput, OnnxMetadata, OnnxOutput
-from ..version import VERSION
+from ..version import __version__
 from .messages import first_line
 from .prepare import Prepared
 
@@ -23,7 +23,7 @@ def onnx_metadata(p: Prepared, model) -> OnnxMetadata:
     preprocess = p.preprocess
     run_id = (p.record.run_id if p.record is not None else None) or (preprocess.run_id if preprocess else None)
     return OnnxMetadata(
-        version=VERSION, model=ir_model.name, spec=ir_model.source, spec_path=str(ir_model.path),
+        version=__version__, model=ir_model.name, spec=ir_model.source, spec_path=str(ir_model.path),
         input=OnnxInput(name=p.input_name, kind=kind, layout=layout, shape=list(p.dims),
                         dtype="int64" if ttype.dtype == "int" else "float32", vocab=ttype.vocab),
         output=OnnxOutput(name=p.output_name, shape=list(p.output_dims), activation=p.final),

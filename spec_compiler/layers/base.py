@@ -10,9 +10,10 @@ function (from spec_compiler/modules/), so `specc compile` never loads torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterable, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -30,7 +31,7 @@ class LayerParams(BaseModel):
     name: str | None = None
     frozen: bool = False
 
-    def advice(self) -> tuple["Advice", ...]:
+    def advice(self) -> tuple[Advice, ...]:
         """Values that are valid but probably not what the user meant; elaboration prints
         each as a warning at the value. None by default."""
         return ()
@@ -59,7 +60,7 @@ class Count:
     trainable: int = 0
     non_trainable: int = 0
 
-    def __add__(self, other: "Count") -> "Count":
+    def __add__(self, other: Count) -> Count:
         return Count(self.trainable + other.trainable, self.non_trainable + other.non_trainable)
 
     @property
@@ -214,7 +215,7 @@ class LayerKind:
     name: str
     params: type[LayerParams]
     shape: Callable[..., TensorType]
-    build: Callable[..., "nn.Module"]
+    build: Callable[..., nn.Module]
     doc: str
     slots: tuple[Slot, ...] = ()
     aliases: tuple[str, ...] = ()

@@ -34,8 +34,7 @@ from pydantic import Field, model_validator
 
 from ..options import WeightOptions
 from ..shapes import ShapeError, TensorType, describe
-from .base import (ActivationName, Advice, Count, LayerKind, LayerParams, Slot, WeightRoles, divisors, register,
-                   require_float)
+from .base import ActivationName, Advice, Count, LayerKind, LayerParams, Slot, WeightRoles, divisors, register, require_float
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 # Keras' momentum is the old running value's weight (0.99 by default, 0.9 at least in

@@ -22,7 +22,6 @@ from pydantic import Field
 from ..shapes import ShapeError, TensorType, describe
 from .base import Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
-
 # --- layer_scale ---------------------------------------------------------------------
 
 class LayerScaleParams(LayerParams):

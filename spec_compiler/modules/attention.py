@@ -11,7 +11,6 @@ to (a sequence of padding alone) gives finite values, not NaN.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +27,7 @@ class PaddingMasked:
     `padding` is (N, T), True at padding; the model sets it before each forward."""
 
     masks_padding = False
-    padding: Optional[torch.Tensor] = None
+    padding: torch.Tensor | None = None
 
     def key_padding(self) -> torch.Tensor:
         if self.padding is None:

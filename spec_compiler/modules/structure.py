@@ -12,8 +12,6 @@ A structural module names its bodies by its kind's layout labels (`body`, `short
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -26,7 +24,7 @@ class Sequence(nn.Module):
     child is a Sequence that itself ends in one); `forward_logits` leaves it out.
     """
 
-    def __init__(self, steps: list, final: Optional[str] = None):
+    def __init__(self, steps: list, final: str | None = None):
         super().__init__()
         # Plain attributes first, children after: a layer may be named like one.
         self.final = final

@@ -17,8 +17,16 @@ from spec_compiler.cli import main
 from spec_compiler.errors import SpecError
 from spec_compiler.export.data import legacy_validation_split, run_data
 from spec_compiler.export.prepare import prepare
-from spec_compiler.run import (DataInfo, InputInfo, Normalization, OutputInfo, Preprocess, RunFolder, RunRecord,
-                               validation_split)
+from spec_compiler.run import (
+    DataInfo,
+    InputInfo,
+    Normalization,
+    OutputInfo,
+    Preprocess,
+    RunFolder,
+    RunRecord,
+    validation_split,
+)
 
 SPEC = "model tiny\ninput vector 8\ndense 3 softmax\n"
 

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from reference_convnext import ConvNeXt, convnext_tiny
+from tf_checks import assert_same_logits, copy_into_reference, randomize
 
 import spec_compiler
 from spec_compiler import compile_source
-
-from reference_convnext import ConvNeXt, convnext_tiny
-from tf_checks import assert_same_logits, copy_into_reference, randomize
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "convnext_tiny.spec"
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from reference_vit import VisionTransformer, vit_b_16
+from tf_checks import assert_same_logits, copy_into_reference, randomize
 
 import spec_compiler
 from spec_compiler import compile_source
-
-from reference_vit import VisionTransformer, vit_b_16
-from tf_checks import assert_same_logits, copy_into_reference, randomize
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "vit_b_16.spec"
 

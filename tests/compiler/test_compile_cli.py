@@ -10,11 +10,10 @@ import textwrap
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import ROOT
 
 import spec_compiler
 from spec_compiler.cli import main
-
-from conftest import ROOT
 
 
 def _cli(*args: str):

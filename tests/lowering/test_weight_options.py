@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from lowering_checks import STRUCTURE, compiled, counted, first_valid, sample
 from torch import nn
 
 import spec_compiler
 from spec_compiler import REGISTRY, SpecError, compile_source
 from spec_compiler.backends.torch_build import SpecModule
 from spec_compiler.layers.base import NO_WEIGHTS, TORCH_NAMED_WEIGHTS, kernel_ops
-
-from lowering_checks import STRUCTURE, compiled, counted, first_valid, sample
-
 
 # --- initializers --------------------------------------------------------------------
 
@@ -175,7 +173,7 @@ def test_roles_not_names_decide_which_options_a_parameter_takes(tmp_path):
 
 
 def test_kernel_ops_are_the_operators_int8_export_quantizes():
-    spam = spec_compiler.load(Path(__file__).resolve().parent.parent / "specs" / "spam_lstm.spec")
+    spam = spec_compiler.load(Path(__file__).resolve().parents[2] / "specs" / "spam_lstm.spec")
     assert kernel_ops(spam.info.kinds) == ["Gather", "Gemm", "LSTM", "MatMul"]
     assert kernel_ops(compiled("input sequence 5x8\nbidirectional { gru 4 }\nbatchnorm\n").info.kinds) == ["GRU"]
 

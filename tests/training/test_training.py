@@ -24,10 +24,10 @@ from safetensors.torch import load_file
 import spec_compiler
 from spec_compiler.cli import main
 from spec_compiler.errors import SpecError
-from spec_compiler.training import TrainingInterrupted
+from spec_compiler.training import Callback, TrainingInterrupted
 from spec_compiler.training import data as data_mod
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 VECTOR = """model vec
 input vector 4
@@ -181,7 +181,7 @@ def test_csv_text_tokenizer_and_vocabulary(tmp_path):
     assert len(text["vocab"]) <= 48 and min(text["vocab"].values()) == 2
     assert "great" in text["vocab"] and "GREAT" not in text["vocab"]
     assert pre["labels"] == ["neg", "pos"]
-    from spec_compiler.training.tokenizer import Tokenizer
+    from spec_compiler.text import Tokenizer
 
     ids = Tokenizer.from_json(text).encode(["Great, unknownword!"])
     assert ids.shape == (1, 12) and list(ids[0, -2:]) == [text["vocab"]["great"], 1] and ids[0, 0] == 0
@@ -335,7 +335,7 @@ def test_same_seed_same_weights_and_different_seed_differs(tmp_path):
     assert pre["normalize"]["kind"] == "standard" and len(pre["normalize"]["mean"]) == 1
 
 
-class StopAfter:
+class StopAfter(Callback):
     def __init__(self, epoch, step):
         self.at = (epoch, step)
 
@@ -364,6 +364,33 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     resumed = fit(model, tmp_path, "mid", epochs=4, resume=True, **kw)
     assert same(weights(straight.run_dir), weights(resumed.run_dir))
     assert resumed.history[1]["loss"] == straight.history[1]["loss"]
+
+
+def test_batchnorm_on_a_vector_trains_when_the_last_batch_holds_one_sample(tmp_path):
+    """41 samples leave 33 for training with the default split and batch: 32 + 1. Batch norm
+    cannot train on one sample, so the trailing sample joins the batch before it."""
+    from spec_compiler.training.fit import batch_bounds
+
+    model = spec(tmp_path, "input vector 4\ndense 8\nbatchnorm relu\ndense 3 softmax\n", "bn.spec")
+    result = model.train(data=npz(tmp_path, *blobs(41)), epochs=2, out=str(tmp_path / "bn"), progress=False)
+    assert result.epochs_run == 2 and all(math.isfinite(row["loss"]) for row in result.history)
+    assert json.loads((tmp_path / "bn" / "run.json").read_text())["data"]["n_train"] == 33
+    assert batch_bounds(33, 32, merge_single=True) == [(0, 33)]
+    assert batch_bounds(33, 32, merge_single=False) == [(0, 32), (32, 33)]
+    assert batch_bounds(64, 32, merge_single=True) == [(0, 32), (32, 64)]
+    with pytest.raises(SpecError, match="batch norm cannot train on a single sample"):
+        model.train(data=npz(tmp_path, *blobs(1), "one.npz"), validation_split=0, out=str(tmp_path / "one"),
+                    progress=False)
+
+
+def test_callbacks_subclass_callback(tmp_path):
+    class Duck:
+        def on_epoch_end(self, trainer, epoch, logs):
+            pass
+
+    with pytest.raises(TypeError, match="callbacks must subclass spec_compiler.training.Callback; got Duck"):
+        fit(spec(tmp_path, VECTOR), tmp_path, data=npz(tmp_path, *blobs()), callbacks=[Duck()])
+    assert not (tmp_path / "run").exists()
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -22,12 +22,12 @@ from safetensors.torch import save_file
 
 import spec_compiler
 from spec_compiler import REGISTRY, runtime
+from spec_compiler.cli import main
 from spec_compiler.export import ExportReport, exporter, verify
 from spec_compiler.export.data import digits_images
-from spec_compiler.cli import main
 from spec_compiler.text import Tokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.spec"))
 BIG = {"alexnet", "vgg16", "resnet18", "mobilenet", "convnext_tiny", "vit_b_16"}
 SLOW = os.environ.get("SPECC_SLOW") == "1"
@@ -297,10 +297,13 @@ def test_text_model_runtime_tokenizes_like_the_trainer(spam_run, tmp_path):
 
 
 def test_shared_tokenizer_matches_the_trainers():
-    from spec_compiler.training.tokenizer import Tokenizer as TrainerTokenizer
+    """The tokenizer the trainer fits on text data (training.data.adapt_inputs) is the runtime's."""
+    from spec_compiler.training import data as data_mod
 
     texts = ["Don't WIN now!!", "état_civil 42 times", "", "a " * 200, "naïve café, naïve"]
-    ours, theirs = Tokenizer.fit(texts, 50, 16), TrainerTokenizer.fit(texts, 50, 16)
+    target = data_mod.Target("tokens", (16,), "int", 50, (1,), "sigmoid")
+    _, theirs = data_mod.adapt_inputs(data_mod.Raw(texts, np.zeros(len(texts)), "texts", "text"), target)
+    ours = Tokenizer.fit(texts, 50, 16)
     assert ours.vocab == theirs.vocab
     assert np.array_equal(ours.encode(texts), theirs.encode(texts))
     assert np.array_equal(Tokenizer.from_json(theirs.to_json()).encode(texts), theirs.encode(texts))

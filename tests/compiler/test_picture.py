@@ -88,7 +88,7 @@ def test_a_sequence_runs_top_to_bottom_on_one_axis():
     info = _info("lenet5")
     groups = _groups(to_svg(info))
     rects = [_rect(groups[path]) for path in ["input", *(layer.path for layer in info.layers)]]
-    for (x0, y0, w0, h0), (x1, y1, w1, h1) in pairwise(rects):
+    for (x0, y0, w0, h0), (x1, y1, w1, _h1) in pairwise(rects):
         assert y1 > y0 + h0
         assert x0 + w0 // 2 == x1 + w1 // 2
 

@@ -14,16 +14,27 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
+from lowering_checks import (
+    BIG_FLOPS,
+    CANDIDATE_INPUTS,
+    HYPOTHESIS,
+    SPECS,
+    STRUCTURE,
+    check_model,
+    compare_emitted,
+    compiled,
+    counted,
+    first_valid,
+    image_specs,
+    one_thread,  # noqa: F401  (autouse fixture: one torch thread)
+    sample,
+    sequence_specs,
+)
 
 import spec_compiler
 from spec_compiler import REGISTRY, Count, SpecError, compile_source
 from spec_compiler.backends.torch_build import SpecModule
 from spec_compiler.backends.torch_source import emit_source, load_source
-
-from lowering_checks import (BIG_FLOPS, CANDIDATE_INPUTS, HYPOTHESIS, SPECS, STRUCTURE, check_model,
-                             compare_emitted, compiled, counted, first_valid, image_specs, sample, sequence_specs)
-from lowering_checks import one_thread  # noqa: F401  (autouse fixture: one torch thread)
-
 
 # --- every spec, every kind ----------------------------------------------------------
 

@@ -21,7 +21,7 @@ from spec_compiler import compile_source, load
 from spec_compiler.errors import SpecError
 from spec_compiler.layers import REGISTRY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "tests" / "plugins" / "swish_gate.py"
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spec_compiler import REGISTRY, SpecError, compile_source
-
-from conftest import ROOT
 
 SETTINGS = settings(max_examples=200, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -202,7 +201,7 @@ def test_valid_stacks_compile_to_the_expected_counts(stack):
 
 # --- random stacks of real words: compile or SpecError --------------------------------
 
-WORDS = sorted(set(REGISTRY.words()) | {"repeat", "branch", "shortcut", "block", "unknownword", "blk", "blk"})
+WORDS = sorted(set(REGISTRY.words()) | {"repeat", "branch", "shortcut", "block", "unknownword", "blk"})
 ARGUMENTS = st.sampled_from(["0", "1", "2", "3", "-1", "0.5", "1.5", "64", "3x3", "6x5x5", "2x2x2x2", "?x4",
                              "relu", "same", "valid", "true", "x", "\"s\"", "[1, 2]", "l2(0.01)", "1e9", "padding",
                              "sinusoidal",

@@ -17,7 +17,7 @@ import spec_compiler
 from spec_compiler import REGISTRY, SpecError, compile_source
 from spec_compiler.inference import LayerInfo
 
-SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 
 # --- helpers -----------------------------------------------------------------------

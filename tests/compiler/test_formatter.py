@@ -12,7 +12,7 @@ import pytest
 from spec_compiler.formatter import format_source
 from spec_compiler.parser import parse
 
-SPECS = sorted(Path(__file__).resolve().parent.parent.joinpath("specs").glob("*.spec"))
+SPECS = sorted(Path(__file__).resolve().parents[2].joinpath("specs").glob("*.spec"))
 
 MESSY = """\
 # a messy file

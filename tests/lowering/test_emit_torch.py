@@ -12,15 +12,22 @@ import torch
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lowering_checks import (
+    BIG_FLOPS,
+    HYPOTHESIS,
+    SPECS,
+    STRUCTURE,
+    compare_emitted,
+    compiled,
+    counted,
+    image_specs,
+    one_thread,  # noqa: F401  (autouse fixture: one torch thread)
+    sequence_specs,
+)
 
 import spec_compiler
 from spec_compiler.backends.torch_source import emit_source, load_source
 from spec_compiler.cli import main as cli_main
-
-from lowering_checks import (BIG_FLOPS, HYPOTHESIS, SPECS, STRUCTURE, compare_emitted, compiled, counted,
-                             image_specs, sequence_specs)
-from lowering_checks import one_thread  # noqa: F401  (autouse fixture: one torch thread)
-
 
 # --- emitted source ------------------------------------------------------------------
 
@@ -81,7 +88,7 @@ def test_emitted_source_matches_for_structures(source, name):
 
 
 def test_emit_torch_cli_writes_an_importable_standalone_file(tmp_path):
-    lenet = Path(__file__).resolve().parent.parent / "specs" / "lenet5.spec"
+    lenet = Path(__file__).resolve().parents[2] / "specs" / "lenet5.spec"
     target = tmp_path / "lenet_model.py"
     result = CliRunner().invoke(cli_main, ["compile", str(lenet), "--emit", "torch", "-o", str(target)])
     assert result.exit_code == 0, result.output

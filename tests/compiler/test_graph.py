@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from spec_compiler import compile_source
 from spec_compiler.backends.graph import to_dot, to_mermaid
 
@@ -82,6 +84,7 @@ register(LayerKind(
 '''
 
 
+@pytest.mark.torch
 def test_a_structural_kind_is_drawn_summarized_and_built_by_its_layout(tmp_path):
     plugin = tmp_path / "max_of_plugin.py"
     plugin.write_text(MAX_OF_PLUGIN)

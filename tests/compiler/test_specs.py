@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, check_golden
 
 import spec_compiler
-from conftest import ROOT, check_golden
 
 SPECS = sorted((ROOT / "specs").glob("*.spec"))
 SUMMARIES = ROOT / "tests" / "golden" / "summaries"
@@ -91,7 +91,7 @@ def test_lenet5_flops_by_hand():
 
 def test_lenet5_per_layer_shapes_and_params():
     layers = _load("lenet5").summary()["layers"]
-    assert [(l["name"], l["output_shape"], l["params"]) for l in layers] == [
+    assert [(layer["name"], layer["output_shape"], layer["params"]) for layer in layers] == [
         ("conv2d_1", [None, 6, 28, 28], 156), ("avgpool2d_1", [None, 6, 14, 14], 0),
         ("conv2d_2", [None, 16, 10, 10], 2_416), ("avgpool2d_2", [None, 16, 5, 5], 0),
         ("flatten_1", [None, 400], 0), ("dense_1", [None, 120], 48_120), ("dense_2", [None, 84], 10_164),
@@ -116,7 +116,7 @@ def test_flops_match_published(name, published, tolerance):
 def test_resnet18_shapes():
     summary = _load("resnet18").summary()
     assert summary["output_shape"] == [None, 1000]
-    by_name = {l["name"]: l for l in summary["layers"]}
+    by_name = {layer["name"]: layer for layer in summary["layers"]}
     assert by_name["maxpool2d_1"]["output_shape"] == [None, 64, 56, 56]
     assert by_name["down_3"]["output_shape"] == [None, 512, 7, 7]
     assert by_name["global_avgpool_1"]["output_shape"] == [None, 512]

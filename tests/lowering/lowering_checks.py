@@ -16,7 +16,7 @@ from spec_compiler import SpecError, compile_source
 from spec_compiler.backends.torch_build import SpecModule
 from spec_compiler.ir import Node
 
-SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.spec"))
+SPECS = sorted((Path(__file__).resolve().parents[2] / "specs").glob("*.spec"))
 LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d", "class_token"}  # may change a dynamic length
 BIG_FLOPS = 300_000_000  # per sample: such specs run one real forward (batch 1)
 

@@ -8,10 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from spec_compiler import REGISTRY, compile_source
-
-from conftest import ROOT
 
 DOC = ROOT / "docs" / "language.md"
 EXAMPLES = re.findall(r"```spec\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)

@@ -17,11 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, check_golden
 
 from spec_compiler import SpecError, compile_source
 from spec_compiler.errors import Diagnostic, Span
-
-from conftest import ROOT, check_golden
 
 ERRORS = ROOT / "tests" / "golden" / "errors"
 
