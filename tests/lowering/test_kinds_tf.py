@@ -222,3 +222,20 @@ def test_drop_path_drops_whole_samples_while_training_only():
     assert abs((~kept).float().mean().item() - 0.25) < 0.03
     assert torch.equal(build(layer("input vector 3\ndrop_path 0")).train()(x), x)
     assert spec_error("input vector 3\ndrop_path 1").message == "drop_path rate must be less than 1, got 1"
+
+
+# --- export ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", [
+    "input image 4x8x8\ngroupnorm 2 -> instancenorm -> instancenorm center=false scale=false\n"
+    "conv 8 3x3 pad=same -> groupnorm 4 center=false -> layer_scale 0.5\nglobal_avgpool\ndense 3\n",
+    "input sequence ?x6\ngroupnorm 3 -> instancenorm -> positional_embedding sinusoidal\n"
+    "residual { dense 6 gelu -> layer_scale 0.1 -> drop_path 0.2 }\nclass_token -> class_pool\ndense 2 softmax\n",
+])
+def test_the_new_kinds_export_with_parity(source, tmp_path):
+    """ONNX export verifies against PyTorch at two batch sizes (and two lengths for `?`)."""
+    model = compile_source(source, "t.spec")
+    report = model.export(tmp_path / "m.onnx")
+    assert report.max_abs_diff <= 1e-4
+    if "?" in source:
+        assert len({c.shape[1] for c in report.checks if c.what == "random"}) >= 2
