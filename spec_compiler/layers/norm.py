@@ -132,7 +132,8 @@ register(LayerKind(
     category="normalization", example="batchnorm relu",
     doc="batch normalization (Ioffe & Szegedy 2015) of the features: the channels of a CxHxW image "
         "(PyTorch's BatchNorm2d), the features of a TxF sequence over every step, or a vector's. "
-        "Keras conventions: momentum=0.99 (PyTorch gets 1 - momentum), eps=1e-3, center= (beta) and "
+        "Keras conventions: momentum=0.99 (PyTorch gets 1 - momentum; below 0.5, PyTorch's habit, it warns), "
+        "eps=1e-3, center= (beta) and "
         "scale= (gamma); counts gamma and beta as trainable and the running mean and variance as "
         "non-trainable parameters (4C in all); `batchnorm relu` applies relu after it",
 ))
