@@ -17,7 +17,7 @@ from spec_compiler.backends.torch_build import SpecModule
 from spec_compiler.ir import Node
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.spec"))
-LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d"}  # may change a dynamic length
+LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d", "conv_transpose1d", "upsample", "pad", "crop"}  # may change a dynamic length
 BIG_FLOPS = 300_000_000  # per sample: such specs run one real forward (batch 1)
 
 
