@@ -119,13 +119,18 @@ class DiagnosticSink:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean' hint for a misspelt name, or None. Only close matches: a few
-    typing slips (at most a third of the word, at least 2), or a name cut short or
-    lengthened (`vocabulary` for `vocab`). Sharing a long tail is not enough:
-    `conv_transpose` must not send the user to `transpose`."""
+    typing slips (at most a third of the word, at least 2), or a name at most doubled
+    (`vocabulary` for `vocab`). Sharing a long tail is not enough: `conv_transpose`
+    must not send the user to `transpose`."""
     candidates = difflib.get_close_matches(word, sorted(set(choices)), n=5, cutoff=0.6)
-    close = [c for c in candidates if edit_distance(word, c) <= max(2, len(word) // 3)
-             or c.startswith(word) or word.startswith(c)]
+    close = [c for c in candidates if edit_distance(word, c) <= max(2, len(word) // 3) or _extends(word, c)]
     return f"did you mean `{close[0]}`?" if close else None
+
+
+def _extends(a: str, b: str) -> bool:
+    """One word is the other with at most as much again added at the end (`batchsize`, `batch`)."""
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) and len(long) <= 2 * len(short)
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -200,8 +200,9 @@ def transposed_sizes(p: ConvTransposeParams, x: TensorType, dims: int, kind: str
         else:
             length = (size - 1) * stride[axis] - 2 * pad[axis] + dilation[axis] * (kernel[axis] - 1) + extra[axis] + 1
             if length < 1:
-                raise ShapeError(f"{kind} padding {_x(p.pad)} crops more than its output ({length} along axis "
-                                 f"{axis + (1 if dims == 2 else 0)}) of {x}", "use a smaller pad", about_input=True)
+                axis_name = ("time",) if dims == 1 else ("height", "width")
+                raise ShapeError(f"{kind} pad={_x(p.pad)} is too large for its input {x}: the {axis_name[axis]} "
+                                 f"would be {length}", "use a smaller pad", about_input=True)
             out.append(length)
     return tuple(out)
 
