@@ -62,7 +62,8 @@ def _require(x: TensorType, dims: int, kind: str) -> None:
     require_float(x, kind)
     if dims == 2 and x.rank != 3:
         hint = "use conv1d / maxpool1d on a TxF sequence" if x.rank == 2 else (
-            "reshape the vector to CxHxW first" if x.rank == 1 else None)
+            "reshape the vector to CxHxW first (after global pooling, `keepdims=true` keeps Cx1x1)" if x.rank == 1
+            else None)
         raise ShapeError(f"{kind} expects an image CxHxW, got {describe(x)}", hint, about_input=True)
     if dims == 1 and x.rank != 2:
         hint = "use conv / maxpool (2d) on an image" if x.rank == 3 else None

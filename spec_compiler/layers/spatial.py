@@ -67,17 +67,17 @@ def _resized(x: TensorType, sizes: dict[int, object]) -> TensorType:
 # --- upsample ----------------------------------------------------------------------
 
 class UpsampleParams(LayerParams):
-    factor: Sizes | None = None
+    factor: Sizes | None = 2
     size: Sizes | None = None
     mode: Literal["nearest", "bilinear", "linear"] = "nearest"
     align_corners: bool = False
 
     @model_validator(mode="after")
     def _one_target(self):
-        if self.factor is not None and self.size is not None:
-            raise ValueError("takes a factor or a size=, not both")
-        if self.factor is None and self.size is None:
-            object.__setattr__(self, "factor", 2)
+        if self.size is not None:
+            if "factor" in self.model_fields_set:
+                raise ValueError("takes a factor or a size=, not both")
+            object.__setattr__(self, "factor", None)
         if self.align_corners and self.mode == "nearest":
             raise ValueError("align_corners= applies to mode=bilinear (images) or mode=linear (sequences) only")
         return self
@@ -112,7 +112,7 @@ register(LayerKind(
     name="upsample", aliases=("upsampling",), params=UpsampleParams, slots=(Slot("factor", "dims"),),
     shape=_upsample_shape, build=_upsample_build, category="resizing", example="upsample 2",
     doc="enlarges the height and width of a CxHxW image (or the time axis of a TxF sequence) by a whole factor "
-        "(default 2; `upsample 2x3` per axis) or to size=HxW: mode=nearest (repeats values, Keras' UpSampling2D) "
+        "(`upsample 2x3`: per axis) or to size=HxW: mode=nearest (repeats values, Keras' UpSampling2D) "
         "or bilinear (linear on a sequence), align_corners= as PyTorch's interpolate",
 ))
 

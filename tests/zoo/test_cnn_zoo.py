@@ -10,6 +10,8 @@ ONNX export at full size is tests/test_export.py's (SPECC_SLOW=1 for the big one
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -106,3 +108,9 @@ def test_spec_computes_what_the_reference_computes(name):
     assert ours.shape == theirs.shape
     assert theirs.abs().max() > 0.1, "a vanishing output would compare equal too easily"
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_the_efficientnet_walkthrough_is_the_spec():
+    examples = re.findall(r"```spec\n(.*?)```", (ROOT / "docs" / "language.md").read_text(encoding="utf-8"), re.S)
+    walkthrough = next(e for e in examples if e.startswith("# specs/efficientnet_b0.spec, the whole file"))
+    assert walkthrough.split("\n", 1)[1] == spec_text("efficientnet_b0").split("\n", 1)[1]
