@@ -17,7 +17,8 @@ from spec_compiler.backends.torch_build import SpecModule
 from spec_compiler.ir import Node
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.spec"))
-LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d", "conv_transpose1d", "upsample", "pad", "crop"}  # may change a dynamic length
+# may change a dynamic length
+LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d", "conv_transpose1d", "upsample", "pad", "crop"}
 BIG_FLOPS = 300_000_000  # per sample: such specs run one real forward (batch 1)
 
 
@@ -193,12 +194,14 @@ def image_specs(draw) -> str:
         elif choice == "dropout":
             lines.append("dropout 0.25")
         elif choice == "gate":  # squeeze-and-excitation: CxHxW times Cx1x1
+            inner = draw(st.sampled_from(["relu", "hardswish", "mish"]))
             gate = draw(st.sampled_from(["sigmoid", "hard_sigmoid"]))
             lines.append(f"multiply {{ branch {{ identity }}; branch {{ global_avgpool keepdims=true -> "
-                         f"conv {f} 1x1 {draw(st.sampled_from(['relu', 'hardswish', 'mish']))} -> conv {c} 1x1 {gate} }} }}")
+                         f"conv {f} 1x1 {inner} -> conv {c} 1x1 {gate} }} }}")
         elif choice == "merge":
             merge = draw(st.sampled_from(["add", "multiply", "maximum", "minimum", "average"]))
-            lines.append(f"{merge} {{ branch {{ conv {c} 3x3 pad=same }}; branch {{ }}; branch {{ mean 1 keepdims=true }} }}")
+            lines.append(f"{merge} {{ branch {{ conv {c} 3x3 pad=same }}; branch {{ }}; "
+                         "branch { mean 1 keepdims=true } }")
         elif choice == "transpose" and h * w <= 100:
             k, s = draw(st.sampled_from([(2, 2), (3, 2), (4, 2), (3, 1), (1, 3)]))
             lines.append(f"conv_transpose {f} {k}x{k} stride={s} pad=same{draw(activation)}{draw(options)}")
@@ -216,7 +219,8 @@ def image_specs(draw) -> str:
             h, w = h + dh, w + dw
         elif choice == "shuffle" and c % 2 == 0:
             half = c // 2
-            lines.append(f"concat {{ branch {{ slice end={half} }}; branch {{ slice start={half} -> conv {half} 1x1 relu }} }}")
+            lines.append(f"concat {{ branch {{ slice end={half} }}; "
+                         f"branch {{ slice start={half} -> conv {half} 1x1 relu }} }}")
             lines.append("channel_shuffle 2")
     lines.append(draw(st.sampled_from(["flatten", "global_avgpool", "global_maxpool"])))
     lines.append(f"dense {draw(st.integers(1, 8))}{draw(st.sampled_from(['', ' relu', ' softmax', ' sigmoid']))}")

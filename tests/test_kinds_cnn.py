@@ -69,7 +69,8 @@ def test_conv_transpose1d_equals_pytorch_on_a_sequence():
     assert tuple(y.shape) == (2, 18, 5)
 
 
-@pytest.mark.parametrize("kernel, stride, size", [(k, s, n) for k in (1, 2, 3, 4, 5) for s in (1, 2, 3) for n in (4, 5)])
+@pytest.mark.parametrize("kernel, stride, size", [(k, s, n) for k in (1, 2, 3, 4, 5) for s in (1, 2, 3)
+                                                    for n in (4, 5)])
 def test_same_transpose_is_the_adjoint_of_the_same_conv(kernel, stride, size):
     """Keras' `same` for a transposed conv gives size * stride and is the transpose (the
     gradient) of a `same` conv on that size: <conv(a), b> = <a, conv_transpose(b)>."""

@@ -33,7 +33,8 @@ def _same(p, x: TensorType) -> TensorType:
     return x
 
 
-def _any(p, x: TensorType) -> TensorType:
+def _unchanged(p, x: TensorType) -> TensorType:
+    """Any input, token ids included: `identity` passes everything on."""
     return x
 
 
@@ -139,7 +140,7 @@ register(LayerKind(
     category="activation", is_activation=True,
 ))
 register(LayerKind(
-    name="identity", params=NoParams, shape=_any, build=_torch("Identity"),
+    name="identity", params=NoParams, shape=_unchanged, build=_torch("Identity"),
     doc="passes its input on unchanged: the skip branch of a merge (`add { branch { identity }; branch { ... } }`; "
         "an empty `branch { }` is the same)", example="identity", category="activation", is_activation=True,
 ))

@@ -87,8 +87,8 @@ def _upsample_sizes(p: UpsampleParams, x: TensorType) -> dict[int, object]:
     axes = spatial_axes(x, "upsample")
     wanted = "bilinear" if len(axes) == 2 else "linear"
     if p.mode not in ("nearest", wanted):
-        raise ShapeError(f"upsample mode={p.mode} does not apply to {describe(x)}", f"use mode=nearest or mode={wanted}",
-                         about_input=True)
+        raise ShapeError(f"upsample mode={p.mode} does not apply to {describe(x)}",
+                         f"use mode=nearest or mode={wanted}", about_input=True)
     if p.size is not None:
         return dict(zip(axes, _per_axis(p.size, axes, "upsample", "size")))
     factors = _per_axis(p.factor, axes, "upsample", "factor")
@@ -105,7 +105,8 @@ def _upsample_build(p: UpsampleParams, x: TensorType, y: TensorType):
     axes = spatial_axes(x, "upsample")
     if p.size is not None:
         return Upsample(p.mode, p.align_corners, size=tuple(y.dims[a] for a in axes))
-    return Upsample(p.mode, p.align_corners, factor=tuple(float(f) for f in _per_axis(p.factor, axes, "upsample", "factor")))
+    factors = _per_axis(p.factor, axes, "upsample", "factor")
+    return Upsample(p.mode, p.align_corners, factor=tuple(float(f) for f in factors))
 
 
 register(LayerKind(
@@ -174,7 +175,8 @@ class CropParams(LayerParams):
     @model_validator(mode="after")
     def _one_target(self):
         if (self.amount is None) == (self.size is None):
-            raise ValueError("takes the amounts to cut (`crop 4`) or the size= to keep (`crop size=64x64`), one of them")
+            raise ValueError("takes the amounts to cut (`crop 4`) or the size= to keep (`crop size=64x64`), "
+                             "one of them")
         return self
 
 

@@ -115,14 +115,15 @@ class MergeParams(LayerParams):
     pass
 
 
-def broadcast_branches(kind: str, outputs: list[TensorType]) -> TensorType:
+def _broadcast_branches(kind: str, outputs: list[TensorType]) -> TensorType:
     """The shape the branches' outputs combine to elementwise. Sizes broadcast as in NumPy
     and PyTorch, axis by axis: equal, or 1 in one of them (a Cx1x1 gate scales a CxHxW
     image per channel). Ranks must be equal: right-aligning a vector C against CxHxW would
     silently pair C with the width."""
     dims = list(outputs[0].dims)
     for index, other in enumerate(outputs[1:], start=2):
-        so_far = f"branch 1 gives {outputs[0]}" if index == 2 else f"branches 1 to {index - 1} give {format_dims(tuple(dims))}"
+        so_far = (f"branch 1 gives {outputs[0]}" if index == 2
+                  else f"branches 1 to {index - 1} give {format_dims(tuple(dims))}")
         if other.rank != len(dims):
             pooled = other.rank < len(dims) and len(dims) == 3
             raise ShapeError(
@@ -148,7 +149,7 @@ def broadcast_branches(kind: str, outputs: list[TensorType]) -> TensorType:
 
 def _merge_shape(kind: str):
     def shape(p, x: TensorType, infer: InferBody) -> TensorType:
-        return broadcast_branches(kind, [infer(i, x).output for i in range(infer.bodies)])
+        return _broadcast_branches(kind, [infer(i, x).output for i in range(infer.bodies)])
 
     return shape
 
