@@ -242,11 +242,15 @@ def _transpose_build(dims: int):
     return build
 
 
-# The same count as a conv: in_channels * filters / groups * kernel area (+ filters).
+# The same count as a conv: in_channels * filters / groups * kernel area (+ filters). The
+# weight is laid out input first, (in, filters / groups, *kernel): its fans are PyTorch's and
+# Keras' for a transposed conv, which count the filters as the fan-in.
+TRANSPOSE_WEIGHTS = WeightRoles(kernel=("weight",), bias=("bias",), onnx_ops=("ConvTranspose",))
+
 register(LayerKind(
     name="conv_transpose", aliases=("conv_transpose2d", "deconv"), params=ConvTransposeParams,
     slots=(Slot("filters"), Slot("kernel", "dims")), shape=_transpose_shape(2, "conv_transpose"),
-    count=_conv_count(2), flops=_transpose_flops(2), build=_transpose_build(2), weights=CONV_WEIGHTS,
+    count=_conv_count(2), flops=_transpose_flops(2), build=_transpose_build(2), weights=TRANSPOSE_WEIGHTS,
     category="convolution", example="conv_transpose 64 4x4 stride=2 pad=1",
     doc="transposed 2d convolution (PyTorch's ConvTranspose2d; a learned upsampling, as in DCGAN and U-Net) on a "
         "CxHxW image: each size n becomes (n-1)*stride - 2*pad + dilation*(kernel-1) + output_padding + 1; "
@@ -256,7 +260,7 @@ register(LayerKind(
 register(LayerKind(
     name="conv_transpose1d", params=ConvTranspose1dParams, slots=(Slot("filters"), Slot("kernel", "dims")),
     shape=_transpose_shape(1, "conv_transpose1d"), count=_conv_count(1), flops=_transpose_flops(1),
-    build=_transpose_build(1), weights=CONV_WEIGHTS, category="convolution",
+    build=_transpose_build(1), weights=TRANSPOSE_WEIGHTS, category="convolution",
     example="conv_transpose1d 16 4 stride=2 pad=1",
     doc="transposed 1d convolution along time on a TxF sequence (Keras' Conv1DTranspose): returns T'xfilters "
         "with T' as conv_transpose computes it",
