@@ -62,7 +62,8 @@ class _Expander:
             use = self.block_use(layer, ctx)
             return [use] if use else []
         if layer.word in self.markers:
-            owners = " or ".join(f"`{o}`" for o in self.markers[layer.word])
+            owners = [f"`{o}`" for o in self.markers[layer.word]]
+            owners = ", ".join(owners[:-1]) + " or " + owners[-1] if len(owners) > 1 else owners[0]
             self.report.error(layer.span, f"`{layer.word} {{ }}` is only allowed directly inside {owners}")
             return []
         kind = REGISTRY.lookup(layer.word)

@@ -39,7 +39,7 @@ def require_steps(x: TensorType, kind: str) -> None:
     if x.rank == 3:
         c, h, w = x.dims
         hint = (f"an image is not a sequence: make its {h}x{w} positions the steps with `reshape {c}x{h * w} -> "
-                f"permute 2x1` ({h * w}x{c})")
+                f"permute 1x0` ({h * w}x{c})")
     elif x.rank == 1:
         hint = "a vector has no steps: put it before the pooling (`class_pool`, `global_avgpool`)"
     else:

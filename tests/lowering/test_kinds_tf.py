@@ -154,7 +154,7 @@ def test_positional_embedding_errors():
     assert diagnostic.message == ("positional_embedding expects a sequence TxF, got 8x4x4 (an image, CxHxW) "
                                   "(from input image at line 1)")
     assert diagnostic.hint == ("an image is not a sequence: make its 4x4 positions the steps with "
-                               "`reshape 8x16 -> permute 2x1` (16x8)")
+                               "`reshape 8x16 -> permute 1x0` (16x8)")
 
 
 def test_positions_take_initializers_as_an_embedding_table():
