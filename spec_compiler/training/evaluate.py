@@ -17,9 +17,9 @@ from ..run.records import json_safe
 from ..text import Tokenizer
 from ..train_config import TrainConfig
 from .checkpoint import load_weights
+from .corpus_reader import recode
 from .data import adapt_inputs, adapt_labels, apply_normalization, load_raw
 from .devices import amp_dtype, pick_device
-from .corpus_reader import recode
 from .options.metrics import measures
 from .readers import Raw
 from .scoring import score

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ..errors import SpecError
 from ..options import choice
@@ -191,8 +191,10 @@ class Reconstruction(choice("reconstruction"), TaskRules):
         return [MeanSquaredError()]
 
 
-class SequenceLabelling(choice("sequence_labelling", ("pad",),
-                               pad=(Annotated[int, Field(ge=0)] | None, 0)), TaskRules):
+PadId = Annotated[Annotated[int, Field(ge=0)] | None, BeforeValidator(lambda v: None if v == "none" else v)]
+
+
+class SequenceLabelling(choice("sequence_labelling", ("pad",), pad=(PadId, 0)), TaskRules):
     """A class per step: y (N,T) class ids, a TxK softmax output; the label `pad` (default 0,
     as the tokenizer's padding id; `pad=none`: no padding) counts in neither loss nor metrics."""
 
@@ -289,6 +291,8 @@ def infer_task(target: Target, raw: Raw) -> TaskRules:
     if raw.kind == "corpus":
         return LanguageModel()
     if raw.y is None:
+        if tuple(target.output_dims) != tuple(target.input_dims):
+            raise _no_labels(raw, target)
         return Reconstruction()
     labels, out, final = _labels_per_sample(raw), tuple(target.output_dims), target.final_activation
     if final == "softmax" and len(out) == 3 and len(labels) == 2:

@@ -26,7 +26,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 import spec_compiler
-from spec_compiler import runtime
 from spec_compiler.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -154,7 +154,6 @@ class Dice(choice("dice", ("smooth", "crossentropy"), smooth=(Positive, 1.0), cr
     fuses: ClassVar[str | None] = "softmax"
 
     def function(self, head: Head) -> Callable:
-        import torch
         import torch.nn.functional as F
 
         smooth, weight = self.smooth, self.crossentropy
