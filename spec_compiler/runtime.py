@@ -201,7 +201,10 @@ class Model:
         context's last step; a run-time length is fed the context (its last 1024 tokens) alone."""
         vocabulary = self._vocabulary()
         as_text = isinstance(prompt, str)
-        ids = encode_tokens(prompt, self.labels) if as_text else [int(i) for i in prompt]
+        try:
+            ids = encode_tokens(prompt, self.labels) if as_text else [int(i) for i in prompt]
+        except ModelInputError as error:
+            raise ModelInputError(f"the prompt: {error}") from None
         if not ids:
             raise ModelInputError("the prompt is empty: give at least one token to continue")
         if tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
@@ -246,7 +249,7 @@ def encode_tokens(text: str, vocabulary: list[str] | None) -> list[int]:
                 position += size
                 break
         else:
-            raise ModelInputError(f"the prompt's character {text[position]!r} is not in the model's vocabulary")
+            raise ModelInputError(f"{text[position]!r} (character {position}) starts no token of the vocabulary")
     return ids
 
 

@@ -228,8 +228,22 @@ def test_a_corpus_becomes_windows_of_next_characters(tmp_path):
     assert np.array_equal(raw.x[0], [0, 1, 2, 0, 1, 2, 0, 1]) and np.array_equal(raw.y[0], [1, 2, 0, 1, 2, 0, 1, 2])
     again = recode(raw, ["c", "b", "a", "d"])
     assert again.labels == ["c", "b", "a", "d"] and np.array_equal(again.x[0][:3], [2, 1, 0])
-    with pytest.raises(SpecError, match="holds the character 'c', which the training text does not"):
+    with pytest.raises(SpecError, match=r"'c' \(character 2\) starts no token of the vocabulary"):
         recode(raw, ["a", "b"])
+
+
+def test_a_tokenizer_file_beside_the_corpus_is_its_vocabulary(tmp_path):
+    (tmp_path / "c.txt").write_text("the cat. " * 12)
+    (tmp_path / "c.tokens.json").write_text(json.dumps(["the", " ", "c", "a", "t", "."]))
+    raw = data_mod.load_raw(str(tmp_path / "c.txt"), Target.of(load(tmp_path, CHAR_LM)))
+    assert raw.labels == ["the", " ", "c", "a", "t", "."]
+    assert np.array_equal(raw.x[0], [0, 1, 2, 3, 4, 5, 1, 0]) and np.array_equal(raw.y[0][:3], [1, 2, 3])
+    result = train(tmp_path, CHAR_LM, str(tmp_path / "c.txt"))
+    assert json.loads((Path(result.run_dir) / "preprocess.json").read_text())["labels"][0] == "the"
+    (tmp_path / "c.tokens.json").write_text(json.dumps(["the", " "]))
+    assert "'c' (character 4) starts no token" in refused(tmp_path, CHAR_LM, str(tmp_path / "c.txt"))
+    (tmp_path / "c.tokens.json").write_text(json.dumps(["the", "the"]))
+    assert "lists a token twice" in refused(tmp_path, CHAR_LM, str(tmp_path / "c.txt"))
 
 
 def test_a_validation_text_is_numbered_as_the_training_texts(tmp_path):
@@ -237,8 +251,8 @@ def test_a_validation_text_is_numbered_as_the_training_texts(tmp_path):
     (tmp_path / "val.txt").write_text("the mat sat on the cat. " * 4)
     result = train(tmp_path, CHAR_LM, str(tmp_path / "train.txt"), validation_data=str(tmp_path / "val.txt"))
     assert result.metrics["val_perplexity"] > 1
-    (tmp_path / "val.txt").write_text("the dog! " * 8)
-    assert "holds the character '!'" in refused(tmp_path, CHAR_LM, str(tmp_path / "train.txt"),
+    (tmp_path / "val.txt").write_text("the cat! " * 8)
+    assert "'!' (character 7) starts no token" in refused(tmp_path, CHAR_LM, str(tmp_path / "train.txt"),
                                                 validation_data=str(tmp_path / "val.txt"))
 
 
@@ -246,7 +260,7 @@ def test_a_validation_text_is_numbered_as_the_training_texts(tmp_path):
 
 def test_prompts_are_encoded_longest_token_first():
     assert runtime.encode_tokens("the cat", ["t", "h", "e", " ", "c", "a", "the", "ca"]) == [6, 3, 7, 0]
-    with pytest.raises(runtime.ModelInputError, match="character '!' is not in the model's vocabulary"):
+    with pytest.raises(runtime.ModelInputError, match=r"'!' \(character 1\) starts no token of the vocabulary"):
         runtime.encode_tokens("a!", ["a"])
 
 
