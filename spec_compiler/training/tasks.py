@@ -65,9 +65,10 @@ def _spec_error(message: str, hint: str | None = None) -> SpecError:
 
 
 class TaskRules:
-    """What every task answers; the defaults are a classification's."""
+    """What every task answers; the defaults serve classification and regression."""
 
     spatial_targets: ClassVar[bool] = False  # targets aligned with the input's pixels: no geometric augmentation
+    class_dim: ClassVar[int] = -1  # the dim of the outputs holding the classes, counted from the end
 
     def check(self, target: Target, raw: Raw) -> None:
         """Refuse a spec or data this task cannot train (SpecError with a hint)."""
@@ -89,18 +90,15 @@ class TaskRules:
     def default_metrics(self, target: Target) -> list:
         return [Accuracy()] if target.is_classifier else []
 
-    def class_dim(self, target: Target) -> int:
-        return -1
-
     @property
     def ignore(self) -> int | None:
         return None
 
     def head(self, loss, final_activation: str | None, target: Target) -> Head:
-        return Head.of(loss, final_activation, self.class_dim(target), self.ignore)
+        return Head.of(loss, final_activation, self.class_dim, self.ignore)
 
     def metric_task(self, loss_kind: str, class_ids: bool, target: Target) -> MetricTask:
-        return MetricTask(loss_kind, class_ids, self.label_view(target).units, self.class_dim(target), self.ignore)
+        return MetricTask(loss_kind, class_ids, self.label_view(target).units, self.class_dim, self.ignore)
 
 
 def _no_labels(raw: Raw, target: Target) -> SpecError:
@@ -133,6 +131,7 @@ class Segmentation(choice("segmentation"), TaskRules):
     """A class per pixel: x (N,C,H,W), y (N,H,W) class ids; the output KxHxW with a softmax over K."""
 
     spatial_targets: ClassVar[bool] = True
+    class_dim: ClassVar[int] = -3
 
     def check(self, target: Target, raw: Raw) -> None:
         super().check(target, raw)
@@ -160,9 +159,6 @@ class Segmentation(choice("segmentation"), TaskRules):
 
     def default_metrics(self, target: Target) -> list:
         return [PixelAccuracy(), MeanIou()]
-
-    def class_dim(self, target: Target) -> int:
-        return -3
 
 
 class Reconstruction(choice("reconstruction"), TaskRules):
