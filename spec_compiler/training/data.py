@@ -185,7 +185,7 @@ def adapt_labels(raw: Raw, target: Target, loss_kind: str | None, names: list[st
     units = target.units
     wants_one_hot = loss_kind == "categorical_crossentropy"
     as_ids = y.ndim == 1 or (y.ndim == len(out) and out[-1] != 1 and y.ndim >= 1 and
-                             target.final_activation == "softmax" and tuple(y.shape[1:]) == tuple(out[:-1]))
+                             target.final_activation == "softmax" and _shape_matches(tuple(y.shape[1:]), tuple(out[:-1])))
     if target.final_activation == "softmax" and units and units > 1 and as_ids and not (
             y.ndim == 2 and y.shape[1] == units and len(out) == 1):
         whole = y == np.round(y)

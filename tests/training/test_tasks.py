@@ -284,3 +284,18 @@ def test_picture_names_and_models_without_pictures(tmp_path):
     assert result.exit_code == 2 and "-o writes pictures" in result.output
     result = CliRunner().invoke(main, ["generate", str(tmp_path / "c.onnx"), "hi"])
     assert result.exit_code == 1 and "generate needs a language model" in result.output
+
+
+def test_generate_with_a_run_time_length_feeds_the_context(tmp_path):
+    (tmp_path / "c.txt").write_text("abcd" * 60)
+    spec = CHAR_LM.replace("tokens 8", "tokens ?")
+    result = train(tmp_path, spec, str(tmp_path / "c.txt"), epochs=2, lr=0.05)
+    counts = json.loads((Path(result.run_dir) / "run.json").read_text())["data"]
+    assert counts["n_train"] + counts["n_val"] == 3  # 240 characters: 3 windows of 64 + 1
+    load(tmp_path, spec).export(tmp_path / "lm.onnx", weights=result.run_dir)
+    lm = runtime.load(tmp_path / "lm.onnx")
+    assert lm.input_shape[1] not in (None, 64) and not isinstance(lm.input_shape[1], int)
+    text = lm.generate("ab", tokens=12, temperature=0.5, seed=1)
+    assert len(text) == 12 and set(text) <= set("abcd") and text == lm.generate("ab", tokens=12, temperature=0.5, seed=1)
+    with pytest.raises(runtime.ModelInputError, match="the prompt is empty"):
+        lm.generate("", tokens=3)
