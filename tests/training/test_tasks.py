@@ -299,3 +299,10 @@ def test_generate_with_a_run_time_length_feeds_the_context(tmp_path):
     assert len(text) == 12 and set(text) <= set("abcd") and text == lm.generate("ab", tokens=12, temperature=0.5, seed=1)
     with pytest.raises(runtime.ModelInputError, match="the prompt is empty"):
         lm.generate("", tokens=3)
+
+
+def test_early_stopping_knows_which_way_the_task_metrics_improve():
+    from spec_compiler.training.callbacks import monitor_mode
+
+    assert [monitor_mode(name) for name in ("val_mean_iou", "val_f1", "macro_f1", "val_pixel_accuracy")] == ["max"] * 4
+    assert [monitor_mode(name) for name in ("val_perplexity", "val_mse", "val_loss")] == ["min"] * 3
