@@ -183,12 +183,31 @@ def export_command(spec, weights, output, opset, quantize, as_json, plugins, max
 @click.argument("inputs", metavar="INPUT", nargs=-1, required=True)
 @click.option("--top", "top", type=click.IntRange(min=1), default=3, show_default=True, help="How many classes to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+@click.option("-o", "--output", type=click.Path(), default=None, metavar="FILE.png|DIR",
+              help="For a model whose output is a picture (segmentation mask, reconstructed image): write it as "
+                   "PNG, to FILE.png for one sample, else into the folder DIR.")
 @handle_errors
-def predict_command(model_file, inputs, top, as_json):
+def predict_command(model_file, inputs, top, as_json, output):
     """Run MODEL.onnx on INPUT: a .npy/.npz file, an image file, a .txt file, or text."""
     from .predict import predict_main
 
-    click.echo(predict_main(model_file, inputs, top, as_json))
+    click.echo(predict_main(model_file, inputs, top, as_json, output))
+
+
+@main.command("generate")
+@click.argument("model_file", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False))
+@click.argument("prompt")
+@click.option("--tokens", type=click.IntRange(min=0), default=100, show_default=True, help="How many tokens to add.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Sharpen (below 1) or flatten (above 1) the distribution; 0 takes the most probable token.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample among the k most probable tokens.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (the same text each time).")
+@handle_errors
+def generate_command(model_file, prompt, tokens, temperature, top_k, seed):
+    """Continue PROMPT with a language model exported by `specc export` (no torch needed)."""
+    from .predict import generate_main
+
+    click.echo(generate_main(model_file, prompt, tokens, temperature, top_k, seed))
 
 
 @main.command("train")

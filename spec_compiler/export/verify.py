@@ -120,7 +120,7 @@ def predicted_classes(y: np.ndarray) -> np.ndarray:
 
 def accuracy(y_pred: np.ndarray, y_true: np.ndarray | None) -> float | None:
     """Share of samples whose top class is the label (labels as ids or one-hot); None without labels."""
-    if y_true is None:
+    if y_true is None or y_pred.ndim > 2:  # a class per position (segmentation, sequences): not one per sample
         return None
     y_true = np.asarray(y_true)
     if y_true.ndim == 2 and y_true.shape[1] > 1:
