@@ -57,8 +57,8 @@ class Model:
         self.path = Path(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), options,
+        try:  # the real path: ONNX Runtime finds external data beside a symlink's target, not beside the link
+            self.session = ort.InferenceSession(os.path.realpath(self.path), options,
                                                 providers=list(providers or ["CPUExecutionProvider"]))
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
             if "external data" not in str(error).lower():

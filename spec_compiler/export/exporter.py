@@ -141,7 +141,7 @@ def convert_opset(graph: ir.Model, opset: int) -> None:
 
 
 def dynamo_export(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
-                  dynamic_axes: dict | None, opset: int, scratch: Path | None = None) -> ir.Model:
+                  dynamic_axes: dict | None, opset: int) -> ir.Model:
     """The dynamo exporter's model; its weights stay the module's tensors until written."""
     with quiet(), torch.no_grad():
         program = torch.onnx.export(module, (example,), None, input_names=[input_name], output_names=[output_name],
@@ -161,9 +161,11 @@ def to_onnx(p: Prepared, model, opset: int, explicit: bool, scratch: Path | None
     start = time.perf_counter()
     first_error: BaseException | None = None
     for name in exporters(opset, explicit):
-        export = torchscript_export if name == "torchscript" else dynamo_export
         try:
-            exported = export(graph, example, p.input_name, output_name, dynamic_axes, opset, scratch)
+            if name == "torchscript":
+                exported = torchscript_export(graph, example, p.input_name, output_name, dynamic_axes, opset, scratch)
+            else:
+                exported = dynamo_export(graph, example, p.input_name, output_name, dynamic_axes, opset)
             return exported, name, time.perf_counter() - start
         except Exception as error:  # noqa: BLE001 - any exporter failure: the next one, then named
             first_error = first_error or error

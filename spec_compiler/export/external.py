@@ -20,7 +20,7 @@ from pathlib import Path
 import onnx_ir as ir
 
 from ..errors import SpecError, UsageError
-from ..files import atomic_path, write_bytes_atomic, writes_in_place
+from ..files import atomic_path, resolved_target, write_bytes_atomic, writes_in_place
 from .messages import first_line
 
 # Weights above this many bytes go to a side file: protobuf cannot hold a message over
@@ -63,8 +63,10 @@ def weight_bytes(graph: ir.Model) -> int:
 
 
 def data_file(output: Path) -> Path:
-    """The side file of OUT.onnx: OUT.onnx.data, beside it."""
-    return output.with_name(output.name + ".data")
+    """The side file of OUT.onnx: OUT.onnx.data, beside the file the .onnx's bytes go to (a
+    symlink's target)."""
+    target = resolved_target(output)
+    return target.with_name(target.name + ".data")
 
 
 def destination(output: Path, graph: ir.Model, forced: bool) -> InlineFile | ExternalDataFile:

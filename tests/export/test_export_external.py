@@ -126,6 +126,17 @@ def test_a_missing_side_file_is_named(tmp_path):
     assert result.exit_code == 1 and "m.onnx.data" in result.output and "Traceback" not in result.output
 
 
+def test_a_symlinked_output_keeps_its_side_file_beside_the_target(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "m.onnx").symlink_to(tmp_path / "real" / "m.onnx")
+    report = spec_compiler.load(spec(tmp_path, DENSE)).export(tmp_path / "link" / "m.onnx", external_data=True)
+    assert report.external_data["path"] == str(tmp_path / "real" / "m.onnx.data")
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["m.onnx", "m.onnx.data"]
+    assert (tmp_path / "link" / "m.onnx").is_symlink()
+    assert runtime.load(tmp_path / "link" / "m.onnx").predict(np.zeros((1, 64), np.float32)).shape == (1, 5)
+
+
 def test_external_data_needs_a_file_path(tmp_path):
     result = CliRunner().invoke(main, ["export", str(spec(tmp_path, DENSE)), "-o", "-", "--external-data"])
     assert result.exit_code == 2 and "two files" in result.output
