@@ -166,15 +166,21 @@ def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
 @click.option("--weights", type=click.Path(exists=True), default=None, metavar="RUN",
               help="A run folder written by `specc train` (or a .safetensors file). Without it: the untrained network.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .onnx file to write.")
-@click.option("--opset", type=int, default=None, help="ONNX opset version (default 17).")
+@click.option("--opset", type=int, default=None,
+              help="ONNX opset version: 13 to the newest the installed onnxruntime runs (default 17).")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Quantize to int8 with onnxruntime.")
+@click.option("--external-data", is_flag=True,
+              help="Put the weights in OUT.onnx.data beside the .onnx (automatic for models over 1 GiB of weights).")
+@click.option("--simplify", is_flag=True, help="Simplify the graph with onnxslim; kept only if it verifies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the export report as one JSON object.")
 @spec_options
 @handle_errors
-def export_command(spec, weights, output, opset, quantize, as_json, plugins, max_params, max_activation_memory):
+def export_command(spec, weights, output, opset, quantize, external_data, simplify, as_json, plugins, max_params,
+                   max_activation_memory):
     """Export SPEC to ONNX, verified against PyTorch (nothing is written when the check fails)."""
     model = load_model(spec, plugins, max_params, max_activation_memory)
-    report = model.export(output, weights=weights, opset=opset, quantize=quantize)
+    report = model.export(output, weights=weights, opset=opset, quantize=quantize, external_data=external_data,
+                          simplify=simplify)
     click.echo(json.dumps(_with_warnings(report.to_dict(), model)) if as_json else report.render())
 
 

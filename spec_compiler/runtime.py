@@ -22,6 +22,10 @@ The metadata is read only through the run package's OnnxMetadata (`model.info`; 
 dict in `model.metadata`), which checks every size a file claims against its caps: a file
 claiming a huge image size or text length gets a ModelInputError, not an allocation.
 
+A model exported with external data (over 1 GiB of weights, or `--external-data`) is
+two files, `m.onnx` and `m.onnx.data` beside it: load the .onnx; ONNX Runtime reads the
+weights from the side file.
+
 This module never imports torch (tests check it), so an app needs only
 `onnxruntime`, `numpy` and, for image files, `pillow`.
 """
@@ -29,6 +33,7 @@ This module never imports torch (tests check it), so an app needs only
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,8 +61,16 @@ class Model:
         self.path = Path(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), options,
-                                            providers=list(providers or ["CPUExecutionProvider"]))
+        try:  # the real path: ONNX Runtime finds external data beside a symlink's target, not beside the link
+            self.session = ort.InferenceSession(os.path.realpath(self.path), options,
+                                                providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
+            if "external data" not in str(error).lower():
+                raise
+            line = str(error).strip().splitlines()[0]
+            detail = re.split(r"\S+\.cc:\d+ \S+ ", line)[-1]  # the innermost reason, without C++ places
+            raise ModelInputError(f"{self.path} keeps its weights in a file beside it that cannot be read "
+                                  f"({detail}): keep the .onnx and its .onnx.data together") from None
         self.raw_metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         try:
             self.info = OnnxMetadata.from_props(self.raw_metadata, str(self.path))
