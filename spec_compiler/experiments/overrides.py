@@ -121,7 +121,7 @@ def load_variant(path: str | Path, overrides: dict[str, str], plugins=(), limits
         names = ", ".join(variant.space)
         raise SpecError.at(first.call.span, f"the spec has search values ({names}): it describes many models",
                            f"run `specc tune {path} --trials 20 --out DIR`, or fix each with "
-                           f"--set {first.name}={first.default()}")
+                           f"--set {first.name}={first.default()}").with_source(variant.source)
     return compile_source(variant.source, variant.path, plugins, limits)
 
 

@@ -90,7 +90,7 @@ def search_space(spec: ast.SpecFile) -> dict[str, SearchValue]:
                                        "search values go where a layer, block or train value goes"))
     if problems:
         raise SpecError(sorted(problems, key=lambda d: (d.span.line, d.span.column)), spec.source)
-    return found
+    return dict(sorted(found.items(), key=lambda item: (item[1].call.span.line, item[1].call.span.column)))
 
 
 def _searches_in(value: ast.Value, key: str):
@@ -177,3 +177,13 @@ def points_to_check(space: dict[str, SearchValue]) -> list[dict[str, str]]:
         return [dict(zip(names, combo)) for combo in itertools.product(*corners)]
     base = default_point(space)
     return [{**base, name: text} for name in names for text in space[name].corners()]
+
+
+def space_text(space: dict[str, SearchValue], checked: int) -> str:
+    """The space as `specc compile` shows it under the table (the table is the default point)."""
+    width = max(len(name) for name in space)
+    shown = max(len(value.describe()) for value in space.values())
+    lines = [f"Search space: {len(space)} value(s); {checked} point(s) checked; the table shows the default point"]
+    lines += [f"  {name.ljust(width)}  {value.describe().ljust(shown)}  default {value.default()}"
+              for name, value in space.items()]
+    return "\n".join(lines)
