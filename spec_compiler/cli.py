@@ -288,7 +288,8 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
 
 @main.command("tune")
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--trials", type=click.IntRange(min=1), required=True, help="Trials wanted in all (a resumed search counts those done).")
+@click.option("--trials", type=click.IntRange(min=1), required=True,
+              help="Trials wanted in all (a resumed search counts those done).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop starting trials after S seconds.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Trials run at once (threads).")
 @click.option("--metric", default="val_loss", show_default=True, help="The logged value to optimize and prune on.")
