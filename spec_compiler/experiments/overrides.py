@@ -128,6 +128,8 @@ def load_variant(path: str | Path, overrides: dict[str, str], plugins=(), limits
 def check_space(variant: Variant, plugins=(), limits: Limits = Limits()) -> tuple[Model, int]:
     """Compile the spec at each checked point of its space (the first mistake is raised with
     the point named); the model at the default point, and how many points were checked."""
+    if not variant.space:
+        return compile_source(variant.source, variant.path, plugins, limits), 0
     points = points_to_check(variant.space)
     for point in points:
         try:
