@@ -49,16 +49,14 @@ class TensorBoardLogger(Callback):
     def __init__(self, every: int = STEP_EVERY):
         self.every = every
         self.writer = None
-        self.folder = None
 
-    def on_epoch_begin(self, trainer, epoch: int) -> None:
-        self.folder = trainer.output.folder.path / TENSORBOARD_FOLDER  # staging until the run is in place
-
-    def _writer(self):
+    def _writer(self, trainer):
+        """Opened at the first value, once the run's files are written (in staging until the run
+        is in place, so the folder is looked up then)."""
         if self.writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(self.folder))
+            self.writer = SummaryWriter(log_dir=str(trainer.output.folder.path / TENSORBOARD_FOLDER))
         return self.writer
 
     def on_batch_end(self, trainer, epoch: int, step: int) -> None:
@@ -66,19 +64,19 @@ class TensorBoardLogger(Callback):
             global_step = (epoch - 1) * trainer.steps + step
             for key, value in trainer.running_logs().items():
                 if isinstance(value, float):
-                    self._writer().add_scalar(f"step/{key}", value, global_step)
-            self._writer().add_scalar("step/lr", trainer.optimizer.param_groups[0]["lr"], global_step)
+                    self._writer(trainer).add_scalar(f"step/{key}", value, global_step)
+            self._writer(trainer).add_scalar("step/lr", trainer.optimizer.param_groups[0]["lr"], global_step)
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
         for key, value in logs.items():
             if isinstance(value, (int, float)) and key not in ("epoch",) and math.isfinite(value):
-                self._writer().add_scalar(f"epoch/{key}", value, epoch)
-        self._writer().flush()
+                self._writer(trainer).add_scalar(f"epoch/{key}", value, epoch)
+        self._writer(trainer).flush()
 
     def on_train_end(self, trainer, status: str) -> None:
         if trainer.history:
             scalars = {f"hparam/{k}": v for k, v in _final_scalars(trainer).items()}
-            self._writer().add_hparams(_hparams(trainer), scalars, run_name=".")
+            self._writer(trainer).add_hparams(_hparams(trainer), scalars, run_name=".")
         if self.writer is not None:
             self.writer.close()
             self.writer = None
