@@ -44,6 +44,7 @@ from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
 from .scoring import Accumulator, autocast, logs_from, score
 from .target import Target
+from .tracking import TensorBoardLogger, tensorboard_available
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -222,6 +223,8 @@ class Trainer:
         callbacks += [*user, Checkpoint(best)]
         if self.output.writes:
             callbacks.append(MetricsLogger(self.output, self.model.name))
+            if tensorboard_available():
+                callbacks.append(TensorBoardLogger())
         return callbacks
 
     def _keyed_callbacks(self):
