@@ -158,9 +158,9 @@ def test_runs_lists_a_folder(spec, tmp_path):
     assert "val_accuracy" in table.output
 
 
-def test_mlflow_logs_to_a_file_store(spec, tmp_path, monkeypatch):
+def test_mlflow_logs_to_a_local_database(spec, tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     result = run("train", str(spec), "--set", "train.epochs=2", "--log", "mlflow", "--out", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     runs = mlflow.search_runs(experiment_names=["digits_mlp"])
