@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import ast as python_ast
 import functools
+import math
+import re
+import unicodedata
 from importlib import resources
 from pathlib import Path
 
@@ -12,9 +14,15 @@ from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError
+from .source import check_size, normalize_source
 
 MAX_SYNTAX_ERRORS = 20
 MAX_NESTING = 50  # `{ }` bodies inside one another; real models nest a handful
+# Finding each further syntax error parses the file again (with the bad line blanked):
+# at most this many characters of parsing in all, so a large file stops after a few.
+MAX_REPARSE_CHARACTERS = 200_000
+MAX_INTEGER = 2**63 - 1  # what a PyTorch size or seed can hold
+_STRING_ESCAPE = re.compile(r"\\([\\\"'])")
 
 
 def grammar_text() -> str:
@@ -49,18 +57,32 @@ class _ToAst(Transformer):
     # values
     def dims(self, children):
         (token,) = children
-        items = tuple(int(p) if p.isdigit() else p for p in str(token).split("x"))
+        items = tuple(self._integer(p, token) if p.isdigit() else p for p in str(token).split("x"))
         return ast.Dims(items, self._s(token))
 
     def number(self, children):
         (token,) = children
         text = str(token)
-        value: int | float = int(text) if text.lstrip("+-").isdigit() else float(text)
+        if text.lstrip("+-").isdigit():
+            return ast.Number(self._integer(text, token), self._s(token))
+        value = float(text)
+        if not math.isfinite(value):
+            raise SpecError(Diagnostic(f"`{_shorten(text)}` is too large for a number", self._s(token),
+                                       "numbers are at most about 1.8e308"))
         return ast.Number(value, self._s(token))
+
+    def _integer(self, text: str, token) -> int:
+        """The value of a whole number, refused before conversion when it has too many digits."""
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) > len(str(MAX_INTEGER)) or int(digits or "0") > MAX_INTEGER:
+            raise SpecError(Diagnostic(f"`{_shorten(text)}` is too large: whole numbers are at most {MAX_INTEGER:,}",
+                                       self._s(token)))
+        return int(text)
 
     def string(self, children):
         (token,) = children
-        return ast.String(python_ast.literal_eval(str(token)), self._s(token))
+        # `\\`, `\"` and `\'` are escapes; any other backslash is itself (Windows paths).
+        return ast.String(_STRING_ESCAPE.sub(r"\1", str(token)[1:-1]), self._s(token))
 
     def unknown(self, children):
         (token,) = children
@@ -132,9 +154,15 @@ class _ToAst(Transformer):
 
 
 def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
-    """Parse a whole file, reporting every syntax error (up to a limit)."""
+    """Parse a whole file, reporting every syntax error (up to a limit).
+
+    The text is normalized first (source.normalize_source: BOM, line endings, form
+    feeds), and refused when over the size limits before any parsing work is done."""
+    source = normalize_source(source)
+    check_size(source, path)
     diagnostics: list[Diagnostic] = []
     text = source
+    parses_left = max(1, min(MAX_SYNTAX_ERRORS, MAX_REPARSE_CHARACTERS // max(len(source), 1)))
     while True:
         try:
             tree = _parser().parse(text)
@@ -144,9 +172,11 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
             if any(d.span and diagnostic.span and d.span.line >= diagnostic.span.line for d in diagnostics):
                 break  # recovery went backwards: a cascade, not a new mistake
             diagnostics.append(diagnostic)
-            if len(diagnostics) >= MAX_SYNTAX_ERRORS or not _blank_line(error, text):
+            parses_left -= 1
+            blanked = _blank_line(error, text)
+            if len(diagnostics) >= MAX_SYNTAX_ERRORS or parses_left <= 0 or blanked is None:
                 break
-            text = _blank_line(error, text)
+            text = blanked
     if diagnostics:
         raise SpecError(diagnostics, source)
     too_deep = _too_deep(source)
@@ -154,8 +184,17 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
         line, column = too_deep
         raise SpecError(Diagnostic(f"bodies nested more than {MAX_NESTING} deep", Span(path, line, column, column + 1),
                                    "flatten the structure, or define a block for the inner part"), source)
-    statements = _ToAst(path).transform(tree)
+    try:
+        statements = _ToAst(path).transform(tree)
+    except lark.exceptions.VisitError as error:  # a number over the limits, raised inside the transformer
+        if isinstance(error.orig_exc, SpecError):
+            raise error.orig_exc.with_source(source) from None
+        raise
     return ast.SpecFile(path, source, tuple(statements))
+
+
+def _shorten(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _blank_line(error: lark.UnexpectedInput, text: str) -> str | None:
@@ -184,7 +223,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
         if before.endswith("="):
             return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
-        return Diagnostic(f"unexpected character `{char}`", span,
+        return Diagnostic(f"unexpected character {_shown_character(char)}", span,
                           "layers are words followed by numbers, sizes like 6x5x5 and key=value options")
 
     token = getattr(error, "token", None)
@@ -208,7 +247,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic("unexpected end of file", span)
 
     if token_type == "ARROW":
-        arrow_line, arrow_col = _position_of(text, token.start_pos + value.index("->"))
+        arrow_line, arrow_col = _position_of(text, token.start_pos + _ARROW_PREFIX.match(value).end())
         span = Span(path, arrow_line, arrow_col, arrow_col + 2)
         if before.rstrip().endswith("->"):
             return Diagnostic("doubled arrow `-> ->`", span, "remove one of the `->`")
@@ -235,6 +274,17 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     shown = value.strip() or {"_NL": "end of line", "$END": "end of file"}.get(token_type, token_type)
     return Diagnostic(f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`", Span(path, line, column, column + max(1, len(value.strip()))),
                       _expected_hint(getattr(error, "expected", set())))
+
+
+# What an ARROW token holds before its `->`: line breaks and comment lines.
+_ARROW_PREFIX = re.compile(r"(\n[\t ]*(#[^\n]*)?)*")
+
+
+def _shown_character(char: str) -> str:
+    """`@`, or U+00A0 (NO-BREAK SPACE) for a character a terminal would not show."""
+    if char.isprintable() and not char.isspace():
+        return f"`{char}`"
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
 
 
 def _expected_hint(expected: set[str]) -> str | None:
