@@ -352,3 +352,15 @@ def _unclosed_brace(text: str) -> tuple[int, int] | None:
         elif stack:
             stack.pop()
     return _position_of(text, stack[-1]) if stack else None
+
+
+def brace_pairs(text: str) -> dict[int, int]:
+    """Offset of each `{` (outside comments and strings) -> offset of its `}`; for the formatter."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for offset, char in _braces(text):
+        if char == "{":
+            stack.append(offset)
+        elif stack:
+            pairs[stack.pop()] = offset
+    return pairs
