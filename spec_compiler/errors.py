@@ -55,18 +55,17 @@ SHOWN_LINE_LENGTH = 120  # longer source lines are shown as a window around the 
 
 
 def _visible(text: str, start: int, end: int) -> tuple[str, int, int]:
-    """The source line as shown under a message: characters a terminal would not show
-    (escape codes, NUL, U+2028) become U+FFFD, one for one, and a long line is cut to a
-    window around columns start..end (which are moved to match)."""
-    text = "".join(c if c == "\t" or c.isprintable() else "\ufffd" for c in text)
-    if len(text) <= SHOWN_LINE_LENGTH:
-        return text, start, end
-    first = max(0, start - 1 - SHOWN_LINE_LENGTH // 3)
-    last = min(len(text), first + SHOWN_LINE_LENGTH)
-    head = "..." if first > 0 else ""
-    tail = "..." if last < len(text) else ""
-    shift = first - len(head)
-    return head + text[first:last] + tail, start - shift, min(end, last + 1) - shift
+    """The source line as shown under a message: a long line is cut to a window around
+    columns start..end (which are moved to match), and characters a terminal would not
+    show (escape codes, NUL, U+2028) become U+FFFD, one for one."""
+    if len(text) > SHOWN_LINE_LENGTH:
+        first = max(0, start - 1 - SHOWN_LINE_LENGTH // 3)
+        last = min(len(text), first + SHOWN_LINE_LENGTH)
+        head = "..." if first > 0 else ""
+        tail = "..." if last < len(text) else ""
+        shift = first - len(head)
+        text, start, end = head + text[first:last] + tail, start - shift, min(end, last + 1) - shift
+    return "".join(c if c == "\t" or c.isprintable() else "\ufffd" for c in text), start, end
 
 
 class SpecError(Exception):

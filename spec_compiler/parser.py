@@ -6,6 +6,7 @@ import functools
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +23,7 @@ MAX_NESTING = 50  # `{ }` bodies inside one another; real models nest a handful
 # at most this many characters of parsing in all, so a large file stops after a few.
 MAX_REPARSE_CHARACTERS = 200_000
 MAX_INTEGER = 2**63 - 1  # what a PyTorch size or seed can hold
+MAX_DIMS = 16  # parts of a size like 3x224x224 (products of more could not even be printed)
 _STRING_ESCAPE = re.compile(r"\\([\\\"'])")
 
 
@@ -57,7 +59,10 @@ class _ToAst(Transformer):
     # values
     def dims(self, children):
         (token,) = children
-        items = tuple(self._integer(p, token) if p.isdigit() else p for p in str(token).split("x"))
+        parts = str(token).split("x")
+        if len(parts) > MAX_DIMS:
+            raise SpecError(Diagnostic(f"a size with {len(parts)} parts: at most {MAX_DIMS}", self._s(token)))
+        items = tuple(self._integer(p, token) if p.isdigit() else p for p in parts)
         return ast.Dims(items, self._s(token))
 
     def number(self, children):
@@ -135,7 +140,7 @@ class _ToAst(Transformer):
         return ast.TrainSection(options, self._s(word))
 
     def body(self, children):
-        return tuple(children)
+        return self._joined(children)
 
     def layer(self, children):
         word, *rest = children
@@ -149,8 +154,33 @@ class _ToAst(Transformer):
     def chain(self, children):
         return ast.Chain(tuple(c for c in children if isinstance(c, ast.Layer)))
 
+    def continuation(self, children):
+        arrow, *rest = children
+        return _Continuation(tuple(c for c in rest if isinstance(c, ast.Layer)), self._s(arrow))
+
     def start(self, children):
-        return tuple(children)
+        return self._joined(children)
+
+    def _joined(self, statements) -> tuple:
+        """Statements with each `-> layer` line joined to the chain above it."""
+        out: list = []
+        for statement in statements:
+            if isinstance(statement, _Continuation):
+                if not out or not isinstance(out[-1], ast.Chain):
+                    raise SpecError(Diagnostic("`->` with no layer before it", statement.arrow,
+                                               "an arrow joins two layers: `conv 6x5x5 -> relu`"))
+                out[-1] = ast.Chain(out[-1].layers + statement.layers)
+            else:
+                out.append(statement)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Continuation:
+    """`-> layer ...` at the start of a line, before it is joined to the chain above."""
+
+    layers: tuple[ast.Layer, ...]
+    arrow: Span
 
 
 def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
@@ -247,7 +277,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic("unexpected end of file", span)
 
     if token_type == "ARROW":
-        arrow_line, arrow_col = _position_of(text, token.start_pos + _ARROW_PREFIX.match(value).end())
+        arrow_line, arrow_col = _position_of(text, token.start_pos)
         span = Span(path, arrow_line, arrow_col, arrow_col + 2)
         if before.rstrip().endswith("->"):
             return Diagnostic("doubled arrow `-> ->`", span, "remove one of the `->`")
@@ -274,10 +304,6 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     shown = value.strip() or {"_NL": "end of line", "$END": "end of file"}.get(token_type, token_type)
     return Diagnostic(f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`", Span(path, line, column, column + max(1, len(value.strip()))),
                       _expected_hint(getattr(error, "expected", set())))
-
-
-# What an ARROW token holds before its `->`: line breaks and comment lines.
-_ARROW_PREFIX = re.compile(r"(\n[\t ]*(#[^\n]*)?)*")
 
 
 def _shown_character(char: str) -> str:
@@ -315,23 +341,16 @@ def _position_of(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
+# A comment, a string (as the grammar reads them) or a brace: one C-speed pass finds the braces.
+_BRACE_OR_SKIPPED = re.compile(r"""#[^\n]*|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'|[{}]""")
+
+
 def _braces(text: str):
     """(offset, char) for each `{` and `}` outside comments and strings."""
-    in_comment = False
-    quote = None
-    for offset, char in enumerate(text):
-        if char == "\n":
-            in_comment = False
-        if in_comment:
-            continue
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            in_comment = True
-        elif char in "{}":
-            yield offset, char
+    for match in _BRACE_OR_SKIPPED.finditer(text):
+        char = match.group()
+        if char in ("{", "}"):
+            yield match.start(), char
 
 
 def _too_deep(text: str) -> tuple[int, int] | None:
