@@ -70,9 +70,8 @@ def handle_errors(command):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
-        except BrokenPipeError:  # `specc compile x.spec | head -1`: the reader went away
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
+        except BrokenPipeError:  # `specc compile x.spec | head -1`: click ends quietly
+            raise
         except OSError as error:
             if debug:
                 raise
