@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=Path, default=None, help="write the shortest example of each class here")
     parser.add_argument("--progress", type=int, default=1000, help="print a line every N cases (0: never)")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # tiny models: one thread is as fast, and the machine is shared
 
     if args.only is not None:
         kind, source, options = case(args.seed, args.only, args.emit_every, args.onnx_every)

@@ -48,6 +48,7 @@ class _Formatter:
         self.comments = _comments(self.lines)  # line -> (comment text, is the whole line)
         self.pairs = brace_pairs(source)
         self.opens = sorted(self.pairs)
+        self.rendered: dict[tuple[int, int], list[Line]] = {}
 
     # --- source positions ---------------------------------------------------------
 
@@ -124,6 +125,14 @@ class _Formatter:
         return self.chain(statement, depth)
 
     def chain(self, chain: ast.Chain, depth: int) -> list[Line]:
+        # Remembered: trying the one-line form of a body renders it at depth 0 as well, which
+        # without this would double the work at every level of nesting.
+        key = (id(chain), depth)
+        if key not in self.rendered:
+            self.rendered[key] = self._chain(chain, depth)
+        return list(self.rendered[key])
+
+    def _chain(self, chain: ast.Chain, depth: int) -> list[Line]:
         out: list[Line] = []
         for layer in chain.layers:
             words = " ".join([layer.word, *map(self.value, layer.args), *map(self.option, layer.options)])

@@ -10,7 +10,7 @@ import torch
 from spec_compiler.backends.torch_source import emit_source, load_source
 
 BATCH = 2
-LENGTH = 5  # the length given to a `?` or named dimension
+LENGTH = 24  # the length given to a `?` or named dimension: long enough for a few poolings
 
 
 def counted(module: torch.nn.Module) -> tuple[int, int]:

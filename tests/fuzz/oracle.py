@@ -106,13 +106,14 @@ def _first_line(error: BaseException) -> str:
 
 
 class _Run:
-    def __init__(self, text: str, result: Result):
+    def __init__(self, text: str, path: str, result: Result):
         self.text = text
+        self.path = path
         self.result = result
 
     def finding(self, stage: str, error: str, site: str, detail: str) -> None:
         finding = Finding(stage, error, site, detail)
-        finding.known = match_known(finding)
+        finding.known = match_known(finding, self.text, self.path)
         self.result.findings.append(finding)
         self.result.outcome = "finding"
 
@@ -132,11 +133,11 @@ def check_case(source: str | bytes, deep: bool = True, emit: bool = True, onnx: 
             result.outcome = "spec_error"
             return result
         except Exception as error:  # noqa: BLE001 - a finding, not a failure of the fuzzer
-            _Run(repr(source[:200]), result).crash("decode", error)
+            _Run(repr(source[:200]), path, result).crash("decode", error)
             return result
     else:
         text = source
-    run = _Run(text, result)
+    run = _Run(text, path, result)
     model = _compile(run, text, path)
     _check_format(run, text, path)
     if model is not None and deep and run.result.outcome != "finding":
@@ -228,13 +229,16 @@ def _strip_spans(node):
 
 
 def _missing(before: list[str], after: list[str]) -> list[str]:
+    """Comments of `before` found in no comment of `after` (fmt may join the comments of a
+    chain written over several lines into one: `# a  # b`)."""
     left = list(after)
     lost = []
     for comment in before:
-        if comment in left:
-            left.remove(comment)
-        else:
+        holder = next((i for i, text in enumerate(left) if comment in text), None)
+        if holder is None:
             lost.append(comment)
+        else:
+            left[holder] = left[holder].replace(comment, "", 1)
     return lost
 
 
