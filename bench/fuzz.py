@@ -1,6 +1,6 @@
 """Fuzz specc: generated valid specs and mutated real ones, checked by the suite's oracle.
 
-    python bench/fuzz.py [--cases 100000] [--seed 0] [--emit-every 4] [--onnx-every 500] [--json OUT]
+    python bench/fuzz.py [--cases 100000] [--seed 0] [--emit-every 8] [--onnx-every 500] [--json OUT]
                          [--examples DIR]
 
 Half the cases are grown by tests/fuzz/generate.py (valid specs over every registry
@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the fuzz package the suite uses
 
 from fuzz.generate import generate  # noqa: E402
+from fuzz.known import KNOWN  # noqa: E402
 from fuzz.mutate import mutate  # noqa: E402
 from fuzz.oracle import LIMIT_SECONDS, check_case, compile_check  # noqa: E402
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--emit-every", type=int, default=4, help="check --emit torch source on every Nth case")
+    parser.add_argument("--emit-every", type=int, default=8, help="check --emit torch source on every Nth case")
     parser.add_argument("--onnx-every", type=int, default=500, help="export every Nth case (0: never)")
     parser.add_argument("--only", type=int, default=None, help="replay one case and print it")
     parser.add_argument("--json", type=Path, default=None, help="write the figures and classes here")
@@ -104,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key}: {count:,}")
     print(f"slowest compile + fmt: {slowest:.2f} s; over {LIMIT_SECONDS:g} s: {over_limit}")
     print(f"finding classes: {len(classes)} ({len(new)} not in tests/fuzz/known.py)")
+    owners = {known.name: known.owner for known in KNOWN}
     for key, entry in sorted(classes.items(), key=lambda item: -item[1]["count"]):
-        tag = f"known: {entry['known']}" if entry["known"] else "NEW"
+        tag = f"known, for {owners[entry['known']]}: {entry['known']}" if entry["known"] else "NEW"
         print(f"  [{tag}] {entry['count']:>6}x {key}\n      {entry['detail']}\n      replay: --only {entry['case']}")
     if args.examples:
         args.examples.mkdir(parents=True, exist_ok=True)

@@ -294,10 +294,6 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
                           "remove the `->` or add a layer after it")
     if token_type == "RBRACE":
         return Diagnostic("unmatched `}`", span, "remove it, or open a block with `{` before it")
-    if token_type == "_NL" and before.rstrip().endswith("->"):
-        line, column = _position_of(text, text.rfind("->", 0, token.start_pos + 1))
-        return Diagnostic("`->` with no layer after it", Span(path, line, column, column + 2),
-                          "remove the `->` or add a layer after it")
     if token_type == "EQUAL":
         return Diagnostic("unexpected `=`: an option belongs after a layer's word", span,
                           "write the layer first, then key=value: `conv 6 5x5 stride=2`")

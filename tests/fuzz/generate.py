@@ -21,14 +21,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 
-from spec_compiler import REGISTRY, SpecError, compile_source
+from spec_compiler import REGISTRY
 from spec_compiler.inference import Limits
 from spec_compiler.layers.base import LayerKind
 from spec_compiler.shapes import TensorType
 
 SMALL = Limits(max_params=50_000, max_activation_bytes=4 * 2**20)
-MAX_STATEMENTS = 7
-TRIES = 6  # candidates tried for each position before giving up on it
+MAX_STATEMENTS = 6
+TRIES = 4  # candidates tried for each position before giving up on it
 IDENTITY = "group { }"  # appended to learn the shape so far (a spec without layers is an error)
 
 INITIALIZERS = ["he_normal", "glorot_uniform", "xavier_normal", "orthogonal", "zeros", "ones", "lecun_uniform",
@@ -75,7 +75,6 @@ class _Stats:
         self.kept[key] = self.kept.get(key, 0) + int(kept)
 
 
-_STATS = _Stats()
 LEAF_KINDS = [k for k in REGISTRY.kinds() if k.layout is None]
 
 
@@ -90,7 +89,9 @@ class Grower:
     def __init__(self, rng: random.Random, check):
         self.rng = rng
         self.check = check
+        self.stats = _Stats()  # per spec, so that a seed always grows the same spec
         self.blocks: list[str] = []
+        self.separators: list[str] = []  # after each kept statement (the last one: before a candidate)
         self.names = 0
         self.kinds: set[str] = set()
 
@@ -104,22 +105,25 @@ class Grower:
             head.append(f"model {name}")
         head.append(self.input_line())
         statements: list[str] = []
-        for _ in range(rng.randint(1, MAX_STATEMENTS)):
-            statement = self.next_statement(head, statements)
-            if statement is not None:
+        t = self.check(self.text(head, [IDENTITY]))
+        for _ in range(rng.randint(1, MAX_STATEMENTS) if t is not None else 0):
+            grown = self.next_statement(head, statements, t)
+            if grown is not None:
+                statement, t = grown
                 statements.append(statement)
+                self.separators.append(rng.choice(SEPARATORS))
         if rng.random() < 0.2:
             section = self.train_section()
             if self.check(self.text(head, statements + [section])) is not None:
                 statements.append(section)
         return self.text(head, statements)
 
-    def text(self, head: list[str], statements: list[str], tail: str = "") -> str:
-        parts = [*self.blocks, *head]
+    def text(self, head: list[str], statements: list[str]) -> str:
+        """The spec: blocks, head, and the statements with the separator chosen for each."""
         body = ""
         for index, statement in enumerate(statements):
-            body += statement if index == 0 else self.rng.choice(SEPARATORS) + statement
-        return "\n".join(parts) + "\n" + body + tail + "\n"
+            body += statement if index == 0 else self.separators[index - 1] + statement
+        return "\n".join([*self.blocks, *head]) + "\n" + body + "\n"
 
     def input_line(self) -> str:
         rng = self.rng
@@ -135,14 +139,18 @@ class Grower:
         extra = f" name={rng.choice(['pixels', 'x', 'tokens'])}" if rng.random() < 0.05 else ""
         return f"input {kind} {dims}{extra}"
 
-    def next_statement(self, head: list[str], statements: list[str]) -> str | None:
-        """One statement that keeps the spec valid, or None after TRIES misses."""
-        t = self.check(self.text(head, statements + [IDENTITY]))
-        if t is None:
-            return None
+    def next_statement(self, head: list[str], statements: list[str], t: TensorType):
+        """(statement, output type) for a statement that keeps the spec valid on the
+        current output `t`, or None after TRIES misses."""
+
+        def wrap(body: str) -> str:
+            return self.text(head, statements + [body])
+
+        defined = len(self.blocks)
+
         for _ in range(TRIES):
+            del self.blocks[defined:]  # a block defined for a candidate that was not kept
             form = self.rng.choice(["chain", "chain", "chain", "structure", "repeat", "block"])
-            wrap = (lambda body: self.text(head, statements + [body]))
             if form == "chain":
                 candidate = self.chain(wrap, t)
             elif form == "structure":
@@ -151,8 +159,10 @@ class Grower:
                 candidate = self.repeat(wrap, t)
             else:
                 candidate = self.block_use(head, statements, t)
-            if candidate is not None and self.check(wrap(candidate)) is not None:
-                return candidate
+            out = None if candidate is None else self.check(wrap(candidate))
+            if out is not None:
+                return candidate, out
+        del self.blocks[defined:]
         return None
 
     # --- chains and leaves -------------------------------------------------------
@@ -169,7 +179,7 @@ class Grower:
                 leaf = self.leaf(kind, t)
                 candidate = so_far + (joiner if layers else "") + leaf
                 out = self.check(wrap(candidate))
-                _STATS.record(kind.name, _where(t), out is not None)
+                self.stats.record(kind.name, _where(t), out is not None)
                 if out is not None:
                     layers.append(leaf)
                     joiners.append(joiner)
@@ -182,7 +192,7 @@ class Grower:
 
     def pick_kind(self, t: TensorType) -> LayerKind:
         where = _where(t)
-        weights = [_STATS.weight(k.name, where) for k in LEAF_KINDS]
+        weights = [self.stats.weight(k.name, where) for k in LEAF_KINDS]
         return self.rng.choices(LEAF_KINDS, weights)[0]
 
     def leaf(self, kind: LayerKind, t: TensorType) -> str:
@@ -406,12 +416,3 @@ def generate(rng: random.Random, check) -> Generated:
         return Generated(trouble.text, trouble=True, kinds=grower.kinds)
     return Generated(text, kinds=grower.kinds)
 
-
-def plain_check(text: str) -> TensorType | None:
-    """The check without a time limit: compile with the generator's small limits."""
-    try:
-        return compile_source(text, "generated.spec", limits=SMALL).info.output
-    except SpecError:
-        return None
-    except Exception:  # noqa: BLE001 - anything else is a finding, handed to the oracle
-        raise Trouble(text) from None

@@ -112,7 +112,7 @@ def wrap_lines(text: str, rng: random.Random) -> str:
     j = min(len(lines), i + rng.randint(1, 4))
     inner = "\n".join(lines[i:j])
     if rng.random() < 0.01:  # rare: a known hang (tests/fuzz/known.py) costs the oracle's whole time limit
-        return "\n".join(lines[:i] + [f"repeat 1000000000 {{ # only a comment\n}}", inner] + lines[j:])
+        return "\n".join(lines[:i] + ["repeat 1000000000 { # only a comment\n}", inner] + lines[j:])
     wrapper = rng.choice([
         f"repeat {rng.choice(['2', '3', '0', '1000000000', '-2', '?'])} {{\n{inner}\n}}",
         f"residual {{\n{inner}\n}}",

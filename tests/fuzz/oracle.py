@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import re
 import signal
 import tempfile
 import threading
@@ -178,15 +177,9 @@ def _lexer() -> Lark:
 
 
 def comments_of(text: str) -> list[str]:
-    """Every comment in the text, found with the grammar's own lexer (independent of fmt).
-    Comment lines inside line breaks and arrows are part of those tokens."""
-    found = []
-    for token in _lexer().lex(normalize_source(text), dont_ignore=True):
-        if token.type == "COMMENT":
-            found.append(token.rstrip())
-        elif token.type in ("_NL", "ARROW"):
-            found += [comment.rstrip() for comment in re.findall(r"#[^\n]*", token)]
-    return found
+    """Every comment in the text, found with the grammar's own lexer (independent of fmt)."""
+    return [token.rstrip() for token in _lexer().lex(normalize_source(text), dont_ignore=True)
+            if token.type == "COMMENT"]
 
 
 def _check_format(run: _Run, text: str, path: str) -> None:
