@@ -203,8 +203,8 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
                 break  # recovery went backwards: a cascade, not a new mistake
             diagnostics.append(diagnostic)
             parses_left -= 1
-            blanked = _blank_line(error, text)
-            if len(diagnostics) >= MAX_SYNTAX_ERRORS or parses_left <= 0 or blanked is None:
+            blanked = _blank_line(error, text) if parses_left > 0 and len(diagnostics) < MAX_SYNTAX_ERRORS else None
+            if blanked is None:
                 break
             text = blanked
     if diagnostics:
@@ -216,7 +216,7 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
                                    "flatten the structure, or define a block for the inner part"), source)
     try:
         statements = _ToAst(path).transform(tree)
-    except lark.exceptions.VisitError as error:  # a number over the limits, raised inside the transformer
+    except lark.exceptions.VisitError as error:  # a SpecError of the transformer: a number too large, a stray `->`
         if isinstance(error.orig_exc, SpecError):
             raise error.orig_exc.with_source(source) from None
         raise

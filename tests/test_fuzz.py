@@ -83,4 +83,4 @@ def test_generated_specs_export_and_verify_with_onnx_runtime():
 @pytest.mark.xfail(strict=True, reason="a known crash class (tests/fuzz/known.py); remove its entry once fixed")
 def test_known_crash_class_is_fixed(known):
     result = check_case(known.reproduce, onnx=known.stage == "export", path=known.path)
-    assert not [f for f in result.findings if f.known == known.name], result.findings
+    assert not [f for f in result.findings if known.matches(f, known.reproduce, known.path)], result.findings
