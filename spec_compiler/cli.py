@@ -41,11 +41,15 @@ def cpu_count() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def describe_os_error(error: OSError, path: str | None = None) -> str:
+def cannot_write(path: str, error: OSError) -> SpecError:
     """`cannot write out.json: Permission denied`: the path the user named and the system's reason."""
-    where = path or error.filename
+    return SpecError.at(None, f"cannot write {path}: {error.strerror or error}")
+
+
+def describe_os_error(error: OSError) -> str:
+    """`data.npz: No such file or directory`, for a system error no command turned into a message."""
     reason = error.strerror or str(error)
-    return f"cannot write {where}: {reason}" if where else reason
+    return f"{error.filename}: {reason}" if error.filename else reason
 
 
 def handle_errors(command):
@@ -121,7 +125,7 @@ def _write_or_print(text: str, output: str | None) -> None:
         try:
             write_text_atomic(Path(output) if output != STDOUT else STDOUT, text + "\n")
         except OSError as error:
-            raise SpecError.at(None, describe_os_error(error, output)) from None
+            raise cannot_write(output, error) from None
         if output != STDOUT:
             click.echo(f"wrote {output}", err=True)
     else:
@@ -312,7 +316,7 @@ def fmt_command(specs, check, write):
                 try:
                     write_text_atomic(Path(spec), formatted)
                 except OSError as error:
-                    raise SpecError.at(None, describe_os_error(error, spec)) from None
+                    raise cannot_write(spec, error) from None
                 click.echo(f"reformatted {spec}", err=True)
         else:
             click.echo(formatted, nl=False)

@@ -118,18 +118,29 @@ def test_output_under_a_file_is_one_clear_error(tmp_path):
     assert _stderr(result).strip().splitlines() == [f"error: cannot write {blocker / 'out.json'}: Not a directory"]
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
-def test_output_into_a_read_only_folder_is_one_clear_error(tmp_path):
-    folder = tmp_path / "locked"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        result = _cli("compile", LENET, "-o", str(folder / "out.json"))
-    finally:
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder this process cannot write into: a chmod-ed one, or /sys for root (whom
+    permissions do not stop)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir()
+        folder.chmod(0o500)
+        yield folder
         folder.chmod(0o700)
+    elif Path("/sys").is_dir():
+        yield Path("/sys")
+    else:
+        pytest.skip("no folder that root cannot write")
+
+
+def test_output_into_a_read_only_folder_is_one_clear_error(read_only_folder):
+    before = sorted(p.name for p in read_only_folder.iterdir())
+    result = _cli("compile", LENET, "-o", str(read_only_folder / "out.json"))
     assert result.exit_code == 1
-    assert _stderr(result).strip() == f"error: cannot write {folder / 'out.json'}: Permission denied"
-    assert list(folder.iterdir()) == []
+    assert isinstance(result.exception, SystemExit)
+    assert _stderr(result).strip() == f"error: cannot write {read_only_folder / 'out.json'}: Permission denied"
+    assert sorted(p.name for p in read_only_folder.iterdir()) == before
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
@@ -188,3 +199,25 @@ def test_fmt_of_a_file_that_is_not_utf8_is_a_spec_error(tmp_path):
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
     assert f"{bad}:2:6: error: cannot read {bad}: byte 0xe9 is not UTF-8 text" in _stderr(result)
+
+
+def test_any_system_error_a_command_meets_is_one_line_and_exit_1():
+    import click
+
+    from spec_compiler.cli import handle_errors
+
+    @click.group()
+    @click.option("--debug", is_flag=True)
+    def group(debug):
+        """A stand-in for `specc`."""
+
+    @group.command()
+    @handle_errors
+    def save():
+        raise PermissionError(13, "Permission denied", "/data/run")
+
+    result = CliRunner().invoke(group, ["save"])
+    assert result.exit_code == 1
+    assert _stderr(result).strip() == "error: /data/run: Permission denied"
+    debug = CliRunner().invoke(group, ["--debug", "save"])
+    assert isinstance(debug.exception, PermissionError)  # --debug shows the traceback
