@@ -151,7 +151,7 @@ def main(debug: bool) -> None:
 @click.option("--emit", type=click.Choice(["summary", "torch"]), default="summary", show_default=True,
               help="What to produce: the summary, or a standalone PyTorch source file.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output to this file.")
-@click.option("--depth", type=int, default=None, help="How deep to show nested layers in the table.")
+@click.option("--depth", type=click.IntRange(min=0), default=None, help="How deep to show nested layers in the table.")
 @spec_options
 @handle_errors
 def compile_command(spec, as_json, emit, output, depth, plugins, max_params, max_activation_memory):

@@ -38,8 +38,9 @@ def _stderr(result) -> str:
     (("--max-activation-memory", "inf"), "--max-activation-memory"),
     (("--max-activation-memory", "-1GiB"), "--max-activation-memory"),
     (("--max-activation-memory", "0"), "--max-activation-memory"),
+    (("--depth", "-1"), "--depth"),
 ])
-def test_size_limits_must_be_finite_and_positive(args, says):
+def test_limits_and_depth_must_make_sense(args, says):
     result = _cli("compile", LENET, *args)
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
