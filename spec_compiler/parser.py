@@ -244,9 +244,13 @@ def _blank_line(error: lark.UnexpectedInput, text: str) -> str | None:
 def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     """Turn lark's exception into one of a handful of named, friendly errors."""
     line, column = getattr(error, "line", 1), getattr(error, "column", 1)
-    if line is None or line < 1:
+    offset = getattr(error, "pos_in_stream", None)
+    if offset is None and getattr(error, "token", None) is not None:
+        offset = error.token.start_pos
+    if line is None or line < 1 or offset is None:
         line, column = _end_position(text)
-    before = _text_before(text, line, column)
+        offset = len(text.rstrip("\n"))
+    before = _text_before(text, offset)
     span = Span(path, line, column, column + 1)
 
     if isinstance(error, lark.UnexpectedCharacters):
@@ -261,8 +265,9 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     value = str(token) if token is not None else ""
 
     if token_type == "$END" or isinstance(error, lark.UnexpectedEOF):
-        before = _text_before(text, *_end_position(text))
-        span = Span(path, *_end_position(text), _end_position(text)[1] + 1)
+        before = _text_before(text, len(text))
+        end_line, end_column = _end_position(text)
+        span = Span(path, end_line, end_column, end_column + 1)
         open_brace = _unclosed_brace(text)
         if open_brace is not None:
             bl, bc = open_brace
@@ -319,16 +324,34 @@ def _expected_hint(expected: set[str]) -> str | None:
     return f"expected {' or '.join(words)}" if words else None
 
 
-def _text_before(text: str, line: int, column: int) -> str:
-    lines = text.split("\n")
-    upto = "\n".join(lines[: line - 1] + [lines[line - 1][: column - 1]]) if line <= len(lines) else text
-    stripped = [ln.split("#", 1)[0] for ln in upto.split("\n")]
-    return "\n".join(stripped).rstrip()
+def _text_before(text: str, offset: int) -> str:
+    """The last line of code before `offset`, without its comment and trailing blanks
+    (the messages only look at how the code before a mistake ends), or ""."""
+    end = offset
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        code = text[start:end].split("#", 1)[0].rstrip()
+        if code:
+            return code
+        end = _end_of_text_before(text, start)  # past the blank and comment-only lines before it
+    return ""
+
+
+def _end_of_text_before(text: str, end: int) -> int:
+    """Offset just past the last non-blank character before `end` (0 if none), looking back
+    a piece at a time so that a long run of blank lines is not copied for each line."""
+    while end > 0:
+        begin = max(0, end - 256)
+        kept = text[begin:end].rstrip()
+        if kept:
+            return begin + len(kept)
+        end = begin
+    return 0
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    lines = text.rstrip("\n").split("\n")
-    return len(lines), len(lines[-1]) + 1
+    stripped = text.rstrip("\n")
+    return stripped.count("\n") + 1, len(stripped) - (stripped.rfind("\n") + 1) + 1
 
 
 def _position_of(text: str, offset: int) -> tuple[int, int]:
