@@ -8,12 +8,15 @@ fixing a class fails that test until its entry in known.py is removed.
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 from spec_compiler import REGISTRY
+from spec_compiler.cli import main
 
 from fuzz.generate import generate
 from fuzz.known import KNOWN
@@ -78,6 +81,32 @@ def test_generated_specs_export_and_verify_with_onnx_runtime():
         generated = generate(random.Random(f"suite-onnx-{seed}"), compile_check)
         cases.append((generated.text, check_case(generated.text, emit=False, onnx=True)))
     assert not _report(cases), _report(cases)
+
+
+OPTION_VALUES = {
+    "--max-params": ["1", "0", "-1", "2e9", "inf", "nan", "1e400", "many", "", "9" * 400, "1e-9"],
+    "--max-activation-memory": ["16GiB", "0", "-1GiB", "inf", "nan", "1e400GiB", "lots", "", "10MiB", "1.5kb"],
+    "--depth": ["0", "1", "-1", "deep", "9" * 40, ""],
+    "--emit": ["summary", "torch", "onnx", ""],
+}
+
+
+def test_compile_command_lines_end_in_exit_0_1_or_2(tmp_path):
+    """Random values for compile's options: a result or one message, never a traceback."""
+    spec = tmp_path / "small.spec"
+    spec.write_text("input vector 4\ndense 3 relu\ndense 2 softmax\n")
+    rng = random.Random("suite-cli")
+    for _ in range(60):
+        args = ["compile", str(spec)]
+        for option in rng.sample(sorted(OPTION_VALUES), k=rng.randint(1, 3)):
+            args += [option, rng.choice(OPTION_VALUES[option])]
+        if rng.random() < 0.3:
+            args += ["--json"]
+        if rng.random() < 0.3:
+            args += ["-o", rng.choice([str(tmp_path / "out.txt"), str(tmp_path), str(spec / "x"), "-", os.devnull])]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code in (0, 1, 2), (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
 
 
 @pytest.mark.parametrize("known", KNOWN, ids=[k.name for k in KNOWN])
