@@ -25,8 +25,9 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
+
+from timing import best_of
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = ROOT / "specs" / "lenet5.spec"
@@ -72,18 +73,9 @@ TORCHINFO_PROCESS = TORCH_MODELS + textwrap.dedent("""
 """)
 
 
-def _specc_command() -> list[str]:
+def specc_command() -> list[str]:
     script = Path(sys.executable).with_name("specc")
     return [str(script)] if script.exists() else [sys.executable, "-m", "spec_compiler.cli"]
-
-
-def _best(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _run(command: list[str]) -> str:
@@ -124,15 +116,15 @@ def bench(repeats: int) -> dict:
             specc_trainable = model.summary()["trainable_params"]
             assert specc_trainable == torchinfo_total, (name, specc_trainable, torchinfo_total)
 
-            specc_process = _best(lambda: _run([*_specc_command(), "compile", str(path)]), repeats)
-            torchinfo_process = _best(lambda: _run([sys.executable, str(torchinfo_script), name]), repeats)
-            specc_inproc = _best(lambda: spec_compiler.load(path).table(), repeats * 4)
+            specc_process = best_of(lambda: _run([*specc_command(), "compile", str(path)]), repeats)
+            torchinfo_process = best_of(lambda: _run([sys.executable, str(torchinfo_script), name]), repeats)
+            specc_inproc = best_of(lambda: spec_compiler.load(path).table(), repeats * 4)
 
             def torchinfo_once():
                 built, input_size = namespace[name]()
                 torchinfo.summary(built, input_size=input_size, verbose=0)
 
-            torchinfo_inproc = _best(torchinfo_once, repeats * 4)
+            torchinfo_inproc = best_of(torchinfo_once, repeats * 4)
             results[name] = {
                 "layers": layers,
                 "params": specc_total,

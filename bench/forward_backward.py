@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from timing import interleaved, median, paired_ratio  # noqa: E402
 
 import spec_compiler  # noqa: E402
 
@@ -154,15 +155,13 @@ def bench(device: torch.device, rounds: int, iterations: int, batch_image: int, 
         for _ in range(3):  # warm up both (allocator, kernels, caches)
             step(built, x, loss_fn)
             step(hand, x, loss_fn)
-        built_times, hand_times = [], []
-        for index in range(rounds):
-            order = ((built, built_times), (hand, hand_times))
-            for model, times in (order if index % 2 == 0 else order[::-1]):
-                times.append(timed(model, x, loss_fn, iterations, device))
-        built_ms = statistics.median(built_times) * 1e3
-        hand_ms = statistics.median(hand_times) * 1e3
+        times = interleaved({"built": lambda: timed(built, x, loss_fn, iterations, device),
+                             "hand": lambda: timed(hand, x, loss_fn, iterations, device)}, rounds, warmup=0)
+        built_times, hand_times = times["built"], times["hand"]
+        built_ms = median(built_times) * 1e3
+        hand_ms = median(hand_times) * 1e3
         # Each round's two timings are adjacent in time: their ratio cancels slow drift in load.
-        paired = statistics.median(b / h for b, h in zip(built_times, hand_times))
+        paired = paired_ratio(built_times, hand_times)
         results.append({
             "network": name, "input": shape, "device": str(device), "rounds": rounds, "iterations": iterations,
             "built_ms": round(built_ms, 4), "hand_ms": round(hand_ms, 4), "ratio": round(built_ms / hand_ms, 4),

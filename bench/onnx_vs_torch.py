@@ -36,31 +36,19 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from timing import interleaved, median, per_call  # noqa: E402
+
 import spec_compiler  # noqa: E402
-from spec_compiler.backends.onnx_export import prepare, sample_input  # noqa: E402
+from spec_compiler.export.prepare import prepare, sample_input  # noqa: E402
 
 MODELS = {"LeNet-5": "specs/lenet5.spec", "LSTM spam classifier": "specs/spam_lstm.spec"}
 
 
-def timed_calls(fn, budget_s: float, min_calls: int = 5) -> list[float]:
-    times, start = [], time.perf_counter()
-    while len(times) < min_calls or time.perf_counter() - start < budget_s:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
-
-
-def interleaved(runners: dict, rounds: int, budget_s: float) -> dict[str, float]:
+def interleaved_latency(runners: dict, rounds: int, budget_s: float) -> dict[str, float]:
     """Median seconds per call of each runner, measured in alternating rounds."""
-    for fn in runners.values():  # warm-up
-        for _ in range(3):
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, fn in runners.items():
-            samples[name].append(float(np.median(timed_calls(fn, budget_s))))
-    return {name: float(np.median(values)) for name, values in samples.items()}
+    measured = interleaved({name: (lambda fn=fn: per_call(fn, budget_s)) for name, fn in runners.items()},
+                           rounds, warmup=1)
+    return {name: median(values) for name, values in measured.items()}
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:
@@ -101,7 +89,7 @@ def bench_model(label: str, spec: str, folder: Path, threads: int, rounds: int, 
         runners = {"torch": run_torch}
         for name, s in sessions.items():
             runners[name] = (lambda s=s: s.run(None, {p.input_name: x}))
-        seconds = interleaved(runners, rounds, budget_s=0.15 if batch == 1 else 0.4)
+        seconds = interleaved_latency(runners, rounds, budget_s=0.15 if batch == 1 else 0.4)
         for name, value in seconds.items():
             if batch == 1:
                 row[f"{key}_{name}_ms"] = value * 1e3

@@ -52,6 +52,16 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _body_form(layout) -> str:
+    """How a structural kind's `{ }` is written, from its layout."""
+    marked = f"{layout.marker} {{..}}"
+    if layout.form == "branches":
+        return f"`{{ {marked} {marked} }}`"
+    if layout.form == "main_and_marked":
+        return f"`{{ body [{marked}] }}`"
+    return "`{ body }`"
+
+
 def layer_table() -> str:
     from spec_compiler import REGISTRY
     from spec_compiler.layers.base import LayerParams
@@ -83,9 +93,8 @@ def layer_table() -> str:
             options = ", ".join(f"`{name}={_default(fields[name])}`" for name in own) or "-"
             if issubclass(kind.params, WeightOptions):
                 options += ", **W**"
-            if kind.body:
-                body = {"sequence": "`{ body }`", "branches": "`{ branch {..} branch {..} }`",
-                        "residual": "`{ body [shortcut {..}] }`"}[kind.body]
+            if kind.layout is not None:
+                body = _body_form(kind.layout)
                 positional = f"{positional}; {body}" if positional != "-" else body
             words = f"`{kind.name}`" + (" (" + ", ".join(f"`{a}`" for a in kind.aliases) + ")" if kind.aliases else "")
             out.append(f"| {words} | {_cell(positional)} | {_cell(options)} | {_cell(kind.doc)} | "
@@ -115,9 +124,9 @@ def main() -> None:
             sys.exit(1)
         return
     if new != text:
-        tmp = DOC.with_suffix(".md.tmp")
-        tmp.write_text(new, encoding="utf-8")
-        tmp.replace(DOC)
+        from spec_compiler.files import write_text_atomic
+
+        write_text_atomic(DOC, new)
         print(f"updated {DOC}")
 
 

@@ -9,8 +9,7 @@ from .errors import SpecError
 from .inference import Limits
 from .layers import REGISTRY, Count, LayerKind, LayerParams, Slot, register
 from .model import Model, compile_source, load
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "REGISTRY", "Count", "LayerKind", "LayerParams", "Limits", "Model", "Slot", "SpecError",

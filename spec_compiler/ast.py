@@ -50,14 +50,14 @@ class Call:
     """`l2(0.01)`, `variance_scaling(scale=2, mode=fan_in)`."""
 
     name: str
-    args: tuple["Value", ...]
-    options: tuple["Option", ...]
+    args: tuple[Value, ...]
+    options: tuple[Option, ...]
     span: Span
 
 
 @dataclass(frozen=True)
 class ListValue:
-    items: tuple["Value", ...]
+    items: tuple[Value, ...]
     span: Span
 
 
@@ -76,7 +76,7 @@ class Layer:
     word: str
     args: tuple[Value, ...]
     options: tuple[Option, ...]
-    body: tuple["Statement", ...] | None
+    body: tuple[Statement, ...] | None
     span: Span  # the word
 
 
@@ -110,7 +110,7 @@ class BlockParam:
 class BlockDef:
     name: str
     params: tuple[BlockParam, ...]
-    body: tuple["Statement", ...]
+    body: tuple[Statement, ...]
     span: Span
 
 

@@ -170,19 +170,35 @@ def compile_command(spec, as_json, emit, output, depth, plugins, max_params, max
 
 @main.command("draw")
 @click.argument("spec", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid"]), default=None,
-              help="Graphviz DOT or Mermaid (default: from the -o suffix, else dot).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (.dot, .gv or .mmd).")
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid", "svg", "png"]), default=None,
+              help="Graphviz DOT, Mermaid, or a picture: SVG or PNG (default: from the -o suffix, else dot).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write to this file (.dot, .gv, .mmd, .svg or .png).")
 @spec_options
 @handle_errors
 def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
-    """Draw SPEC's layer graph as Graphviz DOT or Mermaid text."""
-    from .backends.graph import to_dot, to_mermaid
-
-    model = load_model(spec, plugins, max_params, max_activation_memory)
+    """Draw SPEC's layer graph: DOT or Mermaid text, or an SVG or PNG picture (no Graphviz needed)."""
+    suffix = Path(output).suffix.lower() if output else ""
     if fmt is None:
-        fmt = "mermaid" if output and output.endswith((".mmd", ".mermaid")) else "dot"
-    text = to_mermaid(model.info) if fmt == "mermaid" else to_dot(model.info)
+        fmt = {".mmd": "mermaid", ".mermaid": "mermaid", ".svg": "svg", ".png": "png"}.get(suffix, "dot")
+    if fmt == "png" and not output:
+        raise UsageError("a PNG picture is binary: write it to a file with -o FILE.png")
+    model = load_model(spec, plugins, max_params, max_activation_memory)
+    if fmt == "png":
+        from .backends.picture_png import to_png
+        from .files import write_bytes_atomic
+
+        write_bytes_atomic(Path(output), to_png(model.info))
+        click.echo(f"wrote {output}", err=True)
+        return
+    if fmt == "svg":
+        from .backends.picture_svg import to_svg
+
+        text = to_svg(model.info)
+    else:
+        from .backends.graph import to_dot, to_mermaid
+
+        text = to_mermaid(model.info) if fmt == "mermaid" else to_dot(model.info)
     _write_or_print(text, output)
 
 
@@ -231,7 +247,9 @@ def predict_command(model_file, inputs, top, as_json):
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None, help="Mixed precision (autocast).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run folder (default: runs/<model>-<time>).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out DIR from its checkpoint.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out DIR from its checkpoint.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run in --out DIR: the new run takes its place when it completes.")
 @click.option("--init-from", type=click.Path(exists=True), default=None,
               help="Start from another run's weights (tensors matching by name and shape).")
 @click.option("--threads", type=click.IntRange(min=1, max=THREADS_PER_CPU * cpu_count()), default=None,
@@ -239,16 +257,16 @@ def predict_command(model_file, inputs, top, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @spec_options
 @handle_errors
-def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, init_from, threads,
-                  as_json, plugins, max_params, max_activation_memory):
+def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, overwrite, init_from,
+                  threads, as_json, plugins, max_params, max_activation_memory):
     """Train SPEC (its train section, overridden by these options); write a run folder."""
     from .training import TrainingInterrupted
 
     model = load_model(spec, plugins, max_params, max_activation_memory)
     try:
         result = model.train(data=data, validation_data=val_data, epochs=epochs, batch=batch, lr=lr, seed=seed,
-                             device=device, amp=amp, out=out, resume=resume, init_from=init_from, threads=threads,
-                             stream=sys.stderr if as_json else sys.stdout)
+                             device=device, amp=amp, out=out, resume=resume, overwrite=overwrite,
+                             init_from=init_from, threads=threads, stream=sys.stderr if as_json else sys.stdout)
     except TrainingInterrupted as stop:
         where = stop.run_dir
         if stop.saved:
@@ -322,6 +340,22 @@ def fmt_command(specs, check, write):
             click.echo(formatted, nl=False)
     if unformatted:
         sys.exit(1)
+
+
+@main.command("lsp")
+@click.option("--stdio", is_flag=True, help="Talk over stdin/stdout (the only transport; accepted because editors pass it).")
+@spec_options
+@handle_errors
+def lsp_command(stdio, plugins, max_params, max_activation_memory):
+    """Run the language server for editors (LSP over stdio)."""
+    from .model import load_plugins
+
+    try:
+        from .lsp.server import serve
+    except ImportError as error:
+        raise UsageError(f"`specc lsp` needs the lsp extra: pip install 'specc[lsp]' ({error})") from None
+    load_plugins(plugins)
+    serve(limits_from(max_params, max_activation_memory))
 
 
 if __name__ == "__main__":  # pragma: no cover

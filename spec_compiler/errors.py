@@ -8,8 +8,9 @@ it: ``file:line:col: error: message``, the source line, a caret, and a hint.
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,10 @@ class SpecError(Exception):
         super().__init__(self.render())
 
     @classmethod
-    def at(cls, span: Span | None, message: str, hint: str | None = None) -> "SpecError":
+    def at(cls, span: Span | None, message: str, hint: str | None = None) -> SpecError:
         return cls(Diagnostic(message, span, hint))
 
-    def with_source(self, source: str) -> "SpecError":
+    def with_source(self, source: str) -> SpecError:
         if self.source is None:
             self.source = source
             self.args = (self.render(),)
@@ -138,3 +139,12 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean' hint for a misspelt name, or None."""
     matches = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
     return f"did you mean `{matches[0]}`?" if matches else None
+
+
+_DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
+
+
+def suggestion(hint: str | None) -> str | None:
+    """The word a `did_you_mean` hint suggests (what an editor's quick fix writes), or None."""
+    match = _DID_YOU_MEAN.fullmatch(hint or "")
+    return match.group(1) if match else None

@@ -7,12 +7,13 @@ spec is checked instantly and a too-large model is rejected before it exists.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from .errors import Diagnostic, SpecError
 from .ir import ModelIR, Node
 from .layers import REGISTRY
-from .layers.base import BodyResult, Count
+from .layers.base import BodyResult, Count, LayerKind
 from .shapes import ShapeError, TensorType
 
 BYTES_PER_VALUE = 4  # float32
@@ -32,13 +33,16 @@ class LayerInfo:
     path: str
     input: TensorType
     output: TensorType
-    count: Count  # this node's own parameters plus its bodies'
+    count: Count  # this node's own parameters plus its bodies', split as the kinds' count rules split them
+    # The same parameters split as training sees them: a `frozen` layer's (and a frozen layer's
+    # inside a body) count as non-trainable, as in Keras' summary.
+    as_trained: Count
     flops: int  # multiply-adds per sample (dynamic lengths counted as 1)
     activation_bytes: int  # this node's output plus its bodies' outputs, per sample
-    children: tuple[tuple["LayerInfo", ...], ...] = ()
+    children: tuple[tuple[LayerInfo, ...], ...] = ()
 
     @property
-    def kind(self):
+    def kind(self) -> LayerKind:
         return REGISTRY[self.node.kind]
 
 
@@ -53,10 +57,12 @@ class ModelInfo:
 
     @property
     def count(self) -> Count:
-        total = Count()
-        for layer in self.layers:
-            total = total + layer.count
-        return total
+        return _total(layer.count for layer in self.layers)
+
+    @property
+    def as_trained(self) -> Count:
+        """Trainable and non-trainable parameters as training sees them (`frozen` applied)."""
+        return _total(layer.as_trained for layer in self.layers)
 
     @property
     def flops(self) -> int:
@@ -65,6 +71,20 @@ class ModelInfo:
     @property
     def activation_bytes(self) -> int:
         return sum(layer.activation_bytes for layer in self.layers)
+
+    @property
+    def kinds(self) -> list[LayerKind]:
+        """The registry entries the model uses, bodies included, each once, in model order."""
+        names: dict[str, None] = {}
+
+        def walk(layers: tuple[LayerInfo, ...]) -> None:
+            for layer in layers:
+                names[layer.node.kind] = None
+                for body in layer.children:
+                    walk(body)
+
+        walk(self.layers)
+        return [REGISTRY[name] for name in names]
 
 
 class _Producer:
@@ -108,15 +128,6 @@ def _word(node: Node, ir: ModelIR) -> str:
     return node.kind
 
 
-def body_label(body: str | None, index: int) -> str:
-    """The path segment of a body, shared with the PyTorch module's attribute names."""
-    if body == "residual":
-        return ("body", "shortcut")[index]
-    if body == "branches":
-        return f"branch_{index + 1}"
-    return ""
-
-
 class _BodyInference:
     """The `InferBody` handed to structural rules: infers and remembers bodies."""
 
@@ -130,7 +141,7 @@ class _BodyInference:
     def __call__(self, index: int, x: TensorType) -> BodyResult:
         key = (index, x)
         if key not in self._cache:  # a rule may ask twice; bodies are inferred once per input
-            label = body_label(REGISTRY[self.node.kind].body, index)
+            label = REGISTRY[self.node.kind].layout.label(index)
             prefix = f"{self.path}.{label}." if label else f"{self.path}."
             self._cache[key] = _infer_sequence(self.node.bodies[index], x, prefix, self.producer, self.ir)
         infos = self._cache[key]
@@ -142,19 +153,27 @@ class _BodyInference:
 def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir: ModelIR) -> LayerInfo:
     kind = REGISTRY[node.kind]
     path = prefix + node.name
-    bodies: _BodyInference | None = None
+    layout = kind.layout
+    children: tuple[tuple[LayerInfo, ...], ...] = ()
     try:
-        if kind.body is None:
+        if layout is None:
             y = kind.shape(node.params, x)
-            own_count = kind.count(node.params, x, y)
+            count = kind.count(node.params, x, y)
+            as_trained = count
             flops = kind.flops(node.params, x, y)
         else:
             bodies = _BodyInference(node, path, producer, ir)
-            if kind.body in ("branches", "residual"):
+            if layout.parallel:
                 _check_parallel_bodies(bodies, x, ir)
             y = kind.shape(node.params, x, bodies)
-            results = [_summed(bodies.results.get(i, ())) for i in range(len(node.bodies))]
-            own_count = kind.count(node.params, x, y, results)
+            children = tuple(bodies.results.get(i, ()) for i in range(len(node.bodies)))
+            results = [_summed(infos) for infos in children]
+            count = kind.count(node.params, x, y, results)
+            # Count rules combine their bodies' counts linearly (a sum; twice for bidirectional),
+            # so the same rule over the bodies' as-trained counts splits the node's as training does.
+            as_trained = kind.count(node.params, x, y, [
+                replace(result, count=_total(info.as_trained for info in infos))
+                for result, infos in zip(results, children)])
             flops = kind.flops(node.params, x, y, results)
         if getattr(node.params, "activation", None):
             REGISTRY[node.params.activation].shape(REGISTRY[node.params.activation].params(), y)
@@ -166,10 +185,11 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
         if error.body is not None and 0 <= error.body < len(node.body_spans):
             span = node.body_spans[error.body]
         raise SpecError(Diagnostic(message, span, error.hint), ir.source) from None
-    children = tuple(bodies.results.get(i, ()) for i in range(len(node.bodies))) if bodies else ()
+    if node.params.frozen:
+        as_trained = Count(0, count.total)
     child_bytes = sum(c.activation_bytes for body in children for c in body)
-    own_bytes = 0 if node.kind == "group" else y.numel_estimate() * BYTES_PER_VALUE
-    return LayerInfo(node, path, x, y, own_count, flops, own_bytes + child_bytes, children)
+    own_bytes = 0 if layout is not None and layout.transparent else y.numel_estimate() * BYTES_PER_VALUE
+    return LayerInfo(node, path, x, y, count, as_trained, flops, own_bytes + child_bytes, children)
 
 
 def _check_parallel_bodies(bodies: _BodyInference, x: TensorType, ir: ModelIR) -> None:
@@ -186,11 +206,15 @@ def _check_parallel_bodies(bodies: _BodyInference, x: TensorType, ir: ModelIR) -
 
 
 def _summed(infos: tuple[LayerInfo, ...]) -> BodyResult:
-    count = Count()
-    for info in infos:
-        count = count + info.count
     output = infos[-1].output if infos else None
-    return BodyResult(output, count, sum(i.flops for i in infos))
+    return BodyResult(output, _total(info.count for info in infos), sum(i.flops for i in infos))
+
+
+def _total(counts: Iterable[Count]) -> Count:
+    total = Count()
+    for count in counts:
+        total = total + count
+    return total
 
 
 def _check_limits(info: ModelInfo, limits: Limits) -> None:

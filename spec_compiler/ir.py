@@ -25,7 +25,7 @@ class Node:
     name: str
     params: LayerParams
     span: Span
-    bodies: tuple[tuple["Node", ...], ...] = ()
+    bodies: tuple[tuple[Node, ...], ...] = ()
     # For `shortcut { }` and `branch { }` bodies: where each body was written.
     body_spans: tuple[Span, ...] = ()
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .elaborate import elaborate
 from .errors import SpecError, UsageError
@@ -57,23 +58,24 @@ class Model:
         """Train like Keras' fit; returns a TrainResult (run_dir, history, metrics, module).
 
         Keys of the spec's `train { }` section override it (epochs=3, lr=1e-2, data="x.npz",
-        loss="mse", ...), as do run options: device, amp, out, resume, init_from, progress,
-        stream, callbacks (see spec_compiler/training/trainer.py)."""
-        from .training import train
+        loss="mse", ...), as do run options: device, amp, out, resume, overwrite, init_from,
+        progress, stream, callbacks (spec_compiler.training.Callback subclasses; see
+        spec_compiler/training/overrides.py and fit.py)."""
+        from .training.fit import train
 
         return train(self, **overrides)
 
     def evaluate(self, weights, data=None, **options) -> dict:
         """Loss and metrics of a run's weights (a run folder or its weights.safetensors)."""
-        from .training import evaluate
+        from .training.evaluate import evaluate
 
         return evaluate(self, weights, data=data, **options)
 
     def export(self, path: str | Path, weights: str | Path | None = None, opset: int | None = None,
                quantize: str | None = None):
-        """Write a verified ONNX file (see backends/onnx_export.py); `weights` is a run folder
+        """Write a verified ONNX file (see spec_compiler/export/); `weights` is a run folder
         or a .safetensors file (None: the freshly initialized network). Returns an ExportReport."""
-        from .backends.onnx_export import export_model
+        from .export import export_model
 
         return export_model(self, path, weights=weights, opset=opset, quantize=quantize)
 

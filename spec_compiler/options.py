@@ -8,13 +8,15 @@ them lives in the torch backend.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     # The order in which a call's positional arguments fill the fields.
     positional: ClassVar[tuple[str, ...]] = ()
 
@@ -77,27 +79,45 @@ CONSTRAINTS: dict[str, type[_Spec]] = {
 }
 
 
-class UnknownChoice(ValueError):
-    """A spec names an initializer/regularizer/constraint that does not exist."""
+class UnknownChoice(PydanticCustomError):
+    """A spec names an initializer, regularizer, activation... that does not exist.
 
-    def __init__(self, what: str, word: str, choices: list[str]):
-        self.what, self.word, self.choices = what, word, choices
-        super().__init__(f"unknown {what} `{word}`")
+    A pydantic error of type `unknown_choice` whose context holds `what`, `word` and
+    `choices`, so elaboration words the diagnostic and its hint from the context alone."""
+
+    def __new__(cls, what: str, word: str, choices: list[str]):
+        context = {"what": what, "word": word, "choices": list(choices)}
+        return super().__new__(cls, "unknown_choice", "unknown {what} `{word}`", context)
 
 
-def _normalizer(what: str, table: dict[str, type[_Spec]], aliases: dict[str, str]):
-    def normalize(value: Any) -> Any:
+@dataclass(frozen=True, eq=False)
+class Choice:
+    """A field type's table of named models: it turns `word` or `word(args, key=value)`
+    into the model the word names, and tells elaboration which model a value names."""
+
+    what: str
+    table: dict[str, type[_Spec]]
+    aliases: dict[str, str]
+
+    def model_for(self, value: Any) -> type[_Spec] | None:
+        """The model a spec value (`"normal"` or `{"kind": "normal", ...}`) names, if any."""
+        word = value.get("kind") if isinstance(value, dict) else value
+        if not isinstance(word, str):
+            return None
+        return self.table.get(self.aliases.get(word, word))
+
+    def normalize(self, value: Any) -> Any:
         if isinstance(value, _Spec):
             return value
         if isinstance(value, str):
             value = {"kind": value, "args": []}
         if not isinstance(value, dict) or "kind" not in value:
-            raise ValueError(f"expected a {what} such as `{next(iter(table))}`")
+            raise ValueError(f"expected a {self.what} such as `{next(iter(self.table))}`")
         data = dict(value)
-        kind = aliases.get(data.pop("kind"), None) or value["kind"]
-        if kind not in table:
-            raise UnknownChoice(what, kind, sorted(table) + sorted(aliases))
-        model = table[kind]
+        kind = self.aliases.get(data.pop("kind"), None) or value["kind"]
+        if kind not in self.table:
+            raise UnknownChoice(self.what, kind, sorted(self.table) + sorted(self.aliases))
+        model = self.table[kind]
         args = data.pop("args", [])
         names = model.positional
         if len(args) > len(names):
@@ -105,13 +125,12 @@ def _normalizer(what: str, table: dict[str, type[_Spec]], aliases: dict[str, str
         data.update(zip(names, args))
         return model.model_validate({"kind": kind, **data})
 
-    return normalize
-
 
 def choice_type(what: str, table: dict[str, type[_Spec]], aliases: dict[str, str] | None = None):
     """A field type accepting `word` or `word(args, key=value)` for one of `table`."""
     union = Annotated[Union[tuple(table.values())], Field(discriminator="kind")]
-    return Annotated[union, BeforeValidator(_normalizer(what, table, aliases or {}))]
+    choice = Choice(what, table, aliases or {})
+    return Annotated[union, BeforeValidator(choice.normalize), choice]
 
 
 Initializer = choice_type("initializer", INITIALIZERS, INITIALIZER_ALIASES)
@@ -122,7 +141,7 @@ Constraint = choice_type("constraint", CONSTRAINTS)
 class WeightOptions(BaseModel):
     """Options every layer with weights accepts (Keras' kernel_*/bias_* arguments)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     init: Initializer | None = None
     bias_init: Initializer | None = None

@@ -303,7 +303,8 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic("unexpected `=`: an option belongs after a layer's word", span,
                           "write the layer first, then key=value: `conv 6 5x5 stride=2`")
     shown = value.strip() or {"_NL": "end of line", "$END": "end of file"}.get(token_type, token_type)
-    return Diagnostic(f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`", Span(path, line, column, column + max(1, len(value.strip()))),
+    message = f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`"
+    return Diagnostic(message, Span(path, line, column, column + max(1, len(value.strip()))),
                       _expected_hint(getattr(error, "expected", set())))
 
 
@@ -364,7 +365,7 @@ def _position_of(text: str, offset: int) -> tuple[int, int]:
 _BRACE_OR_SKIPPED = re.compile(r"""#[^\n]*|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'|[{}]""")
 
 
-def _braces(text: str):
+def braces(text: str):
     """(offset, char) for each `{` and `}` outside comments and strings."""
     for match in _BRACE_OR_SKIPPED.finditer(text):
         char = match.group()
@@ -375,7 +376,7 @@ def _braces(text: str):
 def _too_deep(text: str) -> tuple[int, int] | None:
     """Where `{` nesting first passes MAX_NESTING (deeper specs would exhaust Python's stack)."""
     depth = 0
-    for offset, char in _braces(text):
+    for offset, char in braces(text):
         depth += 1 if char == "{" else -1
         if depth > MAX_NESTING:
             return _position_of(text, offset)
@@ -384,7 +385,7 @@ def _too_deep(text: str) -> tuple[int, int] | None:
 
 def _unclosed_brace(text: str) -> tuple[int, int] | None:
     stack: list[int] = []
-    for offset, char in _braces(text):
+    for offset, char in braces(text):
         if char == "{":
             stack.append(offset)
         elif stack:
@@ -396,7 +397,7 @@ def brace_pairs(text: str) -> dict[int, int]:
     """Offset of each `{` (outside comments and strings) -> offset of its `}`; for the formatter."""
     pairs: dict[int, int] = {}
     stack: list[int] = []
-    for offset, char in _braces(text):
+    for offset, char in braces(text):
         if char == "{":
             stack.append(offset)
         elif stack:

@@ -3,11 +3,16 @@
 INPUT is a .npy/.npz file (a batch, or one sample), an image file, a .txt file (one
 text), or text itself. For a text model given words that are not files, the words are
 joined into one text, so `specc predict spam.onnx win a free phone` works unquoted.
+
+Labels come from the model file and input names from the command line: in the text
+output their control characters (terminal escape sequences, bidi overrides) are shown
+escaped (`\x1b`), never sent to the terminal; `--json` escapes them as JSON does.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +66,8 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
         raise SpecError.at(None, f"cannot read the input: {error}") from None
     except Exception as error:  # noqa: BLE001 - onnxruntime's errors on a bad input
         raise SpecError.at(None, f"ONNX Runtime rejected the input: {str(error).strip().splitlines()[0]}") from None
-    classifier = model.metadata.get("output", {}) or {}
-    is_classifier = classifier.get("activation") in ("softmax", "sigmoid") if isinstance(classifier, dict) else False
+    output = model.info.output
+    is_classifier = output is not None and output.activation in ("softmax", "sigmoid")
     results = []
     for name, row in zip(names, y):
         entry = {"input": name}
@@ -75,11 +80,18 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
         return json.dumps({"model": model_file, "predictions": results})
     lines = []
     for entry in results:
+        name = printable(entry["input"])
         if "top" in entry:
-            lines.append(f"{entry['input']}:")
-            lines.extend(f"  {t['label']:>12}  {t['probability']:.4f}" for t in entry["top"])
+            lines.append(f"{name}:")
+            lines.extend(f"  {printable(t['label']):>12}  {t['probability']:.4f}" for t in entry["top"])
         else:
             flat = np.asarray(entry["output"]).ravel()
             shown = ", ".join(f"{v:.4g}" for v in flat[:8]) + (", ..." if flat.size > 8 else "")
-            lines.append(f"{entry['input']}: output {'x'.join(map(str, np.shape(entry['output'])))} [{shown}]")
+            lines.append(f"{name}: output {'x'.join(map(str, np.shape(entry['output'])))} [{shown}]")
     return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """`text` with control and format characters escaped (ESC -> \\x1b, U+202E -> \\u202e)."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" else ch
+                   for ch in text)

@@ -12,7 +12,12 @@ the array (normalization and the final softmax/sigmoid are inside the graph). Ar
 another numeric dtype are cast to the model's (float32 or int64), and a single sample
 without the batch axis gets one. Strings are tokenized with the vocabulary saved in the
 file (the trainer's tokenizer, spec_compiler/text.py), and image file paths are loaded,
-converted and resized as the metadata says.
+converted and resized as the metadata says. Token ids must lie in [0, vocab): a negative
+id is refused, not wrapped as ONNX Runtime's Gather would.
+
+The metadata is read only through the run package's OnnxMetadata (`model.info`; a plain
+dict in `model.metadata`), which checks every size a file claims against its caps: a file
+claiming a huge image size or text length gets a ModelInputError, not an allocation.
 
 This module never imports torch (tests check it), so an app needs only
 `onnxruntime`, `numpy` and, for image files, `pillow`.
@@ -20,30 +25,22 @@ This module never imports torch (tests check it), so an app needs only
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from .run.records import ImageFormat, OnnxMetadata
 from .text import Tokenizer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
 class ModelInputError(ValueError):
-    """An input that does not fit the model (wrong shape, no vocabulary, unreadable image)."""
-
-
-def _json(metadata: dict[str, str], key: str) -> Any:
-    text = metadata.get(key)
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+    """An input that does not fit the model (wrong shape, no vocabulary, unreadable image),
+    or a model file whose metadata cannot be trusted (sizes over the caps, malformed)."""
 
 
 class Model:
@@ -57,21 +54,23 @@ class Model:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(self.path), options,
                                             providers=list(providers or ["CPUExecutionProvider"]))
-        raw = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.raw_metadata = raw
-        self.metadata: dict[str, Any] = {key.removeprefix("specc."): _json(raw, key) if key != "specc.spec" else value
-                                         for key, value in raw.items()}
+        self.raw_metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        try:
+            self.info = OnnxMetadata.from_props(self.raw_metadata, str(self.path))
+        except ValueError as error:
+            raise ModelInputError(str(error)) from None
+        self.metadata: dict[str, Any] = self.info.model_dump(mode="json")
         graph_input = self.session.get_inputs()[0]
         self.input_name: str = graph_input.name
         self.output_name: str = self.session.get_outputs()[0].name
         self.input_type: str = graph_input.type
         self.input_shape: list[Any] = list(graph_input.shape)
-        info = self.metadata.get("input") or {}
-        self.kind: str | None = info.get("kind") if isinstance(info, dict) else None
-        self.labels: list[str] | None = self.metadata.get("labels") or None
-        self.image: dict[str, Any] | None = self.metadata.get("image") or None
-        text = self.metadata.get("text") or None
-        self.tokenizer: Tokenizer | None = Tokenizer.from_json(text) if isinstance(text, dict) else None
+        self.kind: str | None = self.info.input.kind if self.info.input is not None else None
+        self.vocab: int | None = self.info.input.vocab if self.info.input is not None else None
+        self.labels: list[str] | None = self.info.labels or None
+        self.image: ImageFormat | None = self.info.image
+        self.tokenizer: Tokenizer | None = (Tokenizer.from_json(self.info.text.model_dump())
+                                            if self.info.text is not None else None)
         self.dtype = np.int64 if "int64" in self.input_type else np.float32
 
     # --- inputs ------------------------------------------------------------------
@@ -88,17 +87,35 @@ class Model:
         array = np.asarray(x)
         if array.dtype.kind not in "biuf":
             raise ModelInputError(f"cannot feed an array of dtype {array.dtype} to the model")
-        if array.dtype != self.dtype:
-            array = array.astype(self.dtype)
         rank = len(self.input_shape)
         if array.ndim == rank - 1:
             array = array[None]
-        if array.ndim != rank:
+        if array.ndim != rank or any(isinstance(want, int) and want != got
+                                     for want, got in zip(self.input_shape[1:], array.shape[1:])):
             raise ModelInputError(f"expected an array of shape {self._shape_text()}, got {tuple(array.shape)}")
-        for axis, (want, got) in enumerate(zip(self.input_shape[1:], array.shape[1:]), 1):
-            if isinstance(want, int) and want != got:
-                raise ModelInputError(f"expected an array of shape {self._shape_text()}, got {tuple(array.shape)}")
-        return np.ascontiguousarray(array)
+        if self.dtype == np.int64:
+            self._check_token_ids(array)
+        return np.ascontiguousarray(array, dtype=self.dtype)
+
+    def _check_token_ids(self, array: np.ndarray) -> None:
+        """Token ids are whole numbers in [0, vocab): ONNX Runtime would wrap a negative id
+        (Gather counts from the end) and fail on one past the vocabulary."""
+        if array.size == 0:
+            return
+        if array.dtype.kind == "f":
+            bad = ~np.isfinite(array) | (array != np.round(array))
+            if bad.any():
+                raise ModelInputError(f"token ids must be whole numbers; sample {int(np.argwhere(bad)[0][0])} "
+                                      f"holds {float(array[bad][0]):g}")
+        low, high = array.min(), array.max()
+        if low < 0:
+            sample = int(np.argwhere(array == low)[0][0])
+            raise ModelInputError(f"token id {int(low)} (sample {sample}) is negative; ids run from 0"
+                                  + (f" to {self.vocab - 1}" if self.vocab else ""))
+        if self.vocab is not None and high >= self.vocab:
+            sample = int(np.argwhere(array == high)[0][0])
+            raise ModelInputError(f"token id {int(high)} (sample {sample}) is outside the vocabulary: "
+                                  f"vocab={self.vocab} allows ids 0..{self.vocab - 1}")
 
     def _shape_text(self) -> str:
         return "(" + ", ".join(str(d) if d is not None else "?" for d in self.input_shape) + ")"
@@ -107,15 +124,22 @@ class Model:
         if self.tokenizer is None:
             raise ModelInputError("this model file carries no vocabulary (it was exported without --weights RUN "
                                   "from a text run); pass token ids as an array")
-        ids = self.tokenizer.encode(texts)
         fixed = self.input_shape[1] if len(self.input_shape) > 1 else None
-        if isinstance(fixed, int) and fixed != ids.shape[1]:
-            raise ModelInputError(f"the saved tokenizer makes {ids.shape[1]} ids but the model takes {fixed}")
-        return ids
+        if isinstance(fixed, int) and fixed != self.tokenizer.max_length:
+            raise ModelInputError(f"the saved tokenizer makes {self.tokenizer.max_length} ids but the model "
+                                  f"takes {fixed}")
+        return self.tokenizer.encode(texts)
 
     def load_image(self, path: str | os.PathLike) -> np.ndarray:
         """One image file as the model's (C, H, W) float32 input (before the in-graph normalization)."""
-        return load_image(path, self.image or {})
+        if self.image is None:
+            raise ModelInputError("this model file says nothing about image files (not an image input, or more "
+                                  "channels than a picture has); pass an array")
+        size = [self.image.channels, self.image.height, self.image.width]
+        if any(isinstance(want, int) and want != got for want, got in zip(self.input_shape[1:], size)):
+            raise ModelInputError(f"the file's image metadata says {'x'.join(map(str, size))} but its graph "
+                                  f"takes {self._shape_text()}")
+        return load_image(path, self.image)
 
     # --- outputs -----------------------------------------------------------------
     def predict(self, x: Any) -> np.ndarray:
@@ -143,30 +167,37 @@ def top_classes(row: np.ndarray, labels: list[str] | None, k: int) -> list[tuple
     return [(str(names[i]), float(probs[i])) for i in order]
 
 
-def load_image(path: str | os.PathLike, image: dict[str, Any]) -> np.ndarray:
+def load_image(path: str | os.PathLike, image: ImageFormat | dict[str, Any]) -> np.ndarray:
     """Read, convert (grayscale/RGB/RGBA by `channels`), resize to height x width (bilinear), to CHW float32.
 
-    Pixel values are 0..255 times `image["scale"]` (default 1/255: 0..1, as the trainer
-    reads image folders), inverted (1 - v) when `image["invert"]` is true."""
+    Pixel values are 0..255 times `image.scale` (default 1/255: 0..1, as the trainer reads
+    image folders), inverted (max_value - v) when `image.invert` is true. Sizes over the
+    caps of ImageFormat, and pictures over Pillow's decompression-bomb limit, are refused
+    before anything is allocated."""
     from PIL import Image, UnidentifiedImageError
 
-    channels = int(image.get("channels", 1))
-    height, width = int(image.get("height", 0)), int(image.get("width", 0))
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
-    if mode is None or height <= 0 or width <= 0:
-        raise ModelInputError(f"cannot load image files for a {channels}x{height}x{width} input")
+    if not isinstance(image, ImageFormat):
+        try:
+            image = ImageFormat.model_validate(image)
+        except ValueError as error:
+            raise ModelInputError(f"cannot load image files with these settings: {error}") from None
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(image.channels)
+    if mode is None:
+        raise ModelInputError(f"cannot load image files for a {image.channels}-channel input")
     try:
         with Image.open(path) as picture:
+            if Image.MAX_IMAGE_PIXELS and picture.width * picture.height > Image.MAX_IMAGE_PIXELS:
+                raise ModelInputError(f"{path} is {picture.width}x{picture.height} pixels, over the "
+                                      f"{Image.MAX_IMAGE_PIXELS:,}-pixel limit for image files")
             picture = picture.convert(mode)
-            if picture.size != (width, height):
-                picture = picture.resize((width, height), Image.BILINEAR)
+            if picture.size != (image.width, image.height):
+                picture = picture.resize((image.width, image.height), Image.BILINEAR)
             array = np.asarray(picture, dtype=np.float32)
-    except (OSError, UnidentifiedImageError) as error:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise ModelInputError(f"cannot read image {path}: {error}") from None
-    array = array.reshape(height, width, channels).transpose(2, 0, 1)
-    array = array * float(image.get("scale", 1 / 255))
-    if image.get("invert"):
-        array = float(image.get("max_value", 1.0)) - array
+    array = array.reshape(image.height, image.width, image.channels).transpose(2, 0, 1) * float(image.scale)
+    if image.invert:
+        array = float(image.max_value) - array
     return np.ascontiguousarray(array, dtype=np.float32)
 
 

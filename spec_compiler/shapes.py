@@ -45,12 +45,8 @@ class TensorType:
     def is_static(self) -> bool:
         return all(isinstance(d, int) for d in self.dims)
 
-    def with_dims(self, *dims: Dim) -> "TensorType":
+    def with_dims(self, *dims: Dim) -> TensorType:
         return replace(self, dims=tuple(dims), dtype="float", vocab=None)
-
-    def numel(self) -> int | None:
-        """Elements per sample, or None where a length is dynamic."""
-        return prod(self.dims) if self.is_static else None
 
     def numel_estimate(self, dynamic_length: int = 1) -> int:
         """Elements per sample, counting each dynamic length as `dynamic_length`."""
@@ -80,15 +76,6 @@ def as_tuple(value: int | tuple[int, ...], n: int) -> tuple[int, ...]:
     return tuple(value)
 
 
-def pad_amounts(padding: str | int | tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[int, ...] | str:
-    """Explicit per-side padding, or "same" (resolved against stride by `window_output`)."""
-    if padding == "valid":
-        return (0,) * len(kernel)
-    if padding == "same":
-        return "same"
-    return as_tuple(padding, len(kernel))
-
-
 def window_output(size: Dim, kernel: int, stride: int, padding: int | str, dilation: int = 1,
                   ceil_mode: bool = False, what: str = "kernel") -> Dim:
     """Output length of a conv or pool window along one axis (PyTorch's formula)."""
@@ -111,11 +98,3 @@ def window_output(size: Dim, kernel: int, stride: int, padding: int | str, dilat
             out -= 1
         return out
     return (padded - effective) // stride + 1
-
-
-def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """(before, after) padding that makes out = ceil(size / stride), as Keras/TensorFlow do."""
-    effective = dilation * (kernel - 1) + 1
-    out = -(-size // stride)
-    total = max((out - 1) * stride + effective - size, 0)
-    return total // 2, total - total // 2

@@ -1,8 +1,8 @@
 """The text tokenizer, shared by training, export and the app runtime (pure Python + NumPy).
 
-This module must not import torch: `spec_compiler.runtime` uses it. Its API and rules are
-those of the trainer's tokenizer (spec_compiler/training/tokenizer.py), which can import
-everything from here; tests/test_export.py checks that both give the same ids.
+This module must not import torch: `spec_compiler.runtime` uses it. Training fits it on
+text data (spec_compiler/training/data.py); tests/test_export.py checks that the tokenizer
+the trainer fits gives the same ids.
 
 Method (saved in the run's preprocess.json `"text"` entry, copied into the ONNX file's
 metadata, so that the same text gives the same ids at prediction time):
@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class Tokenizer:
     oov_id: int = OOV_ID
 
     @classmethod
-    def fit(cls, texts: Iterable[str], vocab_size: int, max_length: int | None) -> "Tokenizer":
+    def fit(cls, texts: Iterable[str], vocab_size: int, max_length: int | None) -> Tokenizer:
         """Learn the vocabulary from `texts`; `max_length` None means: the longest text (capped)."""
         counts: Counter[str] = Counter()
         longest = 0
@@ -89,7 +90,7 @@ class Tokenizer:
                 "truncating": self.truncating, "split": WORD.pattern}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Tokenizer":
+    def from_json(cls, data: Mapping[str, Any]) -> Tokenizer:
         """From preprocess.json's `"text"` entry (or the ONNX metadata's `specc.text`)."""
         split = data.get("split", WORD.pattern)
         if split != WORD.pattern:

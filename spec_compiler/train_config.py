@@ -1,85 +1,39 @@
-"""The `train { ... }` section: its schema, checked at compile time.
+"""The `train { ... }` section: its schema, checked at compile time, and the defaults the
+trainer uses where the section says nothing.
 
-Every key is optional; command-line options override the file. The trainer reads
-this model; `specc compile` only validates it, so mistakes surface before training.
+Every key is optional; command-line options override the file. `specc compile` only
+validates it, so mistakes surface before training. Each option family is declared once,
+its schema beside its implementation, in spec_compiler/training/options/ (early stopping
+in training/callbacks.py); this module gathers them into TrainConfig.
+
+Defaults: loss from the final activation and the labels (training/options/losses.py:
+default_loss); adam (each optimizer has its default learning rate: sgd 1e-2, the others
+1e-3); a constant learning rate; batch 32; 10 epochs; seed 0; validation_split 0.2 when
+there is no validation file; metrics [accuracy] for classifiers.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .options import choice, choice_type
+from .options import choice_type
+from .training.callbacks import EarlyStoppingOptions
+from .training.options import Fraction, NonNegative, Positive, PositiveInt
+from .training.options.augmentations import AUGMENTATIONS
+from .training.options.losses import LOSS_ALIASES, LOSSES
+from .training.options.metrics import METRIC_ALIASES, METRICS, Accuracy
+from .training.options.normalizations import NORMALIZATIONS
+from .training.options.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
+from .training.options.schedules import SCHEDULE_ALIASES, SCHEDULES, Constant
 
-Pos = Annotated[float, Field(gt=0)]
-NonNeg = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, lt=1)]
-Probability = Annotated[float, Field(ge=0, le=1)]
+DEFAULT_EPOCHS = 10
+DEFAULT_BATCH = 32
+DEFAULT_SEED = 0
+DEFAULT_VALIDATION_SPLIT = 0.2
 
-LOSSES = {
-    "binary_crossentropy": choice("binary_crossentropy", ("label_smoothing",), label_smoothing=(Probability, 0.0)),
-    "categorical_crossentropy": choice("categorical_crossentropy", ("label_smoothing",), label_smoothing=(Probability, 0.0)),
-    "sparse_categorical_crossentropy": choice("sparse_categorical_crossentropy", ("label_smoothing",),
-                                              label_smoothing=(Probability, 0.0)),
-    "mse": choice("mse"),
-    "mae": choice("mae"),
-    "huber": choice("huber", ("delta",), delta=(Pos, 1.0)),
-}
-LOSS_ALIASES = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "bce": "binary_crossentropy",
-                "cce": "categorical_crossentropy", "sparse_cce": "sparse_categorical_crossentropy"}
-
-OPTIMIZERS = {
-    "sgd": choice("sgd", ("lr",), lr=(Pos | None, None), momentum=(NonNeg, 0.0), nesterov=(bool, False)),
-    "adam": choice("adam", ("lr",), lr=(Pos | None, None), betas=(tuple[Probability, Probability], (0.9, 0.999)),
-                   eps=(Pos, 1e-7), amsgrad=(bool, False)),
-    "adamw": choice("adamw", ("lr",), lr=(Pos | None, None), betas=(tuple[Probability, Probability], (0.9, 0.999)),
-                    eps=(Pos, 1e-7), amsgrad=(bool, False)),
-    "rmsprop": choice("rmsprop", ("lr",), lr=(Pos | None, None), rho=(Probability, 0.9), momentum=(NonNeg, 0.0),
-                      eps=(Pos, 1e-7), centered=(bool, False)),
-}
-
-SCHEDULES = {
-    "constant": choice("constant"),
-    "step": choice("step", ("every", "gamma"), every=(Annotated[int, Field(gt=0)], 10), gamma=(Pos, 0.1)),
-    "cosine": choice("cosine", ("min_lr",), min_lr=(NonNeg, 0.0), warmup=(Annotated[int, Field(ge=0)], 0)),
-    "plateau": choice("plateau", ("factor", "patience"), factor=(Annotated[float, Field(gt=0, lt=1)], 0.1),
-                      patience=(Annotated[int, Field(ge=0)], 5), min_lr=(NonNeg, 0.0),
-                      monitor=(str, "val_loss"), min_delta=(NonNeg, 1e-4)),
-}
-SCHEDULE_ALIASES = {"reduce_on_plateau": "plateau", "cosine_decay": "cosine", "step_decay": "step"}
-
-METRICS = {
-    "accuracy": choice("accuracy"),
-    "binary_accuracy": choice("binary_accuracy", ("threshold",), threshold=(Probability, 0.5)),
-    "categorical_accuracy": choice("categorical_accuracy"),
-    "sparse_categorical_accuracy": choice("sparse_categorical_accuracy"),
-    "top_k_accuracy": choice("top_k_accuracy", ("k",), k=(Annotated[int, Field(gt=0)], 5)),
-    "mae": choice("mae"),
-    "mse": choice("mse"),
-    "precision": choice("precision", ("threshold",), threshold=(Probability, 0.5)),
-    "recall": choice("recall", ("threshold",), threshold=(Probability, 0.5)),
-}
-METRIC_ALIASES = {"acc": "accuracy", "top5": "top_k_accuracy"}
-
-AUGMENTATIONS = {
-    "flip": choice("flip", ("mode",), mode=(Literal["horizontal", "vertical", "both"], "horizontal")),
-    "rotate": choice("rotate", ("degrees",), degrees=(Annotated[float, Field(gt=0, le=180)], 15.0)),
-    "translate": choice("translate", ("fraction",), fraction=(Annotated[float, Field(gt=0, lt=1)], 0.1)),
-    "noise": choice("noise", ("std",), std=(Pos, 0.05)),
-}
-
-NORMALIZATIONS = {
-    "none": choice("none"),
-    "standard": choice("standard"),  # per-feature (per-channel for images) mean and std of the training data
-    "minmax": choice("minmax"),
-    "scale": choice("scale", ("factor",), factor=(Pos, 1 / 255)),
-}
-
-EARLY_STOPPING = choice(
-    "early_stopping", ("patience",), monitor=(str, "val_loss"), min_delta=(NonNeg, 0.0),
-    patience=(Annotated[int, Field(ge=0)], 5), restore_best=(bool, True), mode=(Literal["auto", "min", "max"], "auto"),
-)
+EARLY_STOPPING = EarlyStoppingOptions
 
 Loss = choice_type("loss", LOSSES, LOSS_ALIASES)
 Optimizer = choice_type("optimizer", OPTIMIZERS)
@@ -93,17 +47,17 @@ EarlyStopping = choice_type("early stopping", {"early_stopping": EARLY_STOPPING}
 class TrainConfig(BaseModel):
     """Keys of `train { }`. None means: the trainer picks a documented default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     loss: Loss | None = None
     optimizer: Optimizer | None = None
-    lr: Pos | None = None
+    lr: Positive | None = None
     schedule: Schedule | None = None
-    weight_decay: NonNeg = 0.0
-    clip_norm: Pos | None = None
-    clip_value: Pos | None = None
-    batch: Annotated[int, Field(gt=0)] | None = None
-    epochs: Annotated[int, Field(gt=0)] | None = None
+    weight_decay: NonNegative = 0.0
+    clip_norm: Positive | None = None
+    clip_value: Positive | None = None
+    batch: PositiveInt | None = None
+    epochs: PositiveInt | None = None
     validation_split: Fraction | None = None
     early_stopping: EarlyStopping | None = None
     metrics: list[Metric] | None = None
@@ -133,3 +87,20 @@ class TrainConfig(BaseModel):
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError("labels must be unique")
         return self
+
+    def with_defaults(self) -> TrainConfig:
+        """Every key training needs before it sees the data, its default filled in. An explicit
+        `lr` beats the one written inside `optimizer=...(lr=)`."""
+        optimizer = self.optimizer or DEFAULT_OPTIMIZER()
+        split = self.validation_split if self.validation_split is not None else DEFAULT_VALIDATION_SPLIT
+        return self.model_copy(update={
+            "optimizer": optimizer, "lr": self.lr or optimizer.lr or optimizer.default_lr,
+            "schedule": self.schedule or Constant(), "batch": self.batch or DEFAULT_BATCH,
+            "epochs": self.epochs or DEFAULT_EPOCHS, "seed": self.seed if self.seed is not None else DEFAULT_SEED,
+            "validation_split": 0.0 if self.validation_data else split})
+
+    def with_task(self, default_loss, classifier: bool) -> TrainConfig:
+        """The loss (`default_loss` unless the section names one) and the metrics (the
+        section's, else [accuracy] for a classifier)."""
+        metrics = self.metrics if self.metrics is not None else ([Accuracy()] if classifier else [])
+        return self.model_copy(update={"loss": self.loss or default_loss, "metrics": metrics})

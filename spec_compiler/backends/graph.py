@@ -1,7 +1,9 @@
 """Graph drawing backend: the checked model as Graphviz DOT or Mermaid text.
 
-Each node shows its name, kind, output shape and parameter count; residual,
-concat and add draw their branches side by side and merge them again.
+Each node shows its name, kind, output shape and parameter count. The bodies of a
+structural node are drawn as its kind's layout says: parallel bodies (residual,
+concat, add) side by side, merging in a node named after the layout's merge rule; a
+single body then the wrapper's own node, except for a transparent one (a block's group).
 """
 
 from __future__ import annotations
@@ -37,21 +39,21 @@ def _sequence(graph: _Graph, layers: tuple[LayerInfo, ...], source: str) -> str:
 
 
 def _layer(graph: _Graph, info: LayerInfo, source: str) -> str:
-    if not info.children:
+    layout = info.kind.layout
+    if layout is None:
         node = graph.node(_label(info))
         graph.edges.append((source, node))
         return node
-    if info.node.kind in ("residual", "concat", "add"):
+    if layout.parallel:
         ends = [_sequence(graph, body, source) for body in info.children]
-        merge = graph.node(f"{info.path}: {'add' if info.node.kind == 'residual' else info.node.kind}"
-                           f"\\n{shape_text(info.output)}", shape="ellipse")
+        merge = graph.node(f"{info.path}: {layout.merge}\\n{shape_text(info.output)}", shape="ellipse")
         graph.edges += [(end, merge) for end in ends]
         return merge
-    # group, timedistributed, bidirectional: draw the body, then the wrapper's output
     end = _sequence(graph, info.children[0], source)
-    wrapper = graph.node(_label(info), shape="ellipse") if info.node.kind != "group" else end
-    if wrapper != end:
-        graph.edges.append((end, wrapper))
+    if layout.transparent:
+        return end
+    wrapper = graph.node(_label(info), shape="ellipse")
+    graph.edges.append((end, wrapper))
     return wrapper
 
 

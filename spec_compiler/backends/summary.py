@@ -25,8 +25,8 @@ def _layer_dict(info: LayerInfo) -> dict[str, Any]:
         "input_shape": shape_list(info.input),
         "output_shape": shape_list(info.output),
         "params": info.count.total,
-        "trainable": 0 if _frozen(info) else info.count.trainable,
-        "non_trainable": info.count.non_trainable + (info.count.trainable if _frozen(info) else 0),
+        "trainable": info.as_trained.trainable,
+        "non_trainable": info.as_trained.non_trainable,
         "flops": info.flops,
         "activation_bytes": info.activation_bytes,
     }
@@ -35,37 +35,8 @@ def _layer_dict(info: LayerInfo) -> dict[str, Any]:
     return entry
 
 
-def _frozen(info: LayerInfo) -> bool:
-    return bool(getattr(info.node.params, "frozen", False))
-
-
-def trainable_total(info: ModelInfo) -> tuple[int, int]:
-    """(trainable, non_trainable) with `frozen` layers counted as non-trainable, as Keras does."""
-
-    def walk(layers: tuple[LayerInfo, ...]) -> tuple[int, int]:
-        trainable = non_trainable = 0
-        for layer in layers:
-            if _frozen(layer):
-                non_trainable += layer.count.total
-                continue
-            trainable += layer.count.trainable
-            non_trainable += layer.count.non_trainable
-            # A kind may hold its bodies' weights more than once (bidirectional: twice).
-            held = sum(c.count.trainable for body in layer.children for c in body)
-            times = layer.count.trainable // held if held and layer.count.trainable % held == 0 else 1
-            for body in layer.children:  # move what frozen layers inside hold
-                t, n = walk(body)
-                body_t = sum(c.count.trainable for c in body)
-                trainable -= (body_t - t) * times
-                non_trainable += (body_t - t) * times
-        return trainable, non_trainable
-
-    return walk(info.layers)
-
-
 def summary_dict(info: ModelInfo) -> dict[str, Any]:
-    trainable, non_trainable = trainable_total(info)
-    total = trainable + non_trainable
+    trained = info.as_trained  # `frozen` layers count as non-trainable, as Keras does
     ir = info.ir
     return {
         "model": ir.name,
@@ -74,10 +45,10 @@ def summary_dict(info: ModelInfo) -> dict[str, Any]:
                   "vocab": ir.input.type.vocab},
         "input_shape": shape_list(ir.input.type),
         "output_shape": shape_list(info.output),
-        "total_params": total,
-        "trainable_params": trainable,
-        "non_trainable_params": non_trainable,
-        "param_bytes": total * BYTES_PER_VALUE,
+        "total_params": trained.total,
+        "trainable_params": trained.trainable,
+        "non_trainable_params": trained.non_trainable,
+        "param_bytes": trained.total * BYTES_PER_VALUE,
         "flops": info.flops,
         "activation_bytes": info.activation_bytes,
         "dynamic_length": not ir.input.type.is_static,
@@ -110,8 +81,7 @@ def table_rows(info: ModelInfo, depth: int | None = None) -> list[tuple[str, str
             if layer.children and (depth is None or level + 1 <= depth):
                 for index, body in enumerate(layer.children):
                     if len(layer.children) > 1 and body:
-                        label = {"residual": ("body", "shortcut")}.get(layer.node.kind, None)
-                        tag = label[index] if label else f"branch {index + 1}"
+                        tag = layer.kind.layout.label(index).replace("_", " ")  # [shortcut], [branch 2]
                         rows.append((indent + "  " + f"[{tag}]", "", "", ""))
                     walk(body, level + (2 if len(layer.children) > 1 else 1))
 

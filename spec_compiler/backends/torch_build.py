@@ -6,12 +6,13 @@ every kind shares: the trailing activation word, per-layer initializers, regular
 and constraints (spec_compiler/options.py; the arithmetic is in torch_weights.py), and
 `frozen`.
 
-Weight roles. Within a node's own parameters (a structural node's bodies excluded), a
-parameter whose name contains `bias` takes the `bias_*` options; one whose name starts
-with `weight_hh` or `recurrent` (a recurrent kernel) takes `recurrent_*` options when the
-kind has them; every other parameter takes `init`, `regularizer` and `constraint`. A
-structural builder may copy a built body layer (bidirectional's backward copy): the copy
-gets the same options, its initializer drawn afresh.
+Weight roles. Each parameter of a node's own module (a structural node's bodies
+excluded) has the role its registry entry's `WeightRoles` gives it, and takes the options
+of that role (layers/base.py ROLE_OPTIONS): a kernel, embedding table or norm scale
+`init`, `regularizer` and `constraint`; a recurrent kernel the `recurrent_*` options; a
+bias the `bias_*` ones. A structural builder may copy a built body layer
+(bidirectional's backward copy): the copy gets the same options, its initializer drawn
+afresh.
 
 With no `init=` a layer keeps PyTorch's own initialization (Kaiming-uniform for dense and
 conv, N(0, 1) for embeddings, U(-1/sqrt(H), 1/sqrt(H)) for recurrent layers); a spec that
@@ -35,27 +36,9 @@ from ..errors import Diagnostic, SpecError
 from ..inference import LayerInfo, ModelInfo
 from ..layers import REGISTRY
 from ..layers.activations import PROBABILITY_ACTIVATIONS
+from ..layers.base import ROLE_OPTIONS
+from ..modules.structure import Sequence
 from . import torch_weights
-from .torch_modules_structure import Sequence
-
-ROLE_OPTIONS = {
-    "weight": ("init", "regularizer", "constraint"),
-    "bias": ("bias_init", "bias_regularizer", "bias_constraint"),
-    "recurrent": ("recurrent_init", "recurrent_regularizer", "recurrent_constraint"),
-}
-
-
-def parameter_role(name: str, params: Any = None) -> str:
-    """'weight', 'bias' or 'recurrent' for a parameter's local name (`weight_hh_l0`).
-
-    A recurrent kernel is 'recurrent' only when the kind has `recurrent_*` options;
-    otherwise `init=` and friends apply to it as to the input kernel."""
-    if "bias" in name:
-        return "bias"
-    if name.startswith("weight_hh") or name.startswith("recurrent"):
-        if params is None or "recurrent_init" in type(params).model_fields:
-            return "recurrent"
-    return "weight"
 
 
 class SpecModule(Sequence):
@@ -106,7 +89,7 @@ class SpecModule(Sequence):
     def has_constraints(self) -> bool:
         return bool(self._constrained)
 
-    def train(self, mode: bool = True) -> "SpecModule":
+    def train(self, mode: bool = True) -> SpecModule:
         super().train(mode)
         for module in self._frozen:
             for inner in module.modules():
@@ -152,14 +135,14 @@ class _Builder:
         """(name, module) or (name, module, trailing activation)."""
         node, kind = layer.node, REGISTRY[layer.node.kind]
         params = node.params
-        if kind.body is None:
+        if kind.layout is None:
             module = kind.build(params, layer.input, layer.output)
-        else:
-            children = [self.sequence(body) for body in _bodies(layer)]
+        else:  # every body built (an empty one, such as an identity shortcut, is an empty Sequence)
+            children = [self.sequence(body) for body in layer.children]
             module = kind.build(params, layer.input, layer.output, children)
         if not isinstance(module, nn.Module):
             raise TypeError(f"the builder of `{node.kind}` returned {type(module).__name__}, not an nn.Module")
-        if kind.body is not None:
+        if kind.layout is not None:
             self.adopt_copies(module)
         self.node_options(layer, module)
         activation = self.activation(getattr(params, "activation", None), layer)
@@ -193,17 +176,21 @@ class _Builder:
         return module
 
     def weight_options(self, layer: LayerInfo, module: nn.Module) -> None:
-        params = layer.node.params
+        params, kind = layer.node.params, layer.kind
         wanted = {role: [getattr(params, option, None) for option in options] for role, options in ROLE_OPTIONS.items()}
         if not any(spec is not None for specs in wanted.values() for spec in specs):
             return
         for owner_name, owner in _own_modules(module):
             for local, parameter in owner.named_parameters(recurse=False):
-                init, regularizer, constraint = wanted[parameter_role(local, params)]
-                where = f"{layer.path}.{owner_name + '.' if owner_name else ''}{local}"
+                path = f"{owner_name}.{local}" if owner_name else local
+                role = kind.weights.role(path)
+                if role is None:
+                    raise TypeError(f"the weight roles of `{kind.name}` do not name its parameter `{path}`")
+                init, regularizer, constraint = wanted[role]
+                where = f"{layer.path}.{path}"
                 try:
                     if init is not None:
-                        torch_weights.initialize(parameter, init, input_first=isinstance(owner, nn.Embedding))
+                        torch_weights.initialize(parameter, init, role)
                     if constraint is not None:
                         torch_weights.check_constraint(parameter, constraint)
                 except torch_weights.InitializerError as error:
@@ -228,13 +215,6 @@ def _own_modules(module: nn.Module, prefix: str = ""):
         yield from _own_modules(child, f"{prefix}.{name}" if prefix else name)
 
 
-def _bodies(layer: LayerInfo) -> tuple[tuple[LayerInfo, ...], ...]:
-    """Every body's layers (an empty body, such as an identity shortcut, is ())."""
-    bodies = tuple(layer.children)
-    missing = len(layer.node.bodies) - len(bodies)
-    return bodies + ((),) * missing
-
-
 def _final(layers: tuple[LayerInfo, ...], steps: list[tuple]) -> tuple[str | None, str | None]:
     """How a sequence ends in softmax/sigmoid: ("step" | "trailing" | "nested", name) or
     (None, None). "nested": the last node has one body that ends in one (a block, or
@@ -248,7 +228,8 @@ def _final(layers: tuple[LayerInfo, ...], steps: list[tuple]) -> tuple[str | Non
     if trailing in PROBABILITY_ACTIVATIONS:
         return "trailing", trailing
     module = steps[-1][1]
-    if REGISTRY[last.node.kind].body == "sequence" and len(last.children) == 1 and hasattr(module, "forward_logits"):
+    layout = REGISTRY[last.node.kind].layout
+    if layout is not None and layout.form == "sequence" and hasattr(module, "forward_logits"):
         body = module if isinstance(module, Sequence) else next(
             (child for child in module.children() if isinstance(child, Sequence)), None)
         if body is not None and body.final is not None:
@@ -260,4 +241,4 @@ def _steps_of(sequence: Sequence) -> list[tuple]:
     return [(name, sequence._modules[name]) for name in sequence._names]
 
 
-__all__ = ["SpecModule", "build_module", "parameter_role"]
+__all__ = ["SpecModule", "build_module"]

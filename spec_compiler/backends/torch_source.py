@@ -19,7 +19,6 @@ and buffers.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import contextlib
 import inspect
@@ -28,126 +27,23 @@ import math
 import re
 import sys
 import textwrap
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..modules.structure import Sequence
+from .python_text import Doc, flat, names_in, render
 from .torch_build import SpecModule, build_module
-from .torch_modules_structure import Sequence
+from .torch_record import Call, recording
 
-LINE = 100
 # Standard-library modules a copied helper may import (the file imports nothing else but torch).
 STDLIB_OK = {"math", "copy", "typing", "functools", "itertools", "collections"}
 
 
 class EmitError(UsageError):
     """The model holds something that cannot be written as standalone source."""
-
-
-# --- recording constructor arguments ---------------------------------------------------
-
-@dataclass
-class Call:
-    cls: type
-    positional: list[Any]
-    keywords: dict[str, Any]
-    module: Any = None
-
-
-@contextlib.contextmanager
-def recording() -> Iterator[dict[int, Call]]:
-    """Record, for every nn.Module constructed inside, the arguments of its outermost
-    `__init__` (the class's own constructor, as the caller wrote it)."""
-    records: dict[int, Call] = {}  # each Call holds its module: ids stay unique while recording
-    original = nn.Module.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        frame = sys._getframe(1)
-        outer = None
-        while frame is not None and _is_init_of(frame, self):
-            outer = frame
-            frame = frame.f_back
-        call = _call_from(self, outer)
-        call.module = self
-        records[id(self)] = call
-
-    nn.Module.__init__ = init
-    try:
-        yield records
-    finally:
-        nn.Module.__init__ = original
-
-
-def _is_init_of(frame, module) -> bool:
-    code = frame.f_code
-    return (code.co_name == "__init__" and code.co_argcount > 0
-            and frame.f_locals.get(code.co_varnames[0]) is module)
-
-
-def _call_from(module: nn.Module, frame) -> Call:
-    cls = type(module)
-    if frame is None:
-        return Call(cls, [], {})
-    code = frame.f_code
-    function = next((klass.__dict__["__init__"] for klass in cls.__mro__
-                     if getattr(klass.__dict__.get("__init__"), "__code__", None) is code), None)
-    info = inspect.getargvalues(frame)
-    values = info.locals
-    if function is None:
-        return Call(cls, [], {name: values[name] for name in info.args[1:]})
-    signature = inspect.signature(function)
-    positional: list[Any] = []
-    keywords: dict[str, Any] = {}
-    skipped = False
-    for index, (name, parameter) in enumerate(signature.parameters.items()):
-        if index == 0:
-            continue  # self
-        if parameter.kind is parameter.VAR_POSITIONAL:
-            positional.extend(values[name])
-            continue
-        if parameter.kind is parameter.VAR_KEYWORD:
-            keywords.update({k: v for k, v in values[name].items() if not _inner_default(cls, k, v)})
-            continue
-        value = values[name]
-        if parameter.default is not parameter.empty and _same(value, parameter.default):
-            skipped = True
-            continue
-        if (parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.default is parameter.empty
-                and not skipped and index <= 3):
-            positional.append(value)
-        elif parameter.kind is parameter.POSITIONAL_ONLY:
-            positional.append(value)
-        else:
-            keywords[name] = value
-    return Call(cls, positional, keywords)
-
-
-def _inner_default(cls: type, name: str, value: Any) -> bool:
-    """A **kwargs value equal to the default a base class's constructor gives it."""
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or not inspect.isfunction(init):
-            continue
-        parameter = inspect.signature(init).parameters.get(name)
-        if parameter is not None and parameter.default is not parameter.empty:
-            return _same(value, parameter.default)
-    return False
-
-
-def _same(value: Any, default: Any) -> bool:
-    """A value that needs not be written (it equals the default; `(1, 1)` equals 1)."""
-    if type(value) is bool or type(default) is bool:
-        return type(value) is type(default) and value == default
-    if isinstance(value, tuple) and isinstance(default, int) and value and all(v == default for v in value):
-        return all(type(v) is int for v in value)
-    try:
-        return type(value) is type(default) and bool(value == default)
-    except Exception:  # noqa: BLE001 - tensors and the like
-        return False
 
 
 # --- the file --------------------------------------------------------------------------
@@ -343,7 +239,7 @@ class _Writer:
 
     # -- module expressions --
 
-    def expr(self, module: nn.Module) -> "Doc":
+    def expr(self, module: nn.Module) -> Doc:
         """The constructor call that makes `module`, as a layout tree (see `render`)."""
         record = self.records.get(id(module))
         if record is None or record.module is not module:
@@ -376,7 +272,7 @@ class _Writer:
                 changed[key] = value
         return changed
 
-    def value(self, value: Any) -> "Doc | str":
+    def value(self, value: Any) -> Doc | str:
         if isinstance(value, nn.Module):
             return self.expr(value)
         if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
@@ -422,7 +318,7 @@ class _Writer:
             raise EmitError(f"cannot read the source of `{name}` ({obj.__module__}): {error}") from None
         self.definitions[name] = (obj, "")  # placeholder: breaks cycles, fixes the order below
         namespace = vars(sys.modules[obj.__module__])
-        loaded, bound = _names_in(source)
+        loaded, bound = names_in(source)
         for used in sorted(loaded):
             if used in namespace:
                 self.require(used, namespace[used], obj)
@@ -521,104 +417,6 @@ def _quiet():
         yield
 
 
-@dataclass
-class Doc:
-    """A bracketed expression to lay out: `open` items joined by ", " `close`. A Doc
-    with an empty `close` and one item is a prefix (`stride=` value)."""
-
-    open: str
-    items: list
-    close: str
-
-
-def flat(doc: "Doc | str") -> str:
-    if isinstance(doc, str):
-        return doc
-    if doc.close == "" and len(doc.items) == 1:
-        return doc.open + flat(doc.items[0])
-    return doc.open + ", ".join(flat(item) for item in doc.items) + doc.close
-
-
-def render(doc: "Doc | str", indent: int, column: int) -> str:
-    """Lay out `doc` starting at `column` on a line indented by `indent`: on one line if it
-    fits, else hugging its last item (`("name", Residual(`), else one item per line."""
-    one_line = flat(doc)
-    if isinstance(doc, str) or column + len(one_line) <= LINE:
-        return one_line
-    if doc.close == "" and len(doc.items) == 1:  # keyword=value
-        return doc.open + render(doc.items[0], indent, column + len(doc.open))
-    items = doc.items
-    if items and isinstance(items[-1], Doc):
-        head = doc.open + "".join(flat(item) + ", " for item in items[:-1])
-        last = items[-1]
-        if column + len(head) + len(last.open) < LINE and len(head) <= LINE // 2:
-            return head + render(last, indent, column + len(head)) + doc.close
-    inner = indent + 4
-    lines = [" " * inner + render(item, inner, inner) + "," for item in items]
-    return doc.open + "\n" + "\n".join(lines) + "\n" + " " * indent + doc.close
-
-
-class _FreeNames(ast.NodeVisitor):
-    """Global names a definition reads (annotations left out: the file has
-    `from __future__ import annotations`, so they are never evaluated)."""
-
-    def __init__(self):
-        self.loaded: set[str] = set()
-        self.bound: set[str] = set()
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.loaded.add(node.id)
-        else:
-            self.bound.add(node.id)
-
-    def visit_arg(self, node: ast.arg) -> None:
-        self.bound.add(node.arg)  # annotation skipped
-
-    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
-        self.visit(node.target)
-        if node.value is not None:
-            self.visit(node.value)
-
-    def _function(self, node) -> None:
-        self.bound.add(node.name)
-        for decorator in node.decorator_list:
-            self.visit(decorator)
-        self.visit(node.args)
-        for statement in node.body:
-            self.visit(statement)
-
-    visit_FunctionDef = _function
-    visit_AsyncFunctionDef = _function
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.bound.add(node.name)
-        for item in (*node.decorator_list, *node.bases, *node.keywords):
-            self.visit(item)
-        for statement in node.body:
-            self.visit(statement)
-
-    def visit_Import(self, node) -> None:
-        for alias in node.names:
-            self.bound.add((alias.asname or alias.name).split(".")[0])
-
-    visit_ImportFrom = visit_Import
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
-        if node.name:
-            self.bound.add(node.name)
-        self.generic_visit(node)
-
-
-def _names_in(source: str) -> tuple[set[str], set[str]]:
-    """(names read, names bound) in a definition. A name read that is a global of its
-    module is copied along even where a local of that name shadows it: that only copies
-    more than needed."""
-    visitor = _FreeNames()
-    visitor.visit(ast.parse(source))
-    return visitor.loaded, visitor.bound
-
-
 # --- the check -------------------------------------------------------------------------
 
 def load_source(text: str, name: str = "specc_emitted") -> dict[str, Any]:
@@ -643,4 +441,4 @@ def check_source(text: str, module: nn.Module, class_name: str) -> None:
                            f"(missing {missing}, extra {extra}, other shapes {shapes})")
 
 
-__all__ = ["emit_source", "load_source", "check_source", "recording"]
+__all__ = ["emit_source", "load_source", "check_source"]

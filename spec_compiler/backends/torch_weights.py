@@ -55,8 +55,10 @@ class InitializerError(ValueError):
 
 
 @torch.no_grad()
-def initialize(tensor: torch.Tensor, spec: Any, input_first: bool = False) -> None:
-    """Fill `tensor` in place according to an initializer spec (options.INITIALIZERS)."""
+def initialize(tensor: torch.Tensor, spec: Any, role: str = "kernel") -> None:
+    """Fill `tensor` in place according to an initializer spec (options.INITIALIZERS).
+    `role` is the tensor's weight role (layers/base.py WeightRoles): an embedding table
+    is laid out input first, which its fans follow."""
     kind = spec.kind
     if kind == "zeros":
         tensor.zero_()
@@ -76,7 +78,7 @@ def initialize(tensor: torch.Tensor, spec: Any, input_first: bool = False) -> No
         torch.nn.init.orthogonal_(tensor, gain=spec.gain)
     else:
         scale, mode, distribution = _variance_scaling_args(spec)
-        variance_scaling(tensor, scale, mode, distribution, input_first)
+        variance_scaling(tensor, scale, mode, distribution, input_first=role == "embedding")
 
 
 _NAMED_SCALING = {

@@ -42,13 +42,13 @@ def _axis_check(p, x: TensorType) -> TensorType:
     return x
 
 
-def _torch(factory_name: str, **fixed):
-    """A builder that makes torch.nn.<factory_name>(**fixed)."""
+def _torch(class_name: str):
+    """A builder that makes torch.nn.<class_name>(), for activations without options."""
 
     def build(p, x, y):
         from torch import nn
 
-        return getattr(nn, factory_name)(**fixed)
+        return getattr(nn, class_name)()
 
     return build
 
@@ -70,12 +70,6 @@ def _build_log_softmax(p, x, y):
     return nn.LogSoftmax(dim=_softmax_axis(p, x))
 
 
-def _build_linear(p, x, y):
-    from torch import nn
-
-    return nn.Identity()
-
-
 def _build_leaky(p, x, y):
     from torch import nn
 
@@ -88,36 +82,45 @@ def _build_elu(p, x, y):
     return nn.ELU(p.alpha)
 
 
-def _build_hard_sigmoid(p, x, y):
-    from torch import nn
-
-    return nn.Hardsigmoid()
-
-
-_SIMPLE = {
-    "relu": ("ReLU", (), "max(0, x)"),
-    "relu6": ("ReLU6", (), "min(max(0, x), 6), as in MobileNet"),
-    "selu": ("SELU", (), "scaled ELU (self-normalizing networks)"),
-    "gelu": ("GELU", (), "Gaussian error linear unit (exact erf form)"),
-    "silu": ("SiLU", ("swish",), "x * sigmoid(x), also called swish"),
-    "tanh": ("Tanh", (), "hyperbolic tangent"),
-    "sigmoid": ("Sigmoid", (), "1 / (1 + exp(-x))"),
-    "softplus": ("Softplus", (), "log(1 + exp(x))"),
-}
-
-for _name, (_factory, _aliases, _doc) in _SIMPLE.items():
-    register(LayerKind(
-        name=_name, aliases=_aliases, params=NoParams, shape=_same, build=_torch(_factory),
-        doc=_doc, example=_name, category="activation", is_activation=True,
-    ))
-
 register(LayerKind(
-    name="hard_sigmoid", params=NoParams, shape=_same, build=_build_hard_sigmoid,
+    name="relu", params=NoParams, shape=_same, build=_torch("ReLU"),
+    doc="max(0, x)", example="relu", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="relu6", params=NoParams, shape=_same, build=_torch("ReLU6"),
+    doc="min(max(0, x), 6), as in MobileNet", example="relu6", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="selu", params=NoParams, shape=_same, build=_torch("SELU"),
+    doc="scaled ELU (self-normalizing networks)", example="selu", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="gelu", params=NoParams, shape=_same, build=_torch("GELU"),
+    doc="Gaussian error linear unit (exact erf form)", example="gelu", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="silu", aliases=("swish",), params=NoParams, shape=_same, build=_torch("SiLU"),
+    doc="x * sigmoid(x), also called swish", example="silu", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="tanh", params=NoParams, shape=_same, build=_torch("Tanh"),
+    doc="hyperbolic tangent", example="tanh", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="sigmoid", params=NoParams, shape=_same, build=_torch("Sigmoid"),
+    doc="1 / (1 + exp(-x))", example="sigmoid", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="softplus", params=NoParams, shape=_same, build=_torch("Softplus"),
+    doc="log(1 + exp(x))", example="softplus", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="hard_sigmoid", params=NoParams, shape=_same, build=_torch("Hardsigmoid"),
     doc="piecewise-linear sigmoid: relu6(x + 3) / 6 (PyTorch's and Keras 3's definition)",
     example="hard_sigmoid", category="activation", is_activation=True,
 ))
 register(LayerKind(
-    name="linear", aliases=("identity",), params=NoParams, shape=_same, build=_build_linear,
+    name="linear", aliases=("identity",), params=NoParams, shape=_same, build=_torch("Identity"),
     doc="the identity: no activation", example="linear", category="activation", is_activation=True,
 ))
 register(LayerKind(

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..options import Constraint, Initializer, Regularizer, WeightOptions
 from ..shapes import ShapeError, TensorType, describe
-from .base import Count, LayerKind, LayerParams, Slot, register, require_float
+from .base import Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
 
@@ -69,7 +69,7 @@ def require_sequence(x: TensorType, kind: str) -> None:
 class KernelOptions(BaseModel):
     """init/regularizer/constraint for layers with weight matrices and no biases."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     init: Initializer | None = None
     regularizer: Regularizer | None = None
@@ -106,6 +106,11 @@ class BahdanauParams(AttentionParams):
     score: Literal["additive"] = "additive"
 
 
+# W (general) is `kernel.weight`; W1, W2, v (additive) are `query.weight`, `key.weight`, `score.weight`.
+SCORE_WEIGHTS = WeightRoles(kernel=("kernel.weight", "query.weight", "key.weight", "score.weight"),
+                            onnx_ops=("MatMul",))
+
+
 def _attention_units(p: AttentionParams, x: TensorType) -> int:
     return p.units or x.dims[-1]
 
@@ -140,33 +145,38 @@ def _attention_flops(p: AttentionParams, x: TensorType, y: TensorType) -> int:
 
 
 def _attention_build(p: AttentionParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Attention
+    from ..modules.attention import Attention
 
     return Attention(p.score, x.dims[-1], _attention_units(p, x), p.scale, p.causal)
 
 
-_SCORE_DOC = ("dot: x_i . x_j (no weights; scale=true divides by sqrt(F)); general: x_i^T W x_j (F*F weights); "
-              "additive: v . tanh(W1 x_i + W2 x_j) (units=U, default F: 2*F*U + U weights, no biases)")
+register(LayerKind(
+    name="attention", params=AttentionParams, slots=(Slot("score"),), shape=_attention_shape("attention"),
+    count=_attention_count, flops=_attention_flops, build=_attention_build, weights=SCORE_WEIGHTS,
+    category="attention", example="attention score=general",
+    doc="self-attention over a TxF sequence, output TxF: step i becomes sum_j softmax_j(s_ij) x_j with the "
+        "score s chosen by score=dot|general|additive. dot: x_i . x_j (no weights; scale=true divides by "
+        "sqrt(F)); general: x_i^T W x_j (F*F weights); additive: v . tanh(W1 x_i + W2 x_j) (units=U, default "
+        "F: 2*F*U + U weights, no biases); causal=true attends to steps j <= i only",
+))
 
-for _name, _params, _aliases, _example, _doc in (
-    ("attention", AttentionParams, (), "attention score=general",
-     "self-attention over a TxF sequence, output TxF: step i becomes sum_j softmax_j(s_ij) x_j with the "
-     "score s chosen by score=dot|general|additive. " + _SCORE_DOC + "; causal=true attends to steps j <= i only"),
-    ("luong_attention", LuongParams, ("dot_attention",), "luong_attention general",
-     "Luong's multiplicative self-attention (Luong et al. 2015) over a TxF sequence, output TxF: "
-     "score=dot (default) x_i . x_j, or score=general x_i^T W x_j (F*F weights); scale=true divides by "
-     "sqrt(F); causal=true attends to steps j <= i only"),
-    ("bahdanau_attention", BahdanauParams, ("additive_attention",), "bahdanau_attention units=32",
-     "Bahdanau's additive self-attention (Bahdanau et al. 2015) over a TxF sequence, output TxF: "
-     "s_ij = v . tanh(W1 x_i + W2 x_j), units=U (default F): 2*F*U + U weights, no biases; "
-     "causal=true attends to steps j <= i only"),
-):
-    register(LayerKind(
-        name=_name, aliases=_aliases, params=_params,
-        slots=(Slot("units"),) if _name == "bahdanau_attention" else (Slot("score"),),
-        shape=_attention_shape(_name), count=_attention_count, flops=_attention_flops,
-        build=_attention_build, category="attention", example=_example, doc=_doc,
-    ))
+register(LayerKind(
+    name="luong_attention", aliases=("dot_attention",), params=LuongParams, slots=(Slot("score"),),
+    shape=_attention_shape("luong_attention"), count=_attention_count, flops=_attention_flops,
+    build=_attention_build, weights=SCORE_WEIGHTS, category="attention", example="luong_attention general",
+    doc="Luong's multiplicative self-attention (Luong et al. 2015) over a TxF sequence, output TxF: "
+        "score=dot (default) x_i . x_j, or score=general x_i^T W x_j (F*F weights); scale=true divides by "
+        "sqrt(F); causal=true attends to steps j <= i only",
+))
+
+register(LayerKind(
+    name="bahdanau_attention", aliases=("additive_attention",), params=BahdanauParams, slots=(Slot("units"),),
+    shape=_attention_shape("bahdanau_attention"), count=_attention_count, flops=_attention_flops,
+    build=_attention_build, weights=SCORE_WEIGHTS, category="attention", example="bahdanau_attention units=32",
+    doc="Bahdanau's additive self-attention (Bahdanau et al. 2015) over a TxF sequence, output TxF: "
+        "s_ij = v . tanh(W1 x_i + W2 x_j), units=U (default F): 2*F*U + U weights, no biases; "
+        "causal=true attends to steps j <= i only",
+))
 
 
 # --- multihead_attention ---------------------------------------------------------
@@ -224,7 +234,7 @@ def _multihead_flops(p: MultiheadParams, x: TensorType, y: TensorType) -> int:
 
 
 def _multihead_build(p: MultiheadParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import MultiheadSelfAttention
+    from ..modules.attention import MultiheadSelfAttention
 
     return MultiheadSelfAttention(x.dims[-1], p.heads, p.dropout, p.bias, p.causal)
 
@@ -233,6 +243,8 @@ register(LayerKind(
     name="multihead_attention", aliases=("mha", "self_attention", "multi_head_attention"), params=MultiheadParams,
     slots=(Slot("heads"),), shape=_multihead_shape, count=_multihead_count, flops=_multihead_flops,
     build=_multihead_build, category="attention", example="multihead_attention heads=4",
+    weights=WeightRoles(kernel=("in_proj_weight", "out_proj.weight"), bias=("in_proj_bias", "out_proj.bias"),
+                        onnx_ops=("MatMul",)),
     doc="multi-head self-attention (Vaswani et al. 2017) over a TxF sequence, output TxF: PyTorch's "
         "nn.MultiheadAttention with query = key = value; heads must divide F (each head gets F/heads "
         "features, Keras' key_dim); 4*F*F + 4*F parameters (Q, K, V and output projections with biases; "
@@ -266,7 +278,7 @@ def _attention_pool_flops(p: AttentionPoolParams, x: TensorType, y: TensorType) 
 
 
 def _attention_pool_build(p: AttentionPoolParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import AttentionPool
+    from ..modules.attention import AttentionPool
 
     return AttentionPool(x.dims[-1], _pool_units(p, x))
 
@@ -275,6 +287,7 @@ register(LayerKind(
     name="attention_pool", aliases=("attention_pooling",), params=AttentionPoolParams, slots=(Slot("units"),),
     shape=_attention_pool_shape, count=_attention_pool_count, flops=_attention_pool_flops,
     build=_attention_pool_build, category="attention", example="attention_pool",
+    weights=WeightRoles(kernel=("proj.weight", "score.weight"), bias=("proj.bias",), onnx_ops=("MatMul",)),
     doc="attention pooling over time (Yang et al. 2016): TxF to F, output sum_t a_t h_t with "
         "a = softmax_t(v . tanh(W h_t + b)); units=U (default F): F*U + 2*U parameters; T may be dynamic",
 ))

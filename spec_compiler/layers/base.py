@@ -2,14 +2,18 @@
 
 An entry holds everything specc knows about a kind, so that adding one touches one
 place: its names, its parameter schema (pydantic), how positional arguments fill the
-schema, its shape rule, parameter-count rule, FLOPs rule and PyTorch builder.
-Builders import torch inside the function, so `specc compile` never loads torch.
+schema, its shape rule, parameter-count rule, FLOPs rule and PyTorch builder, what each
+parameter of the built module is (`WeightRoles`) and, for a structural kind, how its
+bodies are written, named and merged (`BodyLayout`). Builders import torch inside the
+function (from spec_compiler/modules/), so `specc compile` never loads torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Protocol
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -22,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class LayerParams(BaseModel):
     """Options every layer accepts. Kinds subclass it with their own fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str | None = None
     frozen: bool = False
@@ -42,7 +46,7 @@ class Count:
     trainable: int = 0
     non_trainable: int = 0
 
-    def __add__(self, other: "Count") -> "Count":
+    def __add__(self, other: Count) -> Count:
         return Count(self.trainable + other.trainable, self.non_trainable + other.non_trainable)
 
     @property
@@ -94,10 +98,16 @@ class BodyLayout:
     their outputs meet. Elaboration, inference, the summary, drawings and lowering all
     ask this instead of knowing kinds by name.
 
-    - `sequence`: the whole `{ }` is one body (`group`, `timedistributed`).
+    - `sequence`: the whole `{ }` is one body (`group`, `timedistributed`); it adds no
+      segment to its layers' paths (`basic_1.conv2d_1`).
     - `branches`: every body is written `MARKER { ... }` (`branch`), at least `min_bodies`.
     - `main_and_marked`: the statements are body 0; one optional `MARKER { ... }`
       (`shortcut`) is body 1, and an absent one is the identity.
+
+    Bodies of `branches` and `main_and_marked` all read the node's input (`parallel`);
+    `merge` names how their outputs are combined, and drawings show it. A `transparent`
+    node is only a name around its body (`group`): its output is its body's, so it adds no
+    activation memory and no box of its own to a drawing.
     """
 
     form: Literal["sequence", "branches", "main_and_marked"]
@@ -105,32 +115,93 @@ class BodyLayout:
     labels: tuple[str, ...] = ()  # body names in module paths; `branches` uses MARKER_1, MARKER_2, ...
     min_bodies: int = 1
     merge: str | None = None  # how the bodies' outputs are combined ("add", "concat"); None for one body
+    transparent: bool = False
+
+    @property
+    def parallel(self) -> bool:
+        return self.form != "sequence"
 
     def label(self, index: int) -> str:
-        """The path segment of body `index` (`body`, `shortcut`, `branch_2`)."""
+        """The path segment of body `index` (`body`, `shortcut`, `branch_2`; none for a sequence).
+        A structural module names its children the same way, so paths are module paths."""
+        if self.form == "sequence":
+            return ""
         if self.form == "branches":
             return f"{self.marker}_{index + 1}"
-        return self.labels[index] if index < len(self.labels) else f"body_{index + 1}"
+        return self.labels[index]
 
 
 SEQUENCE = BodyLayout("sequence")
+GROUP = BodyLayout("sequence", transparent=True)
 BRANCHES = BodyLayout("branches", marker="branch", min_bodies=2)
 MAIN_AND_SHORTCUT = BodyLayout("main_and_marked", marker="shortcut", labels=("body", "shortcut"), merge="add")
+
+
+# The spec options that act on each weight role (Keras' names). Roles are listed most
+# specific first: a parameter takes the first role with a pattern that matches it.
+ROLE_OPTIONS = {
+    "bias": ("bias_init", "bias_regularizer", "bias_constraint"),
+    "scale": ("init", "regularizer", "constraint"),
+    "embedding": ("init", "regularizer", "constraint"),
+    "recurrent_kernel": ("recurrent_init", "recurrent_regularizer", "recurrent_constraint"),
+    "kernel": ("init", "regularizer", "constraint"),
+}
+
+
+@dataclass(frozen=True)
+class WeightRoles:
+    """What each parameter of a kind's built module is, so that options reach the right
+    weights without guessing from PyTorch's parameter names. Each role lists patterns
+    (fnmatch) of parameter paths inside the kind's module: `weight`, `out_proj.bias`,
+    `weight_hh_l*`.
+
+    - kernel: a weight matrix or filter bank, output units first (`init=`, `regularizer=`,
+      `constraint=`);
+    - recurrent_kernel: a hidden-to-hidden kernel (`recurrent_init=`, ...);
+    - embedding: a lookup table (vocabulary, units), input first, so its fan_in is the
+      vocabulary (`init=`, ...);
+    - scale: a normalization's gamma (`init=`, ...);
+    - bias: a bias, or a normalization's beta (`bias_init=`, ...).
+
+    `onnx_ops` names the ONNX operators the kernels end up in once exported (`Gemm`,
+    `LSTM`, `Gather`): int8 export quantizes those.
+    """
+
+    kernel: tuple[str, ...] = ()
+    recurrent_kernel: tuple[str, ...] = ()
+    embedding: tuple[str, ...] = ()
+    scale: tuple[str, ...] = ()
+    bias: tuple[str, ...] = ()
+    onnx_ops: tuple[str, ...] = ()
+
+    def role(self, path: str) -> str | None:
+        """The role of the parameter at `path` in the module, None if no pattern names it."""
+        for role in ROLE_OPTIONS:
+            if any(fnmatchcase(path, pattern) for pattern in getattr(self, role)):
+                return role
+        return None
+
+
+NO_WEIGHTS = WeightRoles()
+# For kinds that hold parameters and declare no roles (plugins): torch's naming
+# convention, a parameter whose name holds `bias` is a bias and any other a kernel.
+TORCH_NAMED_WEIGHTS = WeightRoles(kernel=("*",), bias=("*bias*",), onnx_ops=("Gemm", "MatMul"))
 
 
 @dataclass(frozen=True)
 class LayerKind:
     """One registry entry. Leaf kinds use `shape`, `count`, `flops`, `build`.
 
-    Structural kinds (`body` set) get an `InferBody` callback in their shape rule,
+    Structural kinds (`layout` set) get an `InferBody` callback in their shape rule,
     their bodies' results (`BodyResult` list) in their count and FLOPs rules (which
     default to the sum of the bodies'), and the built bodies in their builder.
+    `weights` says what each parameter of the built module is.
     """
 
     name: str
     params: type[LayerParams]
     shape: Callable[..., TensorType]
-    build: Callable[..., "nn.Module"]
+    build: Callable[..., nn.Module]
     doc: str
     slots: tuple[Slot, ...] = ()
     aliases: tuple[str, ...] = ()
@@ -138,26 +209,24 @@ class LayerKind:
     flops: Callable[..., int] = no_flops
     # None: a leaf; else how its `{ }` holds bodies (see BodyLayout).
     layout: BodyLayout | None = None
+    # What each parameter of the built module is (see WeightRoles). Left out: none for a
+    # kind without parameters of its own, else TORCH_NAMED_WEIGHTS.
+    weights: WeightRoles | None = None
     example: str = ""
     category: str = "core"
     # For activation kinds: the elementwise function, so other layers can take it
     # as a trailing word (`dense 120 relu`).
     is_activation: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.weights is None:
+            holds_parameters = self.layout is None and self.count is not no_params
+            object.__setattr__(self, "weights", TORCH_NAMED_WEIGHTS if holds_parameters else NO_WEIGHTS)
         if self.layout is not None:
             if self.count is no_params:
                 object.__setattr__(self, "count", sum_of_bodies_count)
             if self.flops is no_flops:
                 object.__setattr__(self, "flops", sum_of_bodies_flops)
-
-    @property
-    def body(self) -> str | None:
-        """Transition alias of `layout.form` (removed once every stage asks `layout`)."""
-        if self.layout is None:
-            return None
-        return {"main_and_marked": "residual"}.get(self.layout.form, self.layout.form)
 
     @property
     def takes_activation(self) -> bool:
@@ -170,8 +239,10 @@ class Registry:
     def __init__(self) -> None:
         self._kinds: dict[str, LayerKind] = {}
         self._names: dict[str, str] = {}
+        self._activations: list[str] | None = None  # sorted once; elaboration asks per layer
 
     def add(self, kind: LayerKind) -> LayerKind:
+        self._activations = None
         for word in (kind.name, *kind.aliases):
             if word in self._names:
                 raise ValueError(f"layer word `{word}` registered twice")
@@ -193,10 +264,18 @@ class Registry:
         return list(self._kinds.values())
 
     def activations(self) -> list[str]:
-        return sorted(w for w, k in self._names.items() if self._kinds[k].is_activation)
+        if self._activations is None:
+            self._activations = sorted(w for w, k in self._names.items() if self._kinds[k].is_activation)
+        return list(self._activations)
 
 
 REGISTRY = Registry()
+
+
+def kernel_ops(kinds: Iterable[LayerKind]) -> list[str]:
+    """The ONNX operators that hold these kinds' kernels once exported (sorted): what
+    int8 export quantizes."""
+    return sorted({op for kind in kinds for op in kind.weights.onnx_ops})
 
 
 def register(kind: LayerKind) -> LayerKind:
@@ -213,13 +292,6 @@ def _known_activation(word: str) -> str:
 
 # A trailing activation word: `dense 120 relu`.
 ActivationName = Annotated[str, AfterValidator(_known_activation)]
-
-
-def require_rank(x: TensorType, ranks: tuple[int, ...], what: str, hint: str | None = None) -> None:
-    from ..shapes import describe
-
-    if x.rank not in ranks:
-        raise ShapeError(f"{what}, got {describe(x)}", hint, about_input=True)
 
 
 def require_float(x: TensorType, kind: str) -> None:

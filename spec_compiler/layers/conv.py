@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from ..options import WeightOptions
 from ..shapes import ShapeError, TensorType, as_tuple, describe, window_output
-from .base import ActivationName, Count, LayerKind, LayerParams, Slot, register, require_float
+from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
 NonNeg = Annotated[int, Field(ge=0)]
@@ -101,6 +101,9 @@ def _pack(x: TensorType, dims: int, sizes: tuple, channels: int) -> TensorType:
 
 # --- conv1d / conv2d -------------------------------------------------------------
 
+CONV_WEIGHTS = WeightRoles(kernel=("weight",), bias=("bias",), onnx_ops=("Conv",))
+
+
 def _conv_shape(dims: int, kind: str):
     def shape(p: ConvParams, x: TensorType) -> TensorType:
         _require(x, dims, kind)
@@ -135,7 +138,7 @@ def _conv_flops(dims: int):
 
 def _conv_build(dims: int):
     def build(p: ConvParams, x: TensorType, y: TensorType):
-        from ..backends.torch_modules import conv
+        from ..modules.conv import conv
 
         _, channels = _spatial(x, dims)
         return conv(dims, channels, p.filters, as_tuple(p.kernel, dims), as_tuple(p.stride, dims), p.pad,
@@ -144,18 +147,21 @@ def _conv_build(dims: int):
     return build
 
 
-for _dims, _name, _aliases, _example in ((2, "conv2d", ("conv",), "conv 6x5x5 relu"),
-                                         (1, "conv1d", (), "conv1d 128 5 relu")):
-    register(LayerKind(
-        name=_name, aliases=_aliases, params=ConvParams if _dims == 2 else Conv1dParams,
-        slots=(Slot("filters"), Slot("kernel", "dims")),
-        shape=_conv_shape(_dims, _name), count=_conv_count(_dims), flops=_conv_flops(_dims),
-        build=_conv_build(_dims), category="convolution", example=_example,
-        doc=("2d convolution on a CxHxW image: filters, kernel (`6x5x5` = 6 filters of 5x5), stride, "
-             "pad=valid|same|N, dilation, groups, bias") if _dims == 2 else
-            ("1d convolution along time on a TxF sequence (Keras' Conv1D): returns T'xfilters; "
-             "stride, pad=valid|same|N, dilation, groups, bias"),
-    ))
+register(LayerKind(
+    name="conv2d", aliases=("conv",), params=ConvParams, slots=(Slot("filters"), Slot("kernel", "dims")),
+    shape=_conv_shape(2, "conv2d"), count=_conv_count(2), flops=_conv_flops(2), build=_conv_build(2),
+    weights=CONV_WEIGHTS, category="convolution", example="conv 6x5x5 relu",
+    doc="2d convolution on a CxHxW image: filters, kernel (`6x5x5` = 6 filters of 5x5), stride, "
+        "pad=valid|same|N, dilation, groups, bias",
+))
+
+register(LayerKind(
+    name="conv1d", params=Conv1dParams, slots=(Slot("filters"), Slot("kernel", "dims")),
+    shape=_conv_shape(1, "conv1d"), count=_conv_count(1), flops=_conv_flops(1), build=_conv_build(1),
+    weights=CONV_WEIGHTS, category="convolution", example="conv1d 128 5 relu",
+    doc="1d convolution along time on a TxF sequence (Keras' Conv1D): returns T'xfilters; "
+        "stride, pad=valid|same|N, dilation, groups, bias",
+))
 
 
 # --- depthwise and separable (MobileNet) ------------------------------------------
@@ -179,7 +185,7 @@ def _depthwise_flops(p: DepthwiseParams, x: TensorType, y: TensorType) -> int:
 
 
 def _depthwise_build(p: DepthwiseParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules import conv
+    from ..modules.conv import conv
 
     channels = x.dims[0]
     return conv(2, channels, channels * p.multiplier, as_tuple(p.kernel, 2), as_tuple(p.stride, 2), p.pad,
@@ -189,7 +195,8 @@ def _depthwise_build(p: DepthwiseParams, x: TensorType, y: TensorType):
 register(LayerKind(
     name="depthwise", aliases=("depthwise_conv2d", "dwconv"), params=DepthwiseParams,
     slots=(Slot("kernel", "dims"),), shape=_depthwise_shape, count=_depthwise_count,
-    flops=_depthwise_flops, build=_depthwise_build, category="convolution", example="depthwise 3x3 stride=2 pad=same",
+    flops=_depthwise_flops, build=_depthwise_build, weights=CONV_WEIGHTS, category="convolution",
+    example="depthwise 3x3 stride=2 pad=same",
     doc="depthwise 2d convolution: one kernel per input channel (x multiplier), as in MobileNet",
 ))
 
@@ -215,7 +222,7 @@ def _separable_flops(p: SeparableParams, x: TensorType, y: TensorType) -> int:
 
 
 def _separable_build(p: SeparableParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules import SeparableConv2d
+    from ..modules.conv import SeparableConv2d
 
     return SeparableConv2d(x.dims[0], p.filters, as_tuple(p.kernel, 2), as_tuple(p.stride, 2), p.pad,
                            as_tuple(p.dilation, 2), p.multiplier, p.bias)
@@ -225,6 +232,7 @@ register(LayerKind(
     name="separable", aliases=("separable_conv2d", "sepconv"), params=SeparableParams,
     slots=(Slot("filters"), Slot("kernel", "dims")), shape=_separable_shape, count=_separable_count,
     flops=_separable_flops, build=_separable_build, category="convolution", example="separable 64 3x3 pad=same relu",
+    weights=WeightRoles(kernel=("depthwise.weight", "pointwise.weight"), bias=("pointwise.bias",), onnx_ops=("Conv",)),
     doc="depthwise-separable convolution (Keras' SeparableConv2D): a depthwise kernel per channel, "
         "then a 1x1 pointwise conv; the pointwise conv alone carries the bias",
 ))
@@ -264,24 +272,38 @@ def _pool_shape(dims: int, kind: str):
 
 def _pool_build(dims: int, mode: str):
     def build(p: PoolParams, x: TensorType, y: TensorType):
-        from ..backends.torch_modules import pool
+        from ..modules.conv import Pool
 
-        return pool(dims, mode, as_tuple(p.size, dims), as_tuple(p.stride, dims), p.pad, p.ceil)
+        return Pool(dims, mode, as_tuple(p.size, dims), as_tuple(p.stride, dims), p.pad, p.ceil)
 
     return build
 
 
-for _dims in (1, 2):
-    for _mode, _word in (("max", "maxpool"), ("avg", "avgpool")):
-        _name = f"{_word}{_dims}d"
-        register(LayerKind(
-            name=_name, aliases=(_word,) if _dims == 2 else (), params=PoolParams,
-            slots=(Slot("size", "dims"),), shape=_pool_shape(_dims, _name), build=_pool_build(_dims, _mode),
-            category="pooling", example=f"{_word}{'' if _dims == 2 else '1d'} 2",
-            doc=(f"{'maximum' if _mode == 'max' else 'average'} over windows of a "
-                 f"{'CxHxW image' if _dims == 2 else 'TxF sequence (along time)'}; stride defaults to the window"
-                 + ("; padding is left out of averages, as in Keras" if _mode == "avg" else "")),
-        ))
+register(LayerKind(
+    name="maxpool1d", params=PoolParams, slots=(Slot("size", "dims"),),
+    shape=_pool_shape(1, "maxpool1d"), build=_pool_build(1, "max"), category="pooling", example="maxpool1d 2",
+    doc="maximum over windows of a TxF sequence (along time); stride defaults to the window",
+))
+
+register(LayerKind(
+    name="avgpool1d", params=PoolParams, slots=(Slot("size", "dims"),),
+    shape=_pool_shape(1, "avgpool1d"), build=_pool_build(1, "avg"), category="pooling", example="avgpool1d 2",
+    doc="average over windows of a TxF sequence (along time); stride defaults to the window; "
+        "padding is left out of averages, as in Keras",
+))
+
+register(LayerKind(
+    name="maxpool2d", aliases=("maxpool",), params=PoolParams, slots=(Slot("size", "dims"),),
+    shape=_pool_shape(2, "maxpool2d"), build=_pool_build(2, "max"), category="pooling", example="maxpool 2",
+    doc="maximum over windows of a CxHxW image; stride defaults to the window",
+))
+
+register(LayerKind(
+    name="avgpool2d", aliases=("avgpool",), params=PoolParams, slots=(Slot("size", "dims"),),
+    shape=_pool_shape(2, "avgpool2d"), build=_pool_build(2, "avg"), category="pooling", example="avgpool 2",
+    doc="average over windows of a CxHxW image; stride defaults to the window; "
+        "padding is left out of averages, as in Keras",
+))
 
 
 # --- global pooling --------------------------------------------------------------
@@ -301,17 +323,21 @@ def _global_shape(p, x: TensorType) -> TensorType:
 
 def _global_build(mode: str):
     def build(p, x: TensorType, y: TensorType):
-        from ..backends.torch_modules import GlobalPool
+        from ..modules.conv import GlobalPool
 
         return GlobalPool(mode, spatial_dims=(2, 3) if x.rank == 3 else (1,))
 
     return build
 
 
-for _mode in ("avg", "max"):
-    register(LayerKind(
-        name=f"global_{_mode}pool", aliases=(f"global_{_mode}pool2d", f"global_{_mode}pool1d"),
-        params=GlobalPoolParams, shape=_global_shape, build=_global_build(_mode), category="pooling",
-        example=f"global_{_mode}pool",
-        doc=f"{'average' if _mode == 'avg' else 'maximum'} over all positions: CxHxW to C, TxF to F",
-    ))
+register(LayerKind(
+    name="global_avgpool", aliases=("global_avgpool2d", "global_avgpool1d"), params=GlobalPoolParams,
+    shape=_global_shape, build=_global_build("avg"), category="pooling", example="global_avgpool",
+    doc="average over all positions: CxHxW to C, TxF to F",
+))
+
+register(LayerKind(
+    name="global_maxpool", aliases=("global_maxpool2d", "global_maxpool1d"), params=GlobalPoolParams,
+    shape=_global_shape, build=_global_build("max"), category="pooling", example="global_maxpool",
+    doc="maximum over all positions: CxHxW to C, TxF to F",
+))

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ..options import WeightOptions
 from ..shapes import ShapeError, TensorType, describe, format_dims
-from .base import ActivationName, Count, LayerKind, LayerParams, Slot, register, require_float
+from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -50,6 +50,7 @@ def _dense_build(p: DenseParams, x: TensorType, y: TensorType):
 register(LayerKind(
     name="dense", aliases=("linear_layer", "fc"), params=DenseParams, slots=(Slot("units"),),
     shape=_dense_shape, count=_dense_count, flops=_dense_flops, build=_dense_build,
+    weights=WeightRoles(kernel=("weight",), bias=("bias",), onnx_ops=("Gemm", "MatMul")),
     doc="fully connected layer; on a TxF sequence it applies to every time step, as in Keras",
     example="dense 120 relu",
 ))

@@ -66,7 +66,7 @@ def _l2_shape(p: AxisParams, x: TensorType) -> TensorType:
 
 
 def _l2_build(p: AxisParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import L2Normalize
+    from ..modules.functions import L2Normalize
 
     return L2Normalize(_check_axis(p.axis, x, "l2_normalize"))
 
@@ -86,7 +86,7 @@ class ScaleParams(LayerParams):
 
 
 def _scale_build(p: ScaleParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Scale
+    from ..modules.functions import Scale
 
     return Scale(p.factor)
 
@@ -114,7 +114,7 @@ class ClipParams(LayerParams):
 
 
 def _clip_build(p: ClipParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Clip
+    from ..modules.functions import Clip
 
     return Clip(p.min, p.max)
 
@@ -149,7 +149,7 @@ def _permute_shape(p: PermuteParams, x: TensorType) -> TensorType:
 
 
 def _permute_build(p: PermuteParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Permute
+    from ..modules.functions import Permute
 
     return Permute(p.order)
 
@@ -187,24 +187,31 @@ def _reduce_shape(op: str):
 
 def _reduce_build(op: str):
     def build(p: ReduceParams, x: TensorType, y: TensorType):
-        from ..backends.torch_modules_extra import Reduce
+        from ..modules.functions import Reduce
 
         return Reduce(op, _check_axis(p.axis, x, op), p.keepdims)
 
     return build
 
 
-_REDUCE_DOC = {
-    "mean": "the average over one axis (default the last; `mean 0` averages a TxF sequence over time)",
-    "sum": "the sum over one axis (default the last)",
-    "max": "the maximum over one axis (default the last)",
-}
-for _op, _alias in (("mean", "reduce_mean"), ("sum", "reduce_sum"), ("max", "reduce_max")):
-    register(LayerKind(
-        name=_op, aliases=(_alias,), params=ReduceParams, slots=(Slot("axis"),), shape=_reduce_shape(_op),
-        build=_reduce_build(_op), category="function", example=f"{_op} 0",
-        doc=_REDUCE_DOC[_op] + "; keepdims=true keeps the axis with size 1",
-    ))
+register(LayerKind(
+    name="mean", aliases=("reduce_mean",), params=ReduceParams, slots=(Slot("axis"),), shape=_reduce_shape("mean"),
+    build=_reduce_build("mean"), category="function", example="mean 0",
+    doc="the average over one axis (default the last; `mean 0` averages a TxF sequence over time); "
+        "keepdims=true keeps the axis with size 1",
+))
+
+register(LayerKind(
+    name="sum", aliases=("reduce_sum",), params=ReduceParams, slots=(Slot("axis"),), shape=_reduce_shape("sum"),
+    build=_reduce_build("sum"), category="function", example="sum 0",
+    doc="the sum over one axis (default the last); keepdims=true keeps the axis with size 1",
+))
+
+register(LayerKind(
+    name="max", aliases=("reduce_max",), params=ReduceParams, slots=(Slot("axis"),), shape=_reduce_shape("max"),
+    build=_reduce_build("max"), category="function", example="max 0",
+    doc="the maximum over one axis (default the last); keepdims=true keeps the axis with size 1",
+))
 
 
 # --- elementwise ---------------------------------------------------------------------
@@ -215,25 +222,37 @@ class NoParams(LayerParams):
 
 def _elementwise_build(op: str):
     def build(p, x: TensorType, y: TensorType):
-        from ..backends.torch_modules_extra import Elementwise
+        from ..modules.functions import Elementwise
 
         return Elementwise(op)
 
     return build
 
 
-_ELEMENTWISE_DOC = {
-    "abs": "the absolute value of every value",
-    "square": "the square of every value",
-    "sqrt": "the square root of every value (NaN below 0)",
-    "exp": "e to the power of every value",
-    "log": "the natural logarithm of every value (-inf at 0, NaN below)",
-}
-for _op, _doc in _ELEMENTWISE_DOC.items():
-    register(LayerKind(
-        name=_op, params=NoParams, shape=_float_input(_op), build=_elementwise_build(_op), category="function",
-        example=_op, doc=_doc,
-    ))
+register(LayerKind(
+    name="abs", params=NoParams, shape=_float_input("abs"), build=_elementwise_build("abs"),
+    category="function", example="abs", doc="the absolute value of every value",
+))
+
+register(LayerKind(
+    name="square", params=NoParams, shape=_float_input("square"), build=_elementwise_build("square"),
+    category="function", example="square", doc="the square of every value",
+))
+
+register(LayerKind(
+    name="sqrt", params=NoParams, shape=_float_input("sqrt"), build=_elementwise_build("sqrt"),
+    category="function", example="sqrt", doc="the square root of every value (NaN below 0)",
+))
+
+register(LayerKind(
+    name="exp", params=NoParams, shape=_float_input("exp"), build=_elementwise_build("exp"),
+    category="function", example="exp", doc="e to the power of every value",
+))
+
+register(LayerKind(
+    name="log", params=NoParams, shape=_float_input("log"), build=_elementwise_build("log"),
+    category="function", example="log", doc="the natural logarithm of every value (-inf at 0, NaN below)",
+))
 
 
 # --- expand_dims / squeeze -------------------------------------------------------------
@@ -254,7 +273,7 @@ def _expand_shape(p: ExpandParams, x: TensorType) -> TensorType:
 
 
 def _expand_build(p: ExpandParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import ExpandDims
+    from ..modules.functions import ExpandDims
 
     return ExpandDims(_expand_axis(p, x) + 1)
 
@@ -284,7 +303,7 @@ def _squeeze_shape(p: SqueezeParams, x: TensorType) -> TensorType:
 
 
 def _squeeze_build(p: SqueezeParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import Squeeze
+    from ..modules.functions import Squeeze
 
     return Squeeze(_check_axis(p.axis, x, "squeeze") + 1)
 

@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 
 from ..options import WeightOptions
 from ..shapes import ShapeError, TensorType, describe
-from .base import ActivationName, Count, LayerKind, LayerParams, Slot, register, require_float
+from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -54,6 +54,10 @@ class _AffineOptions(LayerParams, WeightOptions):
                 if given:
                     raise ValueError(f"with {flag}=false has no {what}, so {given[0]}= does not apply")
         return self
+
+
+# gamma is PyTorch's `weight`, beta its `bias`.
+AFFINE_WEIGHTS = WeightRoles(scale=("weight",), bias=("bias",))
 
 
 def _features(x: TensorType, kind: str) -> int:
@@ -97,7 +101,7 @@ def _batchnorm_count(p: BatchNormParams, x: TensorType, y: TensorType) -> Count:
 
 
 def _batchnorm_build(p: BatchNormParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import batch_norm
+    from ..modules.norm import batch_norm
 
     return batch_norm(x.rank, _features(x, "batchnorm"), p.momentum, p.eps, p.center, p.scale)
 
@@ -105,6 +109,7 @@ def _batchnorm_build(p: BatchNormParams, x: TensorType, y: TensorType):
 register(LayerKind(
     name="batchnorm", aliases=("batch_norm", "bn"), params=BatchNormParams,
     shape=_same_shape("batchnorm"), count=_batchnorm_count, flops=_per_value_flops, build=_batchnorm_build,
+    weights=AFFINE_WEIGHTS,
     category="normalization", example="batchnorm relu",
     doc="batch normalization (Ioffe & Szegedy 2015) of the features: the channels of a CxHxW image "
         "(PyTorch's BatchNorm2d), the features of a TxF sequence over every step, or a vector's. "
@@ -125,7 +130,7 @@ def _layernorm_count(p: LayerNormParams, x: TensorType, y: TensorType) -> Count:
 
 
 def _layernorm_build(p: LayerNormParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import layer_norm
+    from ..modules.norm import layer_norm
 
     return layer_norm(x.rank, _features(x, "layernorm"), p.eps, p.center, p.scale)
 
@@ -133,6 +138,7 @@ def _layernorm_build(p: LayerNormParams, x: TensorType, y: TensorType):
 register(LayerKind(
     name="layernorm", aliases=("layer_norm",), params=LayerNormParams,
     shape=_same_shape("layernorm"), count=_layernorm_count, flops=_per_value_flops, build=_layernorm_build,
+    weights=AFFINE_WEIGHTS,
     category="normalization", example="layernorm",
     doc="layer normalization (Ba et al. 2016) of each step's features: the last axis of a TxF sequence or "
         "vector, the channels at every position of a CxHxW image (Keras' axis=-1 on channels-last images); "
@@ -170,7 +176,7 @@ def _lrn_flops(p: LrnParams, x: TensorType, y: TensorType) -> int:
 
 
 def _lrn_build(p: LrnParams, x: TensorType, y: TensorType):
-    from ..backends.torch_modules_extra import LocalResponseNorm
+    from ..modules.norm import LocalResponseNorm
 
     return LocalResponseNorm(p.size, p.alpha, p.beta, p.k)
 

@@ -12,13 +12,14 @@ already has two and matches).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from ..options import Constraint, Initializer, Regularizer, WeightOptions
 from ..shapes import ShapeError, TensorType, describe
-from .base import SEQUENCE, BodyResult, Count, InferBody, LayerKind, LayerParams, Slot, register
+from .base import SEQUENCE, BodyResult, Count, InferBody, LayerKind, LayerParams, Slot, WeightRoles, register
 
 Pos = Annotated[int, Field(gt=0)]
 RECURRENT_KINDS = ("rnn", "lstm", "gru")
@@ -67,7 +68,8 @@ def _embedding_build(p: EmbeddingParams, x: TensorType, y: TensorType):
 
 register(LayerKind(
     name="embedding", params=EmbeddingParams, slots=(Slot("units"),), shape=_embedding_shape,
-    count=_embedding_count, build=_embedding_build, category="recurrent", example="embedding 100",
+    count=_embedding_count, build=_embedding_build, weights=WeightRoles(embedding=("weight",), onnx_ops=("Gather",)),
+    category="recurrent", example="embedding 100",
     doc="maps each token id to a learned vector of `units` values: T token ids (vocabulary V) "
         "to TxN; holds V*N parameters",
 ))
@@ -163,7 +165,7 @@ def _recurrent_flops(kind: str):
 
 def _recurrent_build(kind: str):
     def build(p: RecurrentParams, x: TensorType, y: TensorType):
-        from ..backends.torch_modules_recurrent import recurrent
+        from ..modules.recurrent import recurrent
 
         return recurrent(kind, x.dims[-1], p.units, p.layers, p.return_sequences, p.dropout, p.bias,
                          getattr(p, "nonlinearity", "tanh"))
@@ -171,31 +173,45 @@ def _recurrent_build(kind: str):
     return build
 
 
-_BIAS_NOTE = {
-    "lstm": "PyTorch's LSTM has two bias vectors, so its count is 4*U per layer more than Keras' summary",
-    "gru": "PyTorch's GRU has two bias vectors, as Keras' default GRU (reset_after=true); "
-           "Keras' GRU with reset_after=false reports 3*U per layer less",
-    "rnn": "PyTorch's RNN has two bias vectors, so its count is U per layer more than Keras' SimpleRNN",
-}
-_DOC = {
-    "lstm": "long short-term memory (Hochreiter & Schmidhuber 1997)",
-    "gru": "gated recurrent unit (Cho et al. 2014)",
-    "rnn": "simple (Elman) recurrent layer; nonlinearity=tanh|relu for its cell",
-}
+# PyTorch's names: `weight_ih_l0` (input kernel), `weight_hh_l0` (hidden-to-hidden), two biases per layer.
+RECURRENT_WEIGHTS = WeightRoles(kernel=("weight_ih_l*",), recurrent_kernel=("weight_hh_l*",),
+                                bias=("bias_ih_l*", "bias_hh_l*"))
+_RECURRENT_DOC = (
+    "over a TxF sequence (T may be dynamic): returns the last step's output U, or every step's TxU with "
+    "return_sequences=true; layers=N stacks N layers, dropout= acts between them (as in PyTorch); "
+    "init=/regularizer=/constraint= act on the input kernels, recurrent_init= (e.g. orthogonal)/"
+    "recurrent_regularizer=/recurrent_constraint= on the hidden-to-hidden ones. "
+)
 
-for _kind in RECURRENT_KINDS:
-    register(LayerKind(
-        name=_kind, aliases=("simple_rnn",) if _kind == "rnn" else (),
-        params=RnnParams if _kind == "rnn" else RecurrentParams, slots=(Slot("units"),),
-        shape=_recurrent_shape(_kind), count=_recurrent_count(_kind), flops=_recurrent_flops(_kind),
-        build=_recurrent_build(_kind), category="recurrent",
-        example=f"{_kind} 64" if _kind != "rnn" else "rnn 32 nonlinearity=relu",
-        doc=(f"{_DOC[_kind]} over a TxF sequence (T may be dynamic): returns the last step's output U, "
-             f"or every step's TxU with return_sequences=true; layers=N stacks N layers, dropout= acts between "
-             f"them (as in PyTorch); init=/regularizer=/constraint= act on the input kernels, recurrent_init= "
-             f"(e.g. orthogonal)/recurrent_regularizer=/recurrent_constraint= on the hidden-to-hidden ones. "
-             f"{_BIAS_NOTE[_kind]}. FLOPs: multiply-adds over T steps"),
-    ))
+register(LayerKind(
+    name="rnn", aliases=("simple_rnn",), params=RnnParams, slots=(Slot("units"),),
+    shape=_recurrent_shape("rnn"), count=_recurrent_count("rnn"), flops=_recurrent_flops("rnn"),
+    build=_recurrent_build("rnn"), weights=replace(RECURRENT_WEIGHTS, onnx_ops=("RNN",)),
+    category="recurrent", example="rnn 32 nonlinearity=relu",
+    doc="simple (Elman) recurrent layer; nonlinearity=tanh|relu for its cell " + _RECURRENT_DOC
+        + "PyTorch's RNN has two bias vectors, so its count is U per layer more than Keras' SimpleRNN. "
+        "FLOPs: multiply-adds over T steps",
+))
+
+register(LayerKind(
+    name="lstm", params=RecurrentParams, slots=(Slot("units"),),
+    shape=_recurrent_shape("lstm"), count=_recurrent_count("lstm"), flops=_recurrent_flops("lstm"),
+    build=_recurrent_build("lstm"), weights=replace(RECURRENT_WEIGHTS, onnx_ops=("LSTM",)),
+    category="recurrent", example="lstm 64",
+    doc="long short-term memory (Hochreiter & Schmidhuber 1997) " + _RECURRENT_DOC
+        + "PyTorch's LSTM has two bias vectors, so its count is 4*U per layer more than Keras' summary. "
+        "FLOPs: multiply-adds over T steps",
+))
+
+register(LayerKind(
+    name="gru", params=RecurrentParams, slots=(Slot("units"),),
+    shape=_recurrent_shape("gru"), count=_recurrent_count("gru"), flops=_recurrent_flops("gru"),
+    build=_recurrent_build("gru"), weights=replace(RECURRENT_WEIGHTS, onnx_ops=("GRU",)),
+    category="recurrent", example="gru 64",
+    doc="gated recurrent unit (Cho et al. 2014) " + _RECURRENT_DOC
+        + "PyTorch's GRU has two bias vectors, as Keras' default GRU (reset_after=true); "
+        "Keras' GRU with reset_after=false reports 3*U per layer less. FLOPs: multiply-adds over T steps",
+))
 
 
 # --- bidirectional ---------------------------------------------------------------
@@ -238,7 +254,7 @@ def _bidirectional_flops(p, x, y, bodies: list[BodyResult]) -> int:
 
 
 def _bidirectional_build(p: BidirectionalParams, x, y, children):
-    from ..backends.torch_modules_recurrent import Bidirectional, find_recurrent
+    from ..modules.recurrent import Bidirectional, find_recurrent
 
     (body,) = children
     layer = find_recurrent(body)
@@ -278,7 +294,7 @@ def _timedistributed_flops(p, x: TensorType, y, bodies: list[BodyResult]) -> int
 
 
 def _timedistributed_build(p, x, y, children):
-    from ..backends.torch_modules_recurrent import TimeDistributed
+    from ..modules.recurrent import TimeDistributed
 
     (body,) = children
     return TimeDistributed(body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..shapes import ShapeError, TensorType, describe
-from .base import BRANCHES, MAIN_AND_SHORTCUT, SEQUENCE, InferBody, LayerKind, LayerParams, register
+from .base import BRANCHES, GROUP, MAIN_AND_SHORTCUT, InferBody, LayerKind, LayerParams, register
 
 
 class GroupParams(LayerParams):
@@ -24,7 +24,7 @@ def _group_build(p, x, y, children):
 
 register(LayerKind(
     name="group", aliases=("sequential",), params=GroupParams, shape=_group_shape, build=_group_build,
-    layout=SEQUENCE, category="structure", example="group { conv 64 3x3 pad=same -> relu }",
+    layout=GROUP, category="structure", example="group { conv 64 3x3 pad=same -> relu }",
     doc="a named sub-stack; every use of a block becomes one (its layers nest under its name)",
 ))
 
@@ -52,15 +52,15 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
 
 
 def _residual_build(p, x, y, children):
-    from ..backends.torch_modules_structure import Residual
+    from ..modules.structure import Residual
 
     main, shortcut = children
     return Residual(main, shortcut)
 
 
 register(LayerKind(
-    name="residual", params=ResidualParams, shape=_residual_shape, build=_residual_build, layout=MAIN_AND_SHORTCUT,
-    category="structure", example="residual { conv 64 3x3 pad=same -> batchnorm -> relu }",
+    name="residual", params=ResidualParams, shape=_residual_shape, build=_residual_build,
+    layout=MAIN_AND_SHORTCUT, category="structure", example="residual { conv 64 3x3 pad=same -> batchnorm -> relu }",
     doc="adds its input (or `shortcut { ... }`, a projection) to the output of its body (He et al. 2016)",
 ))
 
@@ -100,14 +100,15 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
 
 
 def _concat_build(p, x, y, children):
-    from ..backends.torch_modules_structure import Concat
+    from ..modules.structure import Concat
 
     return Concat(children, dim=_concat_axis(p, y) + 1)
 
 
 register(LayerKind(
-    name="concat", params=ConcatParams, shape=_concat_shape, build=_concat_build, layout=replace(BRANCHES, merge="concat"),
-    category="structure", example="concat { branch { conv 64 1x1 }; branch { conv 32 3x3 pad=same } }",
+    name="concat", params=ConcatParams, shape=_concat_shape, build=_concat_build,
+    layout=replace(BRANCHES, merge="concat"), category="structure",
+    example="concat { branch { conv 64 1x1 }; branch { conv 32 3x3 pad=same } }",
     doc="runs each `branch { }` on the same input and concatenates the outputs "
         "(along channels of an image, features otherwise; `axis=` to choose), as in Inception",
 ))
@@ -130,13 +131,14 @@ def _add_shape(p, x: TensorType, infer: InferBody) -> TensorType:
 
 
 def _add_build(p, x, y, children):
-    from ..backends.torch_modules_structure import Add
+    from ..modules.structure import Add
 
     return Add(children)
 
 
 register(LayerKind(
-    name="add", params=AddParams, shape=_add_shape, build=_add_build, layout=replace(BRANCHES, merge="add"),
-    category="structure", example="add { branch { conv 64 3x3 pad=same }; branch { conv 64 1x1 } }",
+    name="add", params=AddParams, shape=_add_shape, build=_add_build,
+    layout=replace(BRANCHES, merge="add"), category="structure",
+    example="add { branch { conv 64 3x3 pad=same }; branch { conv 64 1x1 } }",
     doc="runs each `branch { }` on the same input and adds the outputs elementwise",
 ))

@@ -2,8 +2,19 @@
 and the metadata of exported ONNX files (see records.py and folder.py)."""
 
 from .folder import RunFolder, new_run_id, validation_split
-from .records import (DataInfo, ImageFormat, InputInfo, Normalization, OnnxInput, OnnxMetadata, OnnxOutput,
-                      OutputInfo, Preprocess, RunRecord, TextFormat)
+from .records import (
+    DataInfo,
+    ImageFormat,
+    InputInfo,
+    Normalization,
+    OnnxInput,
+    OnnxMetadata,
+    OnnxOutput,
+    OutputInfo,
+    Preprocess,
+    RunRecord,
+    TextFormat,
+)
 
 __all__ = ["DataInfo", "ImageFormat", "InputInfo", "Normalization", "OnnxInput", "OnnxMetadata", "OnnxOutput",
            "OutputInfo", "Preprocess", "RunFolder", "RunRecord", "TextFormat", "new_run_id", "validation_split"]

@@ -26,14 +26,16 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import SpecError
-from ..files import write_text_atomic
+from ..files import write_bytes_atomic, write_text_atomic
 from .records import Preprocess, RunRecord
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RECORD = "run.json"
 PREPROCESS = "preprocess.json"
@@ -52,6 +54,8 @@ def new_run_id() -> str:
 def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The one rule for the validation split: (train, validation) sample indices, reproducible
     from the seed, the validation part `fraction` of n (at least one sample)."""
+    import numpy as np  # here: reading records needs no numpy
+
     if fraction <= 0:
         return np.arange(n), np.arange(0)
     n_val = max(1, int(round(n * fraction)))
@@ -101,7 +105,7 @@ class RunFolder:
         return self.path / CURVES
 
     @classmethod
-    def new(cls, model_name: str, root: Path | str = "runs") -> "RunFolder":
+    def new(cls, model_name: str, root: Path | str = "runs") -> RunFolder:
         """A fresh folder name under `root`: <model>-<YYYYmmdd-HHMMSS>[-N]."""
         base = Path(root) / f"{model_name}-{time.strftime('%Y%m%d-%H%M%S')}"
         path, n = base, 1
@@ -111,7 +115,7 @@ class RunFolder:
         return cls(path)
 
     @classmethod
-    def of_weights(cls, weights: Path | str) -> tuple["RunFolder | None", Path]:
+    def of_weights(cls, weights: Path | str) -> tuple[RunFolder | None, Path]:
         """`--weights`: a run folder (its weights.safetensors) or a .safetensors file, whose
         folder is its run when it holds a run.json or preprocess.json."""
         path = Path(weights)
@@ -176,13 +180,10 @@ class RunFolder:
     # --- weights ------------------------------------------------------------------------
     def save_weights(self, state: dict, run_id: str) -> None:
         """A state_dict as safetensors, tagged with the run id (torch imported here only)."""
-        from safetensors.torch import save_file
-
-        from ..files import atomic_path
+        from safetensors.torch import save
 
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-        with atomic_path(self.weights_file) as temporary:
-            save_file(tensors, str(temporary), metadata={"format": "pt", RUN_ID_KEY: run_id})
+        write_bytes_atomic(self.weights_file, save(tensors, metadata={"format": "pt", RUN_ID_KEY: run_id}))
 
     @staticmethod
     def weights_run_id(file: Path) -> str | None:
@@ -199,7 +200,7 @@ class RunFolder:
         """Refuse a folder whose record, preprocessing and weights come from different runs."""
         ids = {}
         record, preprocess = self.read_record(), self.read_preprocess()
-        if record is not None:
+        if record is not None and record.run_id is not None:
             ids[RECORD] = record.run_id
         if preprocess is not None and preprocess.run_id is not None:
             ids[PREPROCESS] = preprocess.run_id
@@ -251,7 +252,7 @@ class RunFolder:
         return record is not None and record.status in ("completed", "diverged", "failed")
 
     @contextlib.contextmanager
-    def owned(self) -> Iterator["RunFolder"]:
+    def owned(self) -> Iterator[RunFolder]:
         """Hold the folder for this process; tidy what a killed process left behind first."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -277,14 +278,14 @@ class RunFolder:
             for temporary in self.path.glob(".*.tmp"):
                 temporary.unlink(missing_ok=True)
 
-    def staging(self) -> "RunFolder":
+    def staging(self) -> RunFolder:
         """An empty folder beside this one where a replacing run is built."""
         if self.staging_path.exists():
             shutil.rmtree(self.staging_path)
         self.staging_path.mkdir(parents=True)
         return RunFolder(self.staging_path)
 
-    def commit_staging(self, staging: "RunFolder") -> None:
+    def commit_staging(self, staging: RunFolder) -> None:
         """Swap the finished run in `staging` into this folder's place (atomically where the
         system can exchange two paths), then remove the old run."""
         if not self.path.exists():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -46,17 +46,17 @@ class Record(BaseModel):
             raise ValueError(f"{source}: {where}: {first['msg']}") from None
 
     def to_json_text(self) -> str:
-        return json.dumps(_finite(self.model_dump(mode="json")), indent=2) + "\n"
+        return json.dumps(json_safe(self.model_dump(mode="json")), indent=2) + "\n"
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -158,7 +158,7 @@ class RunRecord(Record):
     `status` is written at each stage; a run killed without warning still says `running`,
     and `RunFolder.state()` tells that from a live one by its lock."""
 
-    run_id: str
+    run_id: str | None = None  # None: a run written before run ids (specc 0.1.0)
     specc_version: str
     model: str
     spec_file: str | None = None
@@ -201,6 +201,11 @@ class OnnxOutput(Record):
 METADATA_PREFIX = "specc."
 
 
+def _is_text(annotation: Any) -> bool:
+    """`str` or `str | None`: stored in metadata_props as plain text."""
+    return annotation is str or set(get_args(annotation)) == {str, type(None)}
+
+
 class OnnxMetadata(Record):
     """The `specc.*` metadata_props of an exported file: enough for an app to feed it and read it."""
 
@@ -220,14 +225,17 @@ class OnnxMetadata(Record):
     preprocess: dict[str, Any] = {}
 
     def to_props(self) -> dict[str, str]:
-        """metadata_props entries: strings as they are, everything else as JSON."""
+        """metadata_props entries: text fields as they are (left out when None), the rest as JSON."""
         props = {}
         for key, value in self.model_dump(mode="json").items():
-            props[METADATA_PREFIX + key] = value if isinstance(value, str) else json.dumps(_finite(value))
+            if not _is_text(type(self).model_fields[key].annotation):
+                props[METADATA_PREFIX + key] = json.dumps(json_safe(value))
+            elif value is not None:
+                props[METADATA_PREFIX + key] = value
         return props
 
     @classmethod
-    def from_props(cls, props: dict[str, str], source: str = "the model file") -> "OnnxMetadata":
+    def from_props(cls, props: dict[str, str], source: str = "the model file") -> OnnxMetadata:
         """Read the entries back (entries of other tools are ignored); ValueError on a bad one."""
         fields: dict[str, Any] = {}
         for key, text in props.items():
@@ -238,8 +246,7 @@ class OnnxMetadata(Record):
                 continue
             if len(text) > MAX_RECORD_BYTES:
                 raise ValueError(f"{source}: metadata `{key}` is {len(text):,} bytes, over the limit")
-            annotation = cls.model_fields[name].annotation
-            if annotation is str:
+            if _is_text(cls.model_fields[name].annotation):
                 fields[name] = text
                 continue
             try:

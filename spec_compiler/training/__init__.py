@@ -1,16 +1,22 @@
 """Training: `specc train` / `Model.train()` and `specc evaluate` / `Model.evaluate()`.
 
-- data.py: loaders (bundled digits, .npz, .npy pairs, CSV numbers or text, image
-  folders, MNIST IDX), adaptation to the spec's input, checks;
-- tokenizer.py: the built-in text tokenizer (vocabulary saved in preprocess.json);
-- losses.py: losses (fused on logits where stable) and metrics;
-- augment.py: vectorized image augmentation;
-- trainer.py: the loop (schedules, clipping, early stopping, checkpoints, resume, DDP);
-- runs.py: the run folder, written atomically; progress.py: bars and lines;
+Importing this package does not import torch (the train section's schemas live in
+options/, and `specc compile` checks them); the modules that train do.
+
+- target.py, readers.py, data.py: what the spec expects; the file formats; adaptation
+  of the data to the spec's input and output, with checks;
+- options/: every loss, optimizer, schedule, metric, augmentation and normalization,
+  each schema beside its implementation;
+- prepare.py: a run's data (split, vocabulary, normalization) and its preprocess record;
+- overrides.py: Model.train() keywords and command-line options over the train section;
+- fit.py: the fit loop; callbacks.py: what happens around it (early stopping, plateau,
+  checkpoints, logs); progress.py: bars and lines; scoring.py: loss and metrics over data;
+- output.py: where a run is written (the run-folder contract of spec_compiler/run/);
+  checkpoint.py: resume state, RNG state, weights;
 - ddp.py: torch.distributed under torchrun; evaluate.py: evaluation of a run.
 """
 
-from .evaluate import evaluate
-from .trainer import TrainingInterrupted, TrainResult, train
+from .callbacks import Callback
+from .result import TrainingInterrupted, TrainResult
 
-__all__ = ["TrainResult", "TrainingInterrupted", "evaluate", "train"]
+__all__ = ["Callback", "TrainResult", "TrainingInterrupted"]

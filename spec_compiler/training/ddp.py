@@ -35,13 +35,16 @@ class Dist:
         return self.rank == 0
 
 
+SINGLE = Dist()  # one process, no torch.distributed
+
+
 def launched() -> bool:
     return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def setup(device_type: str) -> Dist:
     if not launched():
-        return Dist()
+        return SINGLE
     import torch.distributed as dist
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import TextIO
+
+from .callbacks import Callback
 
 
 def _fmt(logs: dict) -> str:
@@ -18,8 +19,8 @@ def _fmt(logs: dict) -> str:
     return " - ".join(parts)
 
 
-class Progress:
-    """Reports epochs; `live` (a TTY) shows a bar updated every few batches."""
+class Progress(Callback):
+    """Reports epochs and messages; `live` (a terminal) shows a bar updated every few steps."""
 
     def __init__(self, epochs: int, steps: int, stream: TextIO | None = None, enabled: bool = True,
                  live: bool | None = None):
@@ -30,56 +31,43 @@ class Progress:
         self._bar = None
         self._task = None
         self._last = 0.0
+        self._start = time.perf_counter()
 
     def message(self, text: str) -> None:
         if self.enabled:
             print(text, file=self.stream, flush=True)
 
-    def start_epoch(self, epoch: int, done_steps: int = 0) -> None:
+    def on_epoch_begin(self, trainer, epoch: int) -> None:
         self._start = time.perf_counter()
         if not self.live:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
-            TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
 
-        console = Console(file=self.stream)
         self._bar = RichProgress(TextColumn(f"epoch {epoch}/{self.epochs}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[logs]}"), console=console,
-                                 transient=True)
+                                 TimeElapsedColumn(), TextColumn("{task.fields[logs]}"),
+                                 console=Console(file=self.stream), transient=True)
         self._bar.start()
-        self._task = self._bar.add_task("train", total=self.steps, completed=done_steps, logs="")
+        self._task = self._bar.add_task("train", total=self.steps, completed=trainer.first_step, logs="")
 
-    def wants_update(self) -> bool:
-        """True at most ~10 times a second (reading the loss costs a device sync on CUDA)."""
-        if self._bar is None:
-            return False
-        now = time.perf_counter()
-        if now - self._last >= 0.1:
-            self._last = now
-            return True
-        return False
+    def on_batch_end(self, trainer, epoch: int, step: int) -> None:
+        # at most ~10 times a second: reading the running loss costs a device sync on CUDA
+        if self._bar is None or time.perf_counter() - self._last < 0.1:
+            return
+        self._last = time.perf_counter()
+        self._bar.update(self._task, completed=step, logs=_fmt(trainer.running_logs()))
 
-    def update(self, step: int, logs: dict | None = None) -> None:
-        if self._bar is not None:
-            if logs is not None:
-                self._bar.update(self._task, completed=step, logs=_fmt(logs))
-            else:
-                self._bar.update(self._task, completed=step)
-
-    def end_epoch(self, epoch: int, logs: dict) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
+        self.close()
         if self.enabled:
             seconds = logs.get("time_s", time.perf_counter() - self._start)
             print(f"epoch {epoch}/{self.epochs} - {_fmt(logs)} - {seconds:.1f}s", file=self.stream, flush=True)
+
+    def on_train_end(self, trainer, status: str) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-
-
-def finite(value) -> bool:
-    return isinstance(value, float) and math.isfinite(value)

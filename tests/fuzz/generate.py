@@ -15,6 +15,7 @@ timedistributed, bidirectional, `?` and named lengths, names, `frozen`, comments
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import types
@@ -368,9 +369,9 @@ def _layout(opening: str, parts: list[str], rng: random.Random) -> str:
 
 
 def _reshape_target(t: TensorType, rng: random.Random) -> str | None:
-    numel = t.numel()
-    if numel is None:
+    if not t.is_static:
         return None
+    numel = math.prod(t.dims)
     divisors = [d for d in range(1, numel + 1) if numel % d == 0]
     first = rng.choice(divisors)
     return rng.choice([f"{first}x{numel // first}", str(numel), f"{first}x{numel // first}x1"])

@@ -1,0 +1,159 @@
+"""torch.onnx, tamed: the TorchScript exporter first, the dynamo exporter as the fallback,
+their noise silenced, and a failure traced to the spec layer the exporter cannot handle."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import Diagnostic, SpecError
+from .locate import layer_index
+from .messages import first_line
+from .prepare import Prepared, axis_names, sample_input
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 11
+TORCHSCRIPT_MAX_OPSET = 20  # torch.onnx's TorchScript exporter
+DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter
+EXPORT_BATCH = 2
+
+
+def max_opset() -> int:
+    from torch.onnx import _constants
+
+    return max(TORCHSCRIPT_MAX_OPSET, int(getattr(_constants, "ONNX_MAX_OPSET", TORCHSCRIPT_MAX_OPSET)))
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the exporters' and quantizer's warnings, log lines and C++ prints
+    ("Torch IR graph at exception"): the user sees specc's own message instead."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript",
+                                                    "root")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings(), tempfile.TemporaryFile() as sink:
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        saved = []
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(AttributeError, OSError, ValueError):
+                    stream.flush()
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(sink.fileno(), fd)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                yield
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def exporters(opset: int, explicit: bool) -> tuple[str, ...]:
+    """Which exporters to try, in order: SPECC_ONNX_EXPORTER=torchscript|dynamo|auto (default auto:
+    TorchScript, the fast one, then the dynamo exporter when TorchScript fails). TorchScript
+    writes opsets up to 20, dynamo from 18 on; an opset the user asked for is never changed
+    (without --opset, the dynamo fallback writes opset 18)."""
+    choice = os.environ.get("SPECC_ONNX_EXPORTER", "auto").strip().lower()
+    wanted = {"torchscript": ("torchscript",), "dynamo": ("dynamo",)}.get(choice, ("torchscript", "dynamo"))
+    usable = {"torchscript": opset <= TORCHSCRIPT_MAX_OPSET,
+              "dynamo": opset >= DYNAMO_MIN_OPSET or not explicit}
+    return tuple(name for name in wanted if usable[name])
+
+
+def torchscript_export(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
+                       dynamic_axes: dict | None, opset: int):
+    import onnx
+
+    buffer = io.BytesIO()
+    with quiet(), torch.no_grad():
+        torch.onnx.export(module, (example,), buffer, input_names=[input_name], output_names=[output_name],
+                          dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def dynamo_export(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
+                  dynamic_axes: dict | None, opset: int):
+    with quiet(), torch.no_grad():
+        program = torch.onnx.export(module, (example,), None, input_names=[input_name], output_names=[output_name],
+                                    dynamic_axes=dynamic_axes, opset_version=max(opset, DYNAMO_MIN_OPSET),
+                                    dynamo=True, verbose=False, report=False)
+    return program.model_proto
+
+
+def to_onnx(p: Prepared, model, opset: int, explicit: bool, graph: nn.Module | None = None,
+            output_name: str | None = None) -> tuple[Any, str, float]:
+    """The ONNX ModelProto of `graph` (default: the model with its normalization), exported with
+    a batch of EXPORT_BATCH; the exporter used; and the seconds it took."""
+    graph = p.wrapper if graph is None else graph
+    output_name = output_name or p.output_name
+    dynamic_axes = {p.input_name: axis_names(p.dims), output_name: axis_names(p.output_dims)}
+    example = torch.from_numpy(sample_input(p, EXPORT_BATCH, 7, np.random.default_rng(0)))
+    start = time.perf_counter()
+    first_error: BaseException | None = None
+    for name in exporters(opset, explicit):
+        export = torchscript_export if name == "torchscript" else dynamo_export
+        try:
+            proto = export(graph, example, p.input_name, output_name, dynamic_axes, opset)
+            return proto, name, time.perf_counter() - start
+        except Exception as error:  # noqa: BLE001 - any exporter failure: the next one, then named
+            first_error = first_error or error
+    raise name_failing_layer(p, model, example, opset, first_error)
+
+
+def name_failing_layer(p: Prepared, model, example: torch.Tensor, opset: int,
+                       error: BaseException | None) -> SpecError:
+    """Export each layer alone (deepest first) to find the one the exporter cannot handle."""
+    layers = layer_index(model.info.layers)
+    modules = dict(p.module.named_modules())
+    inputs: dict[str, tuple] = {}
+
+    def recorder(path: str):
+        def hook(module, args, output) -> None:  # returns None: the output stays as it is
+            if path not in inputs:
+                inputs[path] = tuple(a.detach() for a in args if isinstance(a, torch.Tensor))
+        return hook
+
+    hooks = [modules[path].register_forward_hook(recorder(path)) for path in layers if path in modules]
+    try:
+        with torch.no_grad(), contextlib.suppress(Exception):  # a failing forward: the hooks saw what ran
+            p.wrapper(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    reason = first_line(error) if error is not None else "no exporter can write this opset"
+    failing, probed = [], 0
+    for path in sorted(inputs, key=lambda k: -k.count(".")):  # deepest first
+        args = inputs[path]
+        if len(args) != 1:
+            continue
+        probed += 1
+        try:
+            torchscript_export(modules[path], args[0], "x", "y", None, min(opset, TORCHSCRIPT_MAX_OPSET))
+        except Exception as layer_error:  # noqa: BLE001
+            failing.append((layers[path], first_line(layer_error)))
+    # When every layer fails alone, the problem is not a layer (an opset, the exporter itself).
+    if not failing or len(failing) == probed:
+        return SpecError.at(None, f"the ONNX exporter failed on {model.name}: {reason}",
+                            "run with --debug for the exporter's traceback")
+    culprit, reason = failing[0]
+    return SpecError(Diagnostic(
+        f"layer `{culprit.node.kind}` ({culprit.path}) cannot be exported to ONNX (opset {opset}): {reason}",
+        culprit.node.span, "replace this layer, or try another --opset"), model.ir.source)

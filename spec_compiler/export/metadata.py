@@ -1,0 +1,69 @@
+"""The `specc.*` metadata an exported file carries (the run package's OnnxMetadata), and
+the finishing touches: producer, doc string, onnx.checker."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+from pydantic import ValidationError
+
+from ..errors import SpecError
+from ..run import ImageFormat, OnnxInput, OnnxMetadata, OnnxOutput
+from ..version import __version__
+from .messages import first_line
+from .prepare import Prepared
+
+LAYOUTS = {"sequence": "NTF", "vector": "NF", "tokens": "NT"}
+
+
+def onnx_metadata(p: Prepared, model) -> OnnxMetadata:
+    """What an app needs to feed the file and read its output, from the spec and the run."""
+    ir_model = model.ir
+    kind, ttype = ir_model.input.kind, ir_model.input.type
+    layout = ("NCHW" if len(p.dims) == 3 else "NCL") if kind == "image" else LAYOUTS.get(kind, "N...")
+    preprocess = p.preprocess
+    run_id = (p.record.run_id if p.record is not None else None) or (preprocess.run_id if preprocess else None)
+    return OnnxMetadata(
+        version=__version__, model=ir_model.name, spec=ir_model.source, spec_path=str(ir_model.path),
+        input=OnnxInput(name=p.input_name, kind=kind, layout=layout, shape=list(p.dims),
+                        dtype="int64" if ttype.dtype == "int" else "float32", vocab=ttype.vocab),
+        output=OnnxOutput(name=p.output_name, shape=list(p.output_dims), activation=p.final),
+        labels=p.labels, normalization=p.normalization, normalization_in_graph=True,
+        image=_image_format(p, kind), text=preprocess.text if preprocess is not None and kind == "tokens" else None,
+        weights=str(p.weights) if p.weights is not None else "initialized", run_id=run_id,
+        preprocess=preprocess.model_dump(mode="json", exclude={"text", "normalize"}) if preprocess else {})
+
+
+def _image_format(p: Prepared, kind: str) -> ImageFormat | None:
+    """How image files become this input: the run's, else the spec's size; None when image
+    files cannot feed it (not an image, or more channels than a picture has)."""
+    if kind != "image":
+        return None
+    if p.preprocess is not None and p.preprocess.image is not None:
+        return p.preprocess.image
+    if len(p.dims) != 3 or not all(isinstance(d, int) for d in p.dims):
+        return None
+    try:
+        return ImageFormat(channels=p.dims[0], height=p.dims[1], width=p.dims[2])
+    except ValidationError:
+        return None
+
+
+def finish(graph: ir.Model, metadata: OnnxMetadata) -> None:
+    """Set the metadata_props, producer and doc string of the exported model."""
+    graph.metadata_props.clear()
+    graph.metadata_props.update(metadata.to_props())
+    graph.producer_name, graph.producer_version = "specc", metadata.version
+    graph.doc_string = f"{metadata.model}: exported by specc {metadata.version} from {metadata.spec_path}"
+    graph.model_version = 1
+
+
+def checked_bytes(graph: ir.Model) -> bytes:
+    """The serialized model, after onnx.checker's full check."""
+    import onnx
+
+    proto = ir.to_proto(graph)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise SpecError.at(None, f"the exported ONNX graph is invalid: {first_line(error)}") from None
+    return proto.SerializeToString()

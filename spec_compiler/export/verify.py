@@ -1,0 +1,213 @@
+"""Parity: the same inputs through PyTorch and ONNX Runtime must give the same numbers.
+
+What is compared is the logits (the values entering the final softmax/sigmoid) as well as
+the output: probabilities of an untrained 1000-class model are all about 0.001, so an
+absolute tolerance on them alone proves nothing. Values agree when
+|onnx - torch| <= FP32_TOLERANCE + FP32_RELATIVE_TOLERANCE * |torch| (numpy.isclose's rule;
+torch.onnx's own verification uses the same relative 1e-3), and inf and NaN count as
+agreeing when they sit at the same places with the same sign: a model whose outputs hold
+them on random inputs (`relu -> log`) still exports when both runtimes agree.
+
+An error raised by ONNX Runtime becomes a SpecError naming the spec layer whose node
+failed, found from the node's name (rerunning without graph optimizations when the
+failing node is one ONNX Runtime fused).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import Diagnostic, SpecError
+from .data import RunData
+from .locate import layer_index, layer_of_node
+from .messages import dims_text, first_line
+from .prepare import Prepared, sample_input
+from .report import Check
+
+FP32_TOLERANCE = 1e-4  # absolute
+FP32_RELATIVE_TOLERANCE = 1e-3
+CHUNK = 256
+VALIDATION_LIMIT = 2048
+RANDOM_CASES = ((1, None), (3, None))
+RANDOM_CASES_DYNAMIC = ((1, 5), (3, 23), (3, 5), (1, 23))  # (batch, sequence length)
+NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
+STATUS = re.compile(r"Status Message: (.*)")
+
+
+def ort_session(data: bytes, optimized: bool = True):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # errors are reported as SpecErrors
+    if not optimized:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class OrtGraph:
+    """The exported graph in ONNX Runtime: its output, and the logits when they differ from it."""
+
+    data: bytes  # the serialized graph the session runs (the file's, plus the logits output)
+    session: Any
+    input_name: str
+    output_name: str
+    logits_name: str | None = None  # a second output of `session`
+    logits_session: Any = None  # a separate logits graph, when the output could not be split
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        outputs, logits = [], []
+        names = [self.output_name] + ([self.logits_name] if self.logits_name else [])
+        for start in range(0, len(x), CHUNK):
+            chunk = x[start:start + CHUNK]
+            results = self.session.run(names, {self.input_name: chunk})
+            outputs.append(results[0])
+            if self.logits_name:
+                logits.append(results[1])
+            elif self.logits_session is not None:
+                logits.append(self.logits_session.run(None, {self.input_name: chunk})[0])
+        return np.concatenate(outputs), (np.concatenate(logits) if logits else None)
+
+
+@dataclass
+class Difference:
+    max_abs: float
+    max_rel: float
+    nonfinite: int
+    agree: bool
+
+
+def compare(reference: np.ndarray, got: np.ndarray) -> Difference:
+    """How far ONNX Runtime's values are from PyTorch's (the tolerances are read at each call)."""
+    if reference.shape != got.shape:
+        return Difference(np.inf, np.inf, 0, False)
+    a, b = reference.astype(np.float64), got.astype(np.float64)
+    finite_a, finite_b = np.isfinite(a), np.isfinite(b)
+    same_places = np.array_equal(finite_a, finite_b) and np.array_equal(a[~finite_a], b[~finite_b], equal_nan=True)
+    if not same_places:
+        return Difference(np.inf, np.inf, int((~finite_a | ~finite_b).sum()), False)
+    a, b = a[finite_a], b[finite_a]
+    if a.size == 0:
+        return Difference(0.0, 0.0, int((~finite_a).sum()), True)
+    diff = np.abs(a - b)
+    rel = diff / np.maximum(np.abs(a), np.finfo(np.float32).tiny)
+    agree = bool(np.all(diff <= FP32_TOLERANCE + FP32_RELATIVE_TOLERANCE * np.abs(a)))
+    return Difference(float(diff.max()), float(rel.max()), int((~finite_a).sum()), agree)
+
+
+def torch_run(p: Prepared, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The output and (for a model ending in softmax/sigmoid) the logits, in chunks."""
+    outputs, logits = [], []
+    with torch.no_grad():
+        for start in range(0, len(x), CHUNK):
+            chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + CHUNK]))
+            outputs.append(p.wrapper(chunk).numpy())
+            if p.is_classifier:
+                logits.append(p.wrapper.forward_logits(chunk).numpy())
+    return np.concatenate(outputs), (np.concatenate(logits) if logits else None)
+
+
+def predicted_classes(y: np.ndarray) -> np.ndarray:
+    """Top class per sample: argmax, or the 0.5 threshold of a single output."""
+    y = y.reshape(len(y), -1)
+    return (y[:, 0] > 0.5).astype(np.int64) if y.shape[1] == 1 else np.argmax(y, axis=1)
+
+
+def accuracy(y_pred: np.ndarray, y_true: np.ndarray | None) -> float | None:
+    """Share of samples whose top class is the label (labels as ids or one-hot); None without labels."""
+    if y_true is None:
+        return None
+    y_true = np.asarray(y_true)
+    if y_true.ndim == 2 and y_true.shape[1] > 1:
+        y_true = np.argmax(y_true, axis=1)
+    y_true = y_true.reshape(-1)
+    pred = predicted_classes(y_pred)
+    if len(pred) != len(y_true):
+        return None
+    return float(np.mean(pred == y_true.astype(np.int64)))
+
+
+def verify(p: Prepared, model, graph: OrtGraph, data: RunData | None, output: str) -> tuple[list[Check], dict | None]:
+    """Random inputs at two batch sizes (two lengths when dynamic), then the run's validation
+    data; the checks and the validation summary. SpecError on any disagreement."""
+    rng = np.random.default_rng(1)
+    dynamic = any(isinstance(d, str) for d in p.dims)
+    checks = []
+    for batch, length in RANDOM_CASES_DYNAMIC if dynamic else RANDOM_CASES:
+        x = sample_input(p, batch, length, rng)
+        check, _, _ = _check(p, model, graph, "random", x, output)
+        checks.append(check)
+    validation = None
+    if data is not None and data.x_val is not None:
+        x, y = data.x_val[:VALIDATION_LIMIT], (data.y_val[:VALIDATION_LIMIT] if data.y_val is not None else None)
+        check, reference, got = _check(p, model, graph, "validation", x, output)
+        checks.append(check)
+        validation = {"samples": len(x), "source": data.source, "max_abs_diff": check.max_abs_diff,
+                      "accuracy_torch": accuracy(reference, y), "accuracy_onnx": accuracy(got, y)}
+    return checks, validation
+
+
+def _check(p: Prepared, model, graph: OrtGraph, what: str, x: np.ndarray,
+           output: str) -> tuple[Check, np.ndarray, np.ndarray]:
+    reference, reference_logits = torch_run(p, x)
+    try:
+        got, got_logits = graph.run(x)
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
+        raise runtime_error(graph.data, graph.input_name, model, error, f"{what} inputs {dims_text(x.shape)}", x,
+                            output) from None
+    differences = [compare(reference, got)]
+    if reference_logits is not None and got_logits is not None:
+        if got_logits.size == reference_logits.size:
+            got_logits = got_logits.reshape(reference_logits.shape)
+        differences.insert(0, compare(reference_logits, got_logits))
+    check = Check(what, list(x.shape), max(d.max_abs for d in differences), max(d.max_rel for d in differences),
+                  max(d.nonfinite for d in differences), "logits and output" if len(differences) > 1 else "output")
+    if not all(d.agree for d in differences):
+        raise SpecError.at(None, f"ONNX Runtime disagrees with PyTorch on {what} inputs {dims_text(x.shape)} "
+                                 f"({check.compared}): max abs diff {check.max_abs_diff:.3g}, max relative diff "
+                                 f"{check.max_rel_diff:.3g} (allowed {FP32_TOLERANCE:g} + {FP32_RELATIVE_TOLERANCE:g} "
+                                 f"x |value|, inf and NaN at the same places); nothing was written to {output}",
+                           "try another --opset, or report the layer kinds of this spec as an export bug")
+    return check, reference, got
+
+
+def runtime_error(data: bytes, input_name: str, model, error: BaseException, inputs: str | None,
+                  x: np.ndarray | None, output: str) -> SpecError:
+    """An ONNX Runtime failure as a SpecError at the spec layer whose node failed: running
+    `data` on `x` (described by `inputs`), or loading it (`inputs` None)."""
+    op, node, status = _parse(first_line(error), str(error))
+    layers = layer_index(model.info.layers)
+    layer = layer_of_node(node, layers) if node else None
+    only_optimized = False
+    if layer is None and x is not None:  # a node ONNX Runtime fused: find it in the plain graph
+        try:
+            ort_session(data, optimized=False).run(None, {input_name: x[:CHUNK]})
+            only_optimized = True
+        except Exception as plain_error:  # noqa: BLE001 - onnxruntime raises its own kinds
+            plain = _parse(first_line(plain_error), str(plain_error))
+            if plain[1]:
+                op, node, status = plain
+                layer = layer_of_node(node, layers)
+    action = f"run {{what}} on {inputs}" if inputs else "load {what}"
+    if only_optimized:
+        action += " (only with ONNX Runtime's graph optimizations)"
+    hint = (f"try another --opset, or report this spec as an export bug; nothing was written to {output}")
+    if layer is not None:
+        what = f"layer `{layer.node.kind}` ({layer.path}) of the exported graph"
+        return SpecError(Diagnostic(f"ONNX Runtime cannot {action.format(what=what)}: {status}", layer.node.span,
+                                    hint), model.ir.source)
+    what = "the exported graph" + (f" ({op} node `{node}`)" if node else "")
+    return SpecError.at(None, f"ONNX Runtime cannot {action.format(what=what)}: {status}", hint)
+
+
+def _parse(line: str, text: str) -> tuple[str | None, str | None, str]:
+    """(op type, node name, the status message) from an ONNX Runtime error."""
+    node = NODE.search(text)
+    status = STATUS.search(text)
+    message = status.group(1).strip() if status else re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", line)
+    return (node.group(1), node.group(2), message) if node else (None, None, message)

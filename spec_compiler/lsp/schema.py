@@ -1,0 +1,123 @@
+"""Reading a kind's pydantic schema for people: a field's type and default in the words a
+spec uses (`valid | same | int >= 0 | sizes like 3x3`), and the words a value may be."""
+
+from __future__ import annotations
+
+import types as python_types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from ..layers import REGISTRY
+
+ACTIVATION_FIELD = "activation"  # the field that makes a kind take a trailing activation word
+MAX_KINDS_NAMED = 4
+_BOUNDS = ((annotated_types.Gt, "gt", ">"), (annotated_types.Ge, "ge", ">="), (annotated_types.Lt, "lt", "<"),
+           (annotated_types.Le, "le", "<="))
+_SIMPLE = {int: "int", float: "number", str: "text", bool: "true | false"}
+
+
+def field_summary(field: FieldInfo, name: str = "") -> str:
+    """`int > 0, required` or `valid | same | int >= 0 | sizes like 3x3; default valid`."""
+    text = "an activation" if name == ACTIVATION_FIELD else type_text(field.annotation, field.metadata)
+    if field.is_required():
+        return f"{text}, required"
+    return f"{text}; default {default_text(field)}"
+
+
+def default_text(field: FieldInfo) -> str:
+    if field.default is PydanticUndefined:
+        return "empty" if field.default_factory is not None else "none"
+    return value_text(field.default)
+
+
+def value_text(value: Any) -> str:
+    """A value as a spec writes it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return str(value)
+
+
+def type_text(annotation: Any, metadata: list | tuple = ()) -> str:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *extra = get_args(annotation)
+        return type_text(base, [*metadata, *extra])
+    if origin in (Union, python_types.UnionType):
+        members = [m for m in get_args(annotation) if m is not type(None)]
+        kinds = _choice_kinds(members)
+        if kinds:
+            shown = " | ".join(kinds[:MAX_KINDS_NAMED])
+            return shown + (f" | ... ({len(kinds)} in all)" if len(kinds) > MAX_KINDS_NAMED else "")
+        return " | ".join(type_text(m) for m in members) if members else "none"
+    if origin is Literal:
+        return " | ".join(map(value_text, get_args(annotation)))
+    if origin is tuple:
+        args = get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return "sizes like 3x3"
+        return "(" + ", ".join(type_text(a) for a in args) + ")"
+    if origin is list:
+        (item,) = get_args(annotation) or (Any,)
+        return f"[{type_text(item)}, ...]"
+    kinds = _choice_kinds([annotation])
+    if kinds:
+        return " | ".join(kinds)
+    return _SIMPLE.get(annotation, getattr(annotation, "__name__", str(annotation))) + _bounds(metadata)
+
+
+def value_words(field: FieldInfo, name: str = "") -> list[str]:
+    """The words a field's value may be (literal choices, true/false, initializer names...)."""
+    if name == ACTIVATION_FIELD:
+        return REGISTRY.activations()
+    words: list[str] = []
+    _collect_words(field.annotation, words)
+    return words
+
+
+def _collect_words(annotation: Any, words: list[str]) -> None:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        _collect_words(get_args(annotation)[0], words)
+    elif origin in (Union, python_types.UnionType):
+        members = get_args(annotation)
+        kinds = _choice_kinds([m for m in members if m is not type(None)])
+        if kinds:
+            words += [k for k in kinds if k not in words]
+        else:
+            for member in members:
+                _collect_words(member, words)
+    elif origin is Literal:
+        words += [value_text(a) for a in get_args(annotation) if value_text(a) not in words]
+    elif _choice_kinds([annotation]):
+        words += [k for k in _choice_kinds([annotation]) if k not in words]
+    elif annotation is bool:
+        words += [w for w in ("true", "false") if w not in words]
+
+
+def _choice_kinds(members: list) -> list[str]:
+    """For a union of `choice` models (initializers, losses...): their `kind` words."""
+    kinds = []
+    for member in members:
+        if not (isinstance(member, type) and issubclass(member, BaseModel) and "kind" in member.model_fields):
+            return []
+        kinds += [value_text(k) for k in get_args(member.model_fields["kind"].annotation)]
+    return kinds
+
+
+def _bounds(metadata) -> str:
+    parts = []
+    for item in metadata:
+        constraints = getattr(item, "metadata", None) or [item]  # a FieldInfo inside Annotated holds them
+        for constraint in constraints:
+            for kind, attribute, symbol in _BOUNDS:
+                if isinstance(constraint, kind):
+                    parts.append(f"{symbol} {getattr(constraint, attribute)}")
+    return (" " + " and ".join(parts)) if parts else ""

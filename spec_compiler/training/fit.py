@@ -1,0 +1,448 @@
+"""The fit loop behind `specc train` and `Model.train()`: epochs of steps over tensors in
+memory, with callbacks (callbacks.py) at named hooks.
+
+Defaults where the train section says nothing: spec_compiler/train_config.py. Keeps the
+last epoch's weights, or with early_stopping(restore_best=true) the best epoch's (when
+training completes, early or not).
+
+Speed: the data are tensors on the training device; a batch is
+``x.index_select(0, order[start:end])``: no per-sample Python, no DataLoader. The loss is
+checked for NaN/inf before every optimizer step on the CPU (free there); on CUDA every 50
+steps and at each epoch's end (a check is a device sync); a diverged run falls back to the
+last good checkpoint. A trailing batch of one sample joins the batch before it when the
+model has batch norm (which cannot train on one sample).
+
+Reproducibility: the model is built from the seed, each epoch's order comes from a
+generator seeded with (seed, epoch), augmentation from its own generator; the checkpoint
+holds every RNG state, so a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import threading
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SpecError
+from ..run import RunRecord
+from ..train_config import TrainConfig
+from . import checkpoint, ddp
+from .callbacks import Callback, Checkpoint, MetricsLogger
+from .devices import amp_dtype, cpu_threads, pick_device
+from .options.augmentations import Augmenter
+from .options.losses import Head
+from .options.metrics import Task, measures
+from .output import RunOutput, open_output
+from .overrides import RunOptions, resolve_config, spec_relative_paths, split_overrides
+from .prepare import TrainingData, prepare_data, preprocess_record, run_record
+from .progress import Progress
+from .result import TrainingInterrupted, TrainResult
+from .scoring import Accumulator, autocast, logs_from, score
+from .target import Target
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def derive(*parts: int) -> int:
+    """A seed from several integers (stable across runs and platforms)."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = (value ^ (part + 0x9E3779B97F4A7C15 + (value << 6) + (value >> 2))) & 0xFFFFFFFFFFFF
+    return value
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(derive(seed, epoch, 1)))
+
+
+def batch_bounds(n: int, batch: int, merge_single: bool) -> list[tuple[int, int]]:
+    """(start, end) of each step's batch over n samples; with `merge_single` a trailing batch
+    of one sample joins the one before it."""
+    bounds = [(start, min(start + batch, n)) for start in range(0, n, batch)]
+    if merge_single and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite at this step."""
+
+    def __init__(self, epoch: int, step: int, value: float):
+        super().__init__(f"the loss became {value} at epoch {epoch + 1}, step {step + 1}")
+        self.epoch, self.step, self.value = epoch, step, value
+
+
+class _StopFlag:
+    """Ctrl-C sets a flag checked between steps (a second Ctrl-C interrupts at once)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:
+                self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+class _Net(nn.Module):
+    """What DDP wraps: forward_logits (fused losses) or forward."""
+
+    def __init__(self, module: nn.Module, logits: bool):
+        super().__init__()
+        self.module, self.logits = module, logits
+
+    def forward(self, x):
+        return self.module.forward_logits(x) if self.logits else self.module(x)
+
+
+class Trainer:
+    """One training run: the model, its optimizer and data on the device, and the loop.
+    Callbacks see it as `trainer` (see callbacks.Callback for what they may use)."""
+
+    def __init__(self, model, config: TrainConfig, options: RunOptions, data: TrainingData, target: Target,
+                 module: nn.Module, device: torch.device, dist: ddp.Dist, output: RunOutput, first_record: RunRecord):
+        self.model, self.config, self.options, self.data, self.target = model, config, options, data, target
+        self.device, self.dist, self.output, self.first_record = device, dist, output, first_record
+        self.progress = Progress(config.epochs, 0, options.stream, enabled=options.progress and dist.main,
+                                 live=options.live)
+        if options.init_from:
+            self.say(checkpoint.init_from(module, options.init_from))
+        self.module = module.to(device)
+        self.head = Head.of(config.loss, module.final_activation)
+        self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
+        self.net = self._wrap(_Net(self.module, self.head.fused))
+        self.loss_fn = config.loss.function(self.head)
+        self.measures = measures(config.metrics, Task(config.loss.kind, not data.y_train.is_floating_point(),
+                                                      target.units))
+        self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims))
+        self.amp = amp_dtype(options.amp)
+        self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
+        self.bounds = self._batches()
+        self.steps = self.progress.steps = len(self.bounds)
+        self.epochs = config.epochs
+        self.has_validation = data.has_validation
+        self.x_train, self.y_train = data.x_train.to(device), data.y_train.to(device)
+        self.x_val, self.y_val = data.x_val.to(device), data.y_val.to(device)
+        self.callbacks = self._callbacks()
+        self.aug_generator = torch.Generator(device=device)
+        self.history: list[dict] = []
+        self.stop_training = False
+        self.first_step = 0
+        self.sums: Accumulator | None = None
+        self.kept: tuple[int | None, dict] | None = None
+        self.samples = 0
+        self.lr = config.lr
+        self._stop = _StopFlag()
+
+    # --- what callbacks use -----------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop after the current step, saving a checkpoint (as Ctrl-C does)."""
+        self._stop.requested = True
+
+    def say(self, text: str) -> None:
+        self.progress.message(text)
+
+    def running_logs(self) -> dict:
+        """The current epoch's loss and metrics so far (this process's share)."""
+        return logs_from(self.sums.tensor(), self.measures)
+
+    def keep(self, epoch: int | None, logs: dict, state: dict) -> None:
+        """Make `state` the run's weights, those of `epoch` (logged as `logs`)."""
+        self.module.load_state_dict(state)
+        self.kept = (epoch, logs)
+
+    def save_checkpoint(self, epoch: int, step: int, partial: torch.Tensor | None = None) -> None:
+        if self.output.writes:
+            self.output.save_checkpoint(self.checkpoint_state(epoch, step, partial))
+
+    def checkpoint_state(self, epoch: int, step: int, partial: torch.Tensor | None = None) -> dict:
+        return {
+            "format": checkpoint.FORMAT, "run_id": self.output.run_id, "epoch": epoch, "step": step,
+            "seed": self.config.seed, "n_train": len(self.data.x_train),
+            "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": checkpoint.rng_state(), "aug": self.aug_generator.get_state(), "partial": partial,
+            "history": self.history, "callbacks": {key: c.state_dict() for key, c in self._keyed_callbacks()},
+        }
+
+    # --- setup --------------------------------------------------------------------------------
+    def _wrap(self, net: nn.Module) -> nn.Module:
+        if not self.dist.enabled:
+            return net
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _trainable(self) -> list:
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        if not params:
+            raise SpecError.at(None, "every layer is frozen: nothing to train", "remove `frozen` from some layer")
+        return params
+
+    def _batches(self) -> list[tuple[int, int]]:
+        per_process = -(-len(self.data.x_train) // self.dist.world)
+        batch_norm = any(isinstance(m, BATCH_NORMS) and m.training for m in self.module.train().modules())
+        if batch_norm and per_process == 1:
+            raise SpecError.at(None, "batch norm cannot train on a single sample per step, and there is one "
+                                     "training sample" + (" per process" if self.dist.enabled else ""),
+                               "give more training data")
+        return batch_bounds(per_process, self.config.batch, merge_single=batch_norm)
+
+    def _callbacks(self) -> list[Callback]:
+        config, user = self.config, list(self.options.callbacks)
+        wrong = [c for c in user if not isinstance(c, Callback)]
+        if wrong:
+            raise TypeError(f"callbacks must subclass spec_compiler.training.Callback; got {type(wrong[0]).__name__}")
+        early = config.early_stopping
+        best = early.monitor_for("restore_best") if early is not None and early.restore_best else None
+        callbacks: list[Callback] = [self.progress,
+                                     *config.schedule.callbacks(self.optimizer, self.steps, config.epochs)]
+        if early is not None:
+            callbacks.append(early.callback())
+        callbacks += [*user, Checkpoint(best)]
+        if self.output.writes:
+            callbacks.append(MetricsLogger(self.output, self.model.name))
+        return callbacks
+
+    def _keyed_callbacks(self):
+        return ((f"{i}.{type(c).__name__}", c) for i, c in enumerate(self.callbacks))
+
+    # --- the loop -----------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        start_epoch, start_step, partial = self._restore() if self.options.resume else self._seed()
+        for callback in self.callbacks:  # may still refuse: nothing is written yet
+            callback.on_train_begin(self)
+        self._write_start()
+        started = time.perf_counter()
+        epoch = start_epoch
+        with self._stop:
+            try:
+                for epoch in range(start_epoch, self.epochs):
+                    first = start_step if epoch == start_epoch else 0
+                    self._epoch(epoch, first, partial if first else None)
+                    if self.stop_training:
+                        break
+            except TrainingInterrupted:
+                self._end("interrupted", started)
+                raise
+            except Diverged as diverged:
+                self._diverged(diverged)
+            except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint of this step
+                self.progress.close()
+                self.output.keep_unfinished()
+                raise TrainingInterrupted(self.output.run_dir, epoch + 1, 0, False) from None
+        return self._end("completed", started)
+
+    def _seed(self) -> tuple[int, int, None]:
+        """A new run: every RNG from the seed (and this process's rank); it starts at epoch 0."""
+        seed, rank = self.config.seed, self.dist.rank
+        torch.manual_seed(derive(seed, rank, 2))
+        np.random.seed(derive(seed, rank, 3) % 2**32)
+        random.seed(derive(seed, rank, 4))
+        return 0, 0, None
+
+    def _write_start(self) -> None:
+        """The run's first files (run.json "running"; a new run's spec, preprocessing and first
+        checkpoint, the "last good" one of the initial weights)."""
+        if self.options.resume:
+            self.output.write_record(self.record("running"))
+        elif self.output.writes:
+            self.output.start(self.model.ir.source, preprocess_record(self.data, self.target, self.output.run_id),
+                              self.record("running"), self.checkpoint_state(0, 0))
+        if self.output.note:
+            self.say(self.output.note)
+        data, d = self.data, self.dist
+        self.say(f"training {self.model.name} on {data.source}: {len(data.x_train)} samples"
+                 + (f", validation {len(data.x_val)}" if self.has_validation else "")
+                 + f"; {self.device.type}" + (f" x{d.world} (DDP)" if d.enabled else "")
+                 + f"; run folder {self.output.run_dir}")
+
+    def _restore(self) -> tuple[int, int, torch.Tensor | None]:
+        state = self.output.load_checkpoint()
+        where = self.output.run_dir
+        if self.output.run_id is not None and state["run_id"] != self.output.run_id:
+            raise SpecError.at(None, f"{where}: checkpoint.pt is not from the run in run.json",
+                               "train again into this folder with --overwrite")
+        if state["n_train"] != len(self.data.x_train):
+            raise SpecError.at(None, f"{where}: the checkpoint was trained on {state['n_train']} samples, "
+                                     f"this data has {len(self.data.x_train)}", "resume with the same data and options")
+        try:
+            self.module.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise SpecError.at(None, f"{where}: the checkpoint does not fit this spec: "
+                                     f"{str(error).splitlines()[0]}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        checkpoint.set_rng_state(state["rng"])
+        self.aug_generator.set_state(state["aug"])
+        self.history = list(state["history"])
+        for key, callback in self._keyed_callbacks():
+            if key in state["callbacks"]:
+                callback.load_state_dict(state["callbacks"][key])
+        epoch, step = int(state["epoch"]), int(state["step"])
+        if epoch >= self.epochs and step == 0:
+            self.say(f"the checkpoint already holds {epoch} epoch(s); raise --epochs to train further")
+        else:
+            self.say(f"resuming {where} at epoch {epoch + 1}" + (f", step {step + 1}" if step else ""))
+        return epoch, step, state["partial"]
+
+    def _epoch(self, epoch: int, first: int, partial: torch.Tensor | None) -> None:
+        started = time.perf_counter()
+        x, y = self.x_train, self.y_train
+        order = ddp.shard(epoch_order(len(x), self.config.seed, epoch), self.dist).to(self.device)
+        self.first_step = first
+        self.sums = Accumulator(self.measures, self.head, partial)
+        if first == 0:
+            self.aug_generator.manual_seed(derive(self.config.seed, epoch, self.dist.rank, 5))
+        for callback in self.callbacks:
+            callback.on_epoch_begin(self, epoch + 1)
+        self.module.train()
+        for step in range(first, self.steps):
+            if self._stop_requested():
+                self.save_checkpoint(epoch, step, self.sums.tensor())
+                raise TrainingInterrupted(self.output.run_dir, epoch + 1, step, True)
+            start, end = self.bounds[step]
+            index = order[start:end]
+            self._step(x.index_select(0, index), y.index_select(0, index), epoch, step)
+            self.samples += len(index)
+            for callback in self.callbacks:
+                callback.on_batch_end(self, epoch + 1, step + 1)
+        logs = logs_from(ddp.all_reduce(self.sums.tensor(self.device), self.dist).cpu(), self.measures)
+        if self.has_validation:
+            validation = score(self.module, self.head, self.loss_fn, self.measures, self.x_val, self.y_val,
+                               self.config.batch, self.device, self.amp, self.dist)
+            logs.update({f"val_{k}": v for k, v in validation.items()})
+        logs = {"epoch": epoch + 1, **logs, "lr": self.lr, "time_s": round(time.perf_counter() - started, 4)}
+        self.history.append(logs)
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, epoch + 1, logs)
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, step: int) -> None:
+        if self.augment:
+            xb = self.augment(xb, self.aug_generator)
+        with autocast(self.device, self.amp):
+            z = self.net(xb)
+        z = z.float()
+        loss = self.loss_fn(z, yb)
+        if self.module.has_regularization:
+            loss = loss + self.module.regularization_loss()
+        check = self.device.type == "cpu" or self.dist.enabled or step % 50 == 49 or step == self.steps - 1
+        if check and not self._finite(loss):
+            raise Diverged(epoch, step, float(loss.detach().float().reshape(-1)[0].item()))
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if self.config.clip_norm or self.config.clip_value:
+                self.scaler.unscale_(self.optimizer)
+            self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self._clip()
+            self.optimizer.step()
+        if self.module.has_constraints:
+            self.module.apply_constraints()
+        with torch.no_grad():
+            self.sums.add(loss.detach(), z.detach(), yb)
+
+    def _clip(self) -> None:
+        params = self.optimizer.param_groups[0]["params"]
+        if self.config.clip_value:
+            nn.utils.clip_grad_value_(params, self.config.clip_value)
+        if self.config.clip_norm:
+            nn.utils.clip_grad_norm_(params, self.config.clip_norm)
+
+    def _stop_requested(self) -> bool:
+        if not self.dist.enabled:
+            return self._stop.requested
+        flag = torch.tensor([1.0 if self._stop.requested else 0.0], device=self.device)
+        return bool(ddp.all_reduce(flag, self.dist, "max").item() > 0)
+
+    def _finite(self, loss: torch.Tensor) -> bool:
+        if not self.dist.enabled:
+            return math.isfinite(loss.item())
+        bad = 1.0 - torch.isfinite(loss.detach()).float().reshape(1)
+        return bool(ddp.all_reduce(bad, self.dist, "max").item() == 0)
+
+    # --- how it ends --------------------------------------------------------------------------
+    def _end(self, status: str, started: float) -> TrainResult:
+        for callback in self.callbacks:
+            callback.on_train_end(self, status)
+        elapsed = time.perf_counter() - started
+        if self.kept is None:
+            self.kept = (len(self.history), self.history[-1]) if self.history else (None, {})
+        epoch, logs = self.kept
+        result = TrainResult(self.output.run_dir, len(self.history), self.history,
+                             {k: v for k, v in logs.items() if k not in ("epoch", "time_s", "lr")}, epoch,
+                             self.stop_training, status, self.module, elapsed,
+                             self.samples * self.dist.world / elapsed if elapsed > 0 else 0.0, self.dist.main)
+        self.output.finish(self.module.state_dict(), self.record(status, result))
+        return result
+
+    def _diverged(self, diverged: Diverged) -> None:
+        for callback in self.callbacks:
+            callback.on_train_end(self, "diverged")
+        where = self.output.diverged(self.record("diverged"))
+        hint = f"lower the learning rate (it is {self.config.lr:g})"
+        if not self.config.clip_norm:
+            hint += ", or add clip_norm=1.0 to the train section"
+        raise SpecError.at(None, f"{diverged}; training stopped. {where}", hint)
+
+    def record(self, status: str, result: TrainResult | None = None) -> RunRecord:
+        """run.json as it stands now."""
+        fields = {"status": status, "epochs_run": len(self.history)}
+        if result is not None:
+            fields.update(best_epoch=result.best_epoch, stopped_early=result.stopped_early,
+                          final_metrics=result.metrics, time_s=round(result.time_s, 3),
+                          samples_per_s=round(result.samples_per_s, 1))
+        return self.first_record.model_copy(update=fields)
+
+
+def train(model, **overrides) -> TrainResult:
+    """`Model.train(**overrides)`: TrainConfig keys (epochs, batch, lr, loss, ...) and run
+    options (device, amp, out, resume, overwrite, init_from, progress, stream, callbacks)."""
+    config_overrides, options = split_overrides(overrides)
+    config = resolve_config(spec_relative_paths(model), config_overrides).with_defaults()
+    device = pick_device(options.device)
+    dist = ddp.setup(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    caller_threads = torch.get_num_threads()
+    try:
+        threads = None
+        if device.type == "cpu":
+            threads = options.threads or cpu_threads(model.info.flops, config.batch, dist)
+            torch.set_num_threads(threads)
+        with open_output(options.out, model.name, options.resume, options.overwrite, dist.main) as output:
+            module = model.build(seed=config.seed)
+            target = Target.of(model, module)
+            config, data = prepare_data(config, target)
+            record = run_record(model, config, data, target, options, device, dist.world, threads, output.run_id)
+            return Trainer(model, config, options, data, target, module, device, dist, output, record).fit()
+    finally:
+        torch.set_num_threads(caller_threads)
+        ddp.teardown(dist)

@@ -1,0 +1,79 @@
+"""Loss and metrics summed over an epoch or over a data set: the same sums for training
+logs, validation and `specc evaluate`."""
+
+from __future__ import annotations
+
+import torch
+
+from . import ddp
+from .options.losses import Head
+from .options.metrics import Measure
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed precision on `device` with `dtype`, or full precision for None."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+class Accumulator:
+    """An epoch's sums: the loss (times the batch size), the sample count, and each measure's
+    statistics. A few small tensor ops per batch and no device synchronization; `tensor()`
+    gathers them (one float64 vector, for logs, DDP reduction and checkpoints)."""
+
+    def __init__(self, measures: list[Measure], head: Head, start: torch.Tensor | None = None):
+        self.measures, self.head = measures, head
+        self.probabilities = any(m.needs_probabilities for m in measures)
+        self.slots: list = [0.0] * (2 + sum(m.size for m in measures))
+        if start is not None:
+            self.slots = [float(v) for v in start]
+
+    def add(self, loss: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> None:
+        """One batch: its mean loss, what the step computed (z) and the labels."""
+        n, s = y.shape[0], self.slots
+        s[0] = torch.add(s[0], loss, alpha=n) if isinstance(s[0], torch.Tensor) else loss.double() * n + s[0]
+        s[1] += n
+        if not self.measures:
+            return
+        out = self.head.outputs(z) if self.probabilities else z
+        i = 2
+        for measure in self.measures:
+            for value in measure.stats(out, y):
+                s[i] = s[i] + value
+                i += 1
+
+    def tensor(self, device=None) -> torch.Tensor:
+        return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)
+
+
+def logs_from(sums: torch.Tensor, measures: list[Measure]) -> dict:
+    """{"loss": mean loss, measure name: value} from an Accumulator's (reduced) sums."""
+    logs = {"loss": float(sums[0] / sums[1]) if float(sums[1]) else float("nan")}
+    offset = 2
+    for measure in measures:
+        logs[measure.name] = measure.value(sums[offset:offset + measure.size])
+        offset += measure.size
+    return logs
+
+
+@torch.no_grad()
+def score(module, head: Head, loss_fn, measures: list[Measure], x: torch.Tensor, y: torch.Tensor, batch: int,
+          device: torch.device, amp: torch.dtype | None, dist: ddp.Dist = ddp.SINGLE) -> dict:
+    """Loss and metrics of `module` over (x, y), in eval mode, sharded across DDP processes."""
+    was_training = module.training
+    module.eval()
+    index = ddp.shard(torch.arange(len(x), device=x.device), dist, pad=False)
+    sums = Accumulator(measures, head)
+    step = max(batch, 256)
+    regularization = module.regularization_loss() if module.has_regularization else None
+    for start in range(0, len(index), step):
+        part = index[start:start + step]
+        xb, yb = x.index_select(0, part).to(device), y.index_select(0, part).to(device)
+        with autocast(device, amp):
+            z = module.forward_logits(xb) if head.fused else module(xb)
+        z = z.float()
+        loss = loss_fn(z, yb)
+        if regularization is not None:
+            loss = loss + regularization
+        sums.add(loss, z, yb)
+    module.train(was_training)
+    return logs_from(ddp.all_reduce(sums.tensor(device), dist).cpu(), measures)
