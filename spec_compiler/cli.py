@@ -133,9 +133,20 @@ def _write_or_print(text: str, output: str | None) -> None:
 
 
 def load_model(spec: str, plugins, max_params, max_activation_memory):
+    """The checked model; its warnings (valid values that are probably mistakes) go to stderr."""
     from .model import load
 
-    return load(spec, plugins, limits_from(max_params, max_activation_memory))
+    model = load(spec, plugins, limits_from(max_params, max_activation_memory))
+    if model.warnings:
+        click.echo(model.warning_text(), err=True)
+    return model
+
+
+def _with_warnings(data: dict, model) -> dict:
+    """A `--json` object with the spec's warnings, as `specc compile --json` carries them."""
+    from .errors import warning_dict
+
+    return {**data, "warnings": [warning_dict(w) for w in model.warnings]}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,7 +227,7 @@ def export_command(spec, weights, output, opset, quantize, as_json, plugins, max
     """Export SPEC to ONNX, verified against PyTorch (nothing is written when the check fails)."""
     model = load_model(spec, plugins, max_params, max_activation_memory)
     report = model.export(output, weights=weights, opset=opset, quantize=quantize)
-    click.echo(json.dumps(report.to_dict()) if as_json else report.render())
+    click.echo(json.dumps(_with_warnings(report.to_dict(), model)) if as_json else report.render())
 
 
 @main.command("predict")
@@ -279,7 +290,7 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
     if not result.is_main:  # a DDP process other than rank 0
         return
     if as_json:
-        click.echo(json.dumps(result.to_json()))
+        click.echo(json.dumps(_with_warnings(result.to_json(), model)))
     else:
         kept = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
         click.echo(f"kept weights of epoch {result.best_epoch}: {kept}")

@@ -3,6 +3,11 @@
 Every user mistake (syntax, unknown names, bad values, shape mismatches, bad data)
 becomes a `Diagnostic` with a source span, and is rendered like a compiler renders
 it: ``file:line:col: error: message``, the source line, a caret, and a hint.
+
+A value that is valid but probably not what the user meant (`batchnorm momentum=0.1`,
+PyTorch's habit under Keras' convention) is a `Diagnostic` of severity "warning": it is
+rendered the same way with ``warning:``, travels with the checked model
+(`Model.warnings`), and never stops a compile.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -26,15 +32,19 @@ class Span:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+Severity = Literal["error", "warning"]
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     message: str
     span: Span | None = None
     hint: str | None = None
+    severity: Severity = "error"
 
     def render(self, source: str | None) -> str:
         where = f"{self.span}: " if self.span else ""
-        lines = [f"{where}error: {self.message}"]
+        lines = [f"{where}{self.severity}: {self.message}"]
         if self.span and source is not None:
             source_lines = source.split("\n")  # the parser's lines: not splitlines(), which splits at \f or U+2028
             if 1 <= self.span.line <= len(source_lines):
@@ -70,15 +80,18 @@ def _visible(text: str, start: int, end: int) -> tuple[str, int, int]:
 
 
 class SpecError(Exception):
-    """One or more user mistakes. Carries the source so it can render itself."""
+    """One or more user mistakes. Carries the source so it can render itself, and the
+    warnings found before the mistakes (printed first: `input image 224x224x3` warns, and
+    the shape error it leads to is easier to read after the warning)."""
 
     def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic], source: str | None = None,
-                 not_shown: int = 0):
+                 not_shown: int = 0, warnings: Iterable[Diagnostic] = ()):
         if isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
         self.diagnostics: list[Diagnostic] = list(diagnostics)
         self.source = source
         self.not_shown = not_shown  # errors found past the reporting limit
+        self.warnings: list[Diagnostic] = list(warnings)
         super().__init__(self.render())
 
     @classmethod
@@ -91,8 +104,13 @@ class SpecError(Exception):
             self.args = (self.render(),)
         return self
 
+    def with_warnings(self, warnings: Iterable[Diagnostic]) -> SpecError:
+        self.warnings += [w for w in warnings if w not in self.warnings]
+        self.args = (self.render(),)
+        return self
+
     def render(self) -> str:
-        text = "\n".join(d.render(self.source) for d in self.diagnostics)
+        text = "\n".join(d.render(self.source) for d in [*self.warnings, *self.diagnostics])
         count = len(self.diagnostics) + self.not_shown
         if self.not_shown:
             text += f"\n{count} errors ({self.not_shown} more not shown; fix these first)"
@@ -103,6 +121,18 @@ class SpecError(Exception):
     @property
     def first(self) -> Diagnostic:
         return self.diagnostics[0]
+
+
+def render_warnings(warnings: Iterable[Diagnostic], source: str | None) -> str:
+    """Warnings as a compiler prints them, one after another ("" when there are none)."""
+    return "\n".join(warning.render(source) for warning in warnings)
+
+
+def warning_dict(warning: Diagnostic) -> dict:
+    """A warning as `--json` output carries it."""
+    span = warning.span
+    return {"message": warning.message, "line": span.line if span else None,
+            "column": span.column if span else None, "hint": warning.hint}
 
 
 class UsageError(Exception):

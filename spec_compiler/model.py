@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .elaborate import elaborate
-from .errors import SpecError, UsageError
+from .errors import Diagnostic, SpecError, UsageError, render_warnings
 from .inference import Limits, ModelInfo, infer
 from .ir import ModelIR
 from .parser import parse
@@ -36,6 +36,15 @@ class Model:
     @property
     def name(self) -> str:
         return self.ir.name
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """Valid values that are probably mistakes (`batchnorm momentum=0.1`), in file order."""
+        return self.ir.warnings
+
+    def warning_text(self) -> str:
+        """The warnings rendered as `specc` prints them on stderr ("" when there are none)."""
+        return render_warnings(self.ir.warnings, self.ir.source)
 
     def summary(self) -> dict[str, Any]:
         """The same dict `specc compile --json` prints."""
@@ -111,7 +120,10 @@ def compile_source(source: str, path: str = "<spec>", plugins: Iterable[str] = (
     try:
         spec = parse(source, path)
         ir = elaborate(spec)
-        return Model(infer(ir, limits), loaded)
+        try:
+            return Model(infer(ir, limits), loaded)
+        except SpecError as error:
+            raise error.with_warnings(ir.warnings) from None
     except RecursionError:  # a last resort: the parser and elaboration limit nesting first
         raise SpecError.at(None, "the spec is nested too deeply to check",
                            "use fewer levels of bodies and blocks inside one another") from None

@@ -86,6 +86,13 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "embedding_float": (3, 1, 1, "embedding expects token ids, got 64 (a vector) (from input vector at line 2)"),
     "conv_on_tokens": (3, 1, 1, "conv1d expects float features, got token ids 100 (from input tokens at line 2)"),
     "recurrent_image": (3, 1, 1, "lstm expects a sequence TxF, got 1x28x28 (an image, CxHxW) (from input image at line 2)"),
+    # normalization and transformer kinds (issue 10)
+    "groupnorm_groups": (4, 1, 1, "groupnorm groups=4 must divide the 6 channels of its input 6x8x8 "
+                                  "(from conv at line 3)"),
+    "padding_mask_without_tokens": (3, 1, 1, "multihead_attention mask=padding reads the padding (token id 0) of a "
+                                             "tokens input, but the model's input is ?x16 (a sequence, TxF)"),
+    "positional_dynamic_length": (4, 1, 1, "a learned positional_embedding needs a table length: its input ?x32 has "
+                                           "a run-time length (from embedding at line 3)"),
     # size limits, checked before anything is allocated
     "max_params": (3, 1, 1, "the model has 10,000,100,000 parameters, over the limit of 2,000,000,000 "
                             "(the largest layer, dense_1, has 10,000,100,000)"),
