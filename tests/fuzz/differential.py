@@ -10,8 +10,10 @@ import torch
 from spec_compiler.backends.torch_source import emit_source, load_source
 
 BATCH = 2
-LENGTH = 24  # the length given to a `?` or named dimension: long enough for a few poolings
-LONG_LENGTH = 512  # tried when the first length is too short for the model's poolings
+# Lengths given to a `?` or named dimension, in turn while the model refuses them (too
+# short for its poolings): a `?` length may be any, so a refusal alone is no finding. Odd
+# and over 2, so that a length-changing body cannot hide behind broadcasting.
+LENGTHS = (24, 512, 5)
 
 
 def counted(module: torch.nn.Module) -> tuple[int, int]:
@@ -22,7 +24,7 @@ def counted(module: torch.nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-def sample(model, seed: int = 0, length: int = LENGTH) -> torch.Tensor:
+def sample(model, seed: int = 0, length: int = LENGTHS[0]) -> torch.Tensor:
     t = model.info.ir.input.type
     dims = [d if isinstance(d, int) else length for d in t.dims]
     generator = torch.Generator().manual_seed(seed)
@@ -31,18 +33,35 @@ def sample(model, seed: int = 0, length: int = LENGTH) -> torch.Tensor:
     return torch.randn(BATCH, *dims, generator=generator)
 
 
+def _nodes(nodes):
+    for node in nodes:
+        yield node
+        for body in node.bodies:
+            yield from _nodes(body)
+
+
+def lengths(model) -> tuple[int, ...]:
+    """The lengths to try: LENGTHS, below any `max_length` the model declares (with room
+    for a class token)."""
+    if model.info.ir.input.type.is_static:
+        return (LENGTHS[0],)
+    caps = [n.params.max_length for n in _nodes(model.ir.nodes) if getattr(n.params, "max_length", None)]
+    cap = min(caps, default=None)
+    return tuple(n for n in LENGTHS if cap is None or n < cap) or (max(1, cap - 1),)
+
+
 def forward(module: torch.nn.Module, model, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input, output) of a forward pass; a `?` length too short for the model's poolings
-    is not a finding, so a longer one is tried then."""
+    """(input, output) of a forward pass; with a `?` length, at the first length the model takes."""
+    tries = lengths(model)
     with torch.no_grad():
-        x = sample(model, seed)
-        try:
-            return x, module(x)
-        except RuntimeError:
-            if model.info.ir.input.type.is_static:
-                raise
-            x = sample(model, seed, LONG_LENGTH)
-            return x, module(x)
+        for tried, length in enumerate(tries, start=1):
+            x = sample(model, seed, length)
+            try:
+                return x, module(x)
+            except RuntimeError:
+                if tried == len(tries):
+                    raise
+    raise AssertionError("no length tried")
 
 
 def _shape_problem(y: torch.Tensor, model) -> str | None:
