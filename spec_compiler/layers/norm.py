@@ -33,7 +33,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from ..options import WeightOptions
-from ..shapes import ShapeError, TensorType, describe
+from ..shapes import ShapeError, TensorType, describe, known_size
 from .base import ActivationName, Advice, Count, LayerKind, LayerParams, Slot, WeightRoles, divisors, register, require_float
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -69,9 +69,9 @@ def _features(x: TensorType, kind: str) -> int:
     """The normalized axis' size: channels of an image, the last axis otherwise."""
     require_float(x, kind)
     if x.rank == 3:
-        return x.dims[0]
+        return known_size(x, 0, kind, "channels")
     if x.rank in (1, 2):
-        return x.dims[-1]
+        return known_size(x, -1, kind)
     hint = ("normalize each frame of a TxCxHxW video with `timedistributed { " + kind + " }`"
             if x.rank == 4 else None)
     raise ShapeError(f"{kind} expects an image CxHxW, a sequence TxF or a vector, got {describe(x)}", hint,
@@ -175,9 +175,9 @@ register(LayerKind(
 def _channels(x: TensorType, kind: str, vectors: bool) -> int:
     require_float(x, kind)
     if x.rank == 3:
-        return x.dims[0]
+        return known_size(x, 0, kind, "channels")
     if x.rank == 2 or (vectors and x.rank == 1):
-        return x.dims[-1]
+        return known_size(x, -1, kind, "channels")
     wanted = "an image CxHxW, a sequence TxF or a vector" if vectors else "an image CxHxW or a sequence TxF"
     hint = ("a vector's features have no positions to take statistics over: use `layernorm` or `batchnorm`"
             if x.rank == 1 else f"normalize each frame of a TxCxHxW video with `timedistributed {{ {kind} }}`")

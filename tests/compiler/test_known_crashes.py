@@ -43,3 +43,39 @@ def test_a_repeat_past_the_layer_limit_is_refused_before_copying(text, column, m
     assert (first.span.line, first.span.column) == (2, column)
     assert first.message == f"the model expands to more than 50,000 layers (this repeat adds at least {made})"
     assert time.process_time() - started < 1
+
+
+UNKNOWN = "(a length known only at run time)"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("input sequence ?x6\npermute 1x0\ndense 8\n", f"dense needs a known number of features, got ? {UNKNOWN} "
+                                                   "in its input 6x? (from permute at line 2)"),
+    ("input sequence ?x6\nsum 1\nlayernorm\n", f"layernorm needs a known number of features, got ? {UNKNOWN} "
+                                               "in its input ? (from sum at line 2)"),
+    ("input sequence Tx2\npermute 1x0\nattention score=general\n",
+     f"attention needs a known number of features, got T {UNKNOWN} in its input 2xT (from permute at line 2)"),
+    ("input sequence ?x6\npermute 1x0\nmha heads=2\n", f"multihead_attention needs a known number of features, "
+                                                      f"got ? {UNKNOWN} in its input 6x? (from permute at line 2)"),
+    ("input sequence ?x8\npermute 1x0\nlstm 1\n", f"lstm needs a known number of features, got ? {UNKNOWN} "
+                                                  "in its input 8x? (from permute at line 2)"),
+    ("input sequence ?x5\nexpand_dims 1\nconv 2 1x1\n", f"conv2d needs a known number of channels, got ? {UNKNOWN} "
+                                                       "in its input ?x1x5 (from expand_dims at line 2)"),
+    ("input sequence ?x5\nexpand_dims 1\nsepconv 3 1x1\n", f"separable needs a known number of channels, got ? "
+                                                          f"{UNKNOWN} in its input ?x1x5 (from expand_dims at line 2)"),
+    ("input sequence ?x5\nexpand_dims 1\ngroupnorm 1\n", f"groupnorm needs a known number of channels, got ? "
+                                                        f"{UNKNOWN} in its input ?x1x5 (from expand_dims at line 2)"),
+    ("input sequence ?x5\nexpand_dims 1\nchannel_shuffle 1\n", f"channel_shuffle needs a known number of channels, "
+                                                              f"got ? {UNKNOWN} in its input ?x1x5 "
+                                                              "(from expand_dims at line 2)"),
+])
+def test_a_run_time_length_moved_where_a_layer_sizes_its_weights_is_refused(text, message):
+    line, column, found, hint = _first(text)
+    assert (line, column, found) == (3, 1, message)
+    assert "permute it back" in hint
+
+
+def test_a_run_time_length_in_a_conv_s_spatial_axes_counts_as_1_in_flops():
+    info = compile_source("input sequence Tx3\nexpand_dims 0\ndepthwise 2\nsepconv 4 1x1\n", "known.spec").info
+    assert [layer.flops for layer in info.layers[1:]] == [1 * 1 * 2 * 4, 1 * 2 * 1 + 1 * 2 * 4]
+    assert isinstance(info.flops, int)
