@@ -79,3 +79,29 @@ def test_a_run_time_length_in_a_conv_s_spatial_axes_counts_as_1_in_flops():
     info = compile_source("input sequence Tx3\nexpand_dims 0\ndepthwise 2\nsepconv 4 1x1\n", "known.spec").info
     assert [layer.flops for layer in info.layers[1:]] == [1 * 1 * 2 * 4, 1 * 2 * 1 + 1 * 2 * 4]
     assert isinstance(info.flops, int)
+
+
+@pytest.mark.parametrize("text, position, message", [
+    ("add { branch { dropout 0 }; branch { dropout 0 } }\nembedding 4", (2, 7),
+     "add cannot combine token ids: branch 1 gives 5 (token ids)"),
+    ("maximum { branch { embedding 2 }; branch { dropout 0 } }", (2, 35),
+     "maximum cannot combine token ids: branch 2 gives 5 (token ids)"),
+    ("residual { dropout 0 }", (2, 1), "residual cannot combine token ids: its body gives 5 (token ids)"),
+    ("concat { branch { flatten }; branch { embedding 2 } }", (2, 30),
+     "concat mixes token ids and float features: branch 1 gives 5 (token ids), branch 2 gives 5x2 (a sequence, TxF)"),
+])
+def test_arithmetic_on_token_ids_is_refused(text, position, message):
+    line, column, found, hint = _first(f"input tokens 5 vocab=10\n{text}\n")
+    assert ((line, column), found) == (position, message)
+    assert "embedding N" in hint
+
+
+def test_token_ids_concatenated_stay_token_ids():
+    info = compile_source("input tokens 5 vocab=10\nconcat { branch { dropout 0 }; branch { dropout 0 } }\n"
+                          "embedding 4\n", "known.spec").info
+    joined = info.layers[0].output
+    assert (joined.dims, joined.dtype, joined.vocab) == ((10,), "int", 10)
+    line, column, message, _ = _first("input tokens 6 vocab=4\nconcat { branch { flatten }; branch { flatten } }\n"
+                                      "silu\n")
+    assert (line, column, message) == (3, 1, "an activation expects float features, got token ids 12 "
+                                             "(from concat at line 2)")
