@@ -368,6 +368,12 @@ def _pool_shape(dims: int, kind: str):
     def shape(p: PoolParams, x: TensorType) -> TensorType:
         _require(x, dims, kind)
         _, channels = _spatial(x, dims)
+        for name in ("size", "stride", "pad"):
+            value = getattr(p, name)
+            if isinstance(value, tuple) and len(value) not in (1, dims):
+                wanted = "1 size" if dims == 1 else f"1 or {dims} sizes"
+                raise ShapeError(f"{kind} {name} needs {wanted}, got {_x(value)}",
+                                 f"write one size per axis of its {'sequence' if dims == 1 else 'image'}")
         if not isinstance(p.pad, str) and any(
                 2 * pad > size for pad, size in zip(as_tuple(p.pad, dims), as_tuple(p.size, dims))):
             raise ShapeError(f"{kind} padding {_x(p.pad)} is more than half its window {_x(p.size)}",

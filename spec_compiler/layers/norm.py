@@ -28,6 +28,7 @@ window of squares).
 
 from __future__ import annotations
 
+from math import prod
 from typing import Annotated
 
 from pydantic import Field, model_validator
@@ -184,6 +185,13 @@ def _channels(x: TensorType, kind: str, vectors: bool) -> int:
     raise ShapeError(f"{kind} expects {wanted}, got {describe(x)}", hint, about_input=True)
 
 
+def _positions(x: TensorType) -> int | None:
+    """Positions per channel (height x width, or time steps; 1 for a vector); None when a
+    run-time length makes it unknown."""
+    spatial = x.dims[1:] if x.rank == 3 else x.dims[:-1]
+    return prod(spatial) if all(isinstance(d, int) for d in spatial) else None
+
+
 class GroupNormParams(_AffineOptions):
     groups: Annotated[int, Field(gt=0)]
 
@@ -194,6 +202,10 @@ def _groupnorm_shape(p: GroupNormParams, x: TensorType) -> TensorType:
         raise ShapeError(f"groupnorm groups={p.groups} must divide the {channels} channels of its input {x}",
                          f"each group normalizes channels/groups channels together: use groups= one of "
                          f"{divisors(channels)}", about_input=True)
+    if _positions(x) == 1 and channels == p.groups:
+        raise ShapeError(f"groupnorm groups={p.groups} leaves one value per group of its input {x}",
+                         "a single value has no statistics (PyTorch refuses to train it): use fewer groups, "
+                         "or `layernorm` on a vector", about_input=True)
     return x
 
 
@@ -224,6 +236,10 @@ class InstanceNormParams(_AffineOptions):
 
 def _instancenorm_shape(p: InstanceNormParams, x: TensorType) -> TensorType:
     _channels(x, "instancenorm", vectors=False)
+    if _positions(x) == 1:
+        raise ShapeError(f"instancenorm needs more than one position per channel, got {describe(x)}",
+                         "it normalizes each channel over its positions, and one value has no statistics (PyTorch "
+                         "refuses it): use `layernorm` or `batchnorm` here", about_input=True)
     return x
 
 

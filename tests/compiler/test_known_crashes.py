@@ -105,3 +105,21 @@ def test_token_ids_concatenated_stay_token_ids():
                                       "silu\n")
     assert (line, column, message) == (3, 1, "an activation expects float features, got token ids 12 "
                                              "(from concat at line 2)")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("input vector 5\ngroupnorm 5\n", "groupnorm groups=5 leaves one value per group of its input 5 "
+                                      "(from input vector at line 1)"),
+    ("input image 2x1x1\ninstancenorm\n", "instancenorm needs more than one position per channel, "
+                                          "got 2x1x1 (an image, CxHxW) (from input image at line 1)"),
+    ("input sequence 6x4\nmaxpool1d 1x3\n", "maxpool1d size needs 1 size, got 1x3"),
+    ("input sequence 6x4\navgpool1d 2 stride=1x1\n", "avgpool1d stride needs 1 size, got 1x1"),
+])
+def test_what_pytorch_would_refuse_at_build_is_refused_at_compile(text, message):
+    assert _first(text)[:3] == (2, 1, message)
+
+
+@pytest.mark.parametrize("text", ["input vector 6\ngroupnorm 3\n", "input sequence ?x4\ninstancenorm\n",
+                                  "input image 2x1x2\ninstancenorm\n", "input sequence 6x4\nmaxpool1d 3\n"])
+def test_their_neighbours_still_compile(text):
+    compile_source(text, "known.spec")
