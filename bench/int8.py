@@ -108,6 +108,7 @@ class Config:
 
 
 REFERENCE = Config("QDQ U8S8 per-channel")
+FLOAT_LOGITS = (("OpTypesToExcludeOutputQuantization", ("Gemm",)),)  # dense layers give float outputs
 CURRENT = (("ActivationSymmetric", False), ("WeightSymmetric", True))  # spec_compiler's onnx_quantize today
 STATIC_CONFIGS = [
     Config("current: QDQ S8S8 per-channel", activation="S8", extra=CURRENT),
@@ -124,6 +125,7 @@ STATIC_CONFIGS = [
     Config("QDQ U8S8 per-channel ActivationSymmetric", extra=(("ActivationSymmetric", True),)),
     Config("QDQ U8S8 per-channel KeepRemovableActivations", extra=(("QDQKeepRemovableActivations", True),)),
     Config("QDQ U8S8 per-channel, no quant_pre_process", preprocess=False),
+    Config("QDQ U8S8 per-channel, float logits", extra=FLOAT_LOGITS),
     Config("QDQ U8S8 per-channel, session level EXTENDED", level="EXTENDED"),
     Config("QDQ U8S8 per-channel, session level BASIC", level="BASIC"),
     Config("QDQ U8S8 per-channel, session level DISABLED", level="DISABLED"),
@@ -225,18 +227,18 @@ def fit_resnet(work: Path, x_cal: np.ndarray, x_fit: np.ndarray, y_fit: np.ndarr
 
 def resnet18(work: Path, weights: Path | None) -> Case:
     spec = ROOT / "specs/resnet18.spec"
-    x, y = digits(3, 224, 512)  # all 1,797 at 3x224x224 would take 1 GB
-    x_cal, x_held, y_held = x[:64], x[384:], y[384:]
+    x, y = digits(3, 224, 640)  # all 1,797 at 3x224x224 would take 1.1 GB
+    x_cal, x_held, y_held = x[:128], x[512:], y[512:]
     if weights is None:
-        weights = fit_resnet(work, x_cal, x[64:384], y[64:384])
-        note = ("random convolutions; BatchNorm statistics from the 64 calibration images; dense layer fitted "
-                "on the features of digits 64-383")
+        weights = fit_resnet(work, x_cal, x[128:512], y[128:512])
+        note = ("random convolutions; BatchNorm statistics from the 128 calibration images; dense layer fitted "
+                "on the features of digits 128-511")
     else:
         note = f"weights from {weights}"
     export_at = exporter(spec, weights, work)
     configs = STATIC_CONFIGS + [GLOBAL_POOL_CONFIG]
     return Case("ResNet-18", export_at(17), "input", x_cal, x_held, y_held, configs, REFERENCE, export_at,
-                [note, "inputs: digits adapted to 3x224x224; calibration: digits 0-63; held out: digits 384-511"])
+                [note, "inputs: digits adapted to 3x224x224; calibration: digits 0-127; held out: digits 512-639"])
 
 
 def spam_sequences(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -334,7 +336,8 @@ def quantize(case: Case, config: Config, work: Path, tag: str) -> bytes:
     keep_float = [n.name for n in proto.graph.node if n.op_type in ("Softmax", "Sigmoid")]
     common = {"per_channel": config.per_channel, "reduce_range": config.reduce_range,
               "weight_type": TYPES[config.weight], "nodes_to_exclude": keep_float,
-              "op_types_to_quantize": list(config.op_types) or None, "extra_options": dict(config.extra)}
+              "op_types_to_quantize": list(config.op_types) or None,
+              "extra_options": {k: list(v) if isinstance(v, tuple) else v for k, v in config.extra}}
     with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their progress
         if config.dynamic:
             quantize_dynamic(proto, str(target), **common)
@@ -410,8 +413,9 @@ def sandwiched_ratios(fp32, others: list, feed: dict, rounds: int, budget_s: flo
 
 # --- the comparison ----------------------------------------------------------------
 
-def compare(case: Case, threads: list[int], rounds: int, budget_s: float, opsets: list[int], work: Path) -> dict:
-    configs = list(case.configs)
+def compare(case: Case, threads: list[int], rounds: int, budget_s: float, opsets: list[int], only: str,
+            work: Path) -> dict:
+    configs = [c for c in case.configs if only in c.name]
     configs += [replace(case.reference, name=f"{case.reference.name}, opset {o}", opset=o) for o in opsets if o != 17]
     fp32 = session(case.fp32, 2)
     ref_cal, ref_held = predict(fp32, case.input_name, case.x_cal), predict(fp32, case.input_name, case.x_held)
@@ -485,6 +489,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.15, help="seconds of calls per timing sample")
     parser.add_argument("--opsets", default="13,18,21", help="also export at these opsets (reference config)")
     parser.add_argument("--resnet-weights", type=Path, default=None, help="a trained ResNet-18 run folder")
+    parser.add_argument("--only", default="", help="only the configurations whose name contains this text")
     parser.add_argument("--json", dest="json_out", default=None, help="write the figures to this JSON file")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
@@ -499,7 +504,8 @@ def main() -> None:
         for name in args.models.split(","):
             work = Path(folder) / name
             work.mkdir()
-            results.append(compare(makers[name](work), threads, args.rounds, args.budget, opsets, work))
+            results.append(compare(makers[name](work), threads, args.rounds, args.budget, opsets, args.only,
+                                   work))
             print(render(results[-1], threads) + "\n", flush=True)
     if args.json_out:
         write_text_atomic(args.json_out, json.dumps({"onnxruntime": ort.__version__, "threads": threads,
