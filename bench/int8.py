@@ -71,6 +71,7 @@ import spec_compiler
 from spec_compiler.files import write_text_atomic
 
 MIN_AGREEMENT = 0.99
+CLEAR_MARGIN = 0.1
 LEVELS = {"ALL": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "EXTENDED": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
           "BASIC": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "DISABLED": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
 TYPES = {"U8": QuantType.QUInt8, "S8": QuantType.QInt8}
@@ -173,13 +174,14 @@ def digits(channels: int, size: int, count: int | None = None) -> tuple[np.ndarr
 
 
 def exporter(spec: Path, weights: Path | None, work: Path) -> Callable[[int], bytes]:
-    model = spec_compiler.load(spec)
+    model, files = spec_compiler.load(spec), {}
 
     def export_at(opset: int) -> bytes:
-        path = work / f"{spec.stem}.opset{opset}.onnx"
-        if not path.exists():
+        if opset not in files:
+            path = work / f"{spec.stem}.opset{opset}.onnx"
             model.export(path, weights=weights, opset=opset)
-        return path.read_bytes()
+            files[opset] = path.read_bytes()
+        return files[opset]
     return export_at
 
 
@@ -373,6 +375,15 @@ def kernels(model: bytes, config: Config, work: Path) -> str:
     return f"{sum(ops[op] for op in INT8_KERNELS)}/{sum(ops[op] for op in FLOAT_KERNELS)}"
 
 
+def clear_calls(y: np.ndarray) -> np.ndarray:
+    """Inputs fp32 decides by a probability margin above CLEAR_MARGIN (specc export's int8 criterion)."""
+    y = y.reshape(len(y), -1).astype(np.float64)
+    if y.shape[1] == 1:
+        return np.abs(2 * y[:, 0] - 1) > CLEAR_MARGIN
+    top = np.sort(y, axis=1)
+    return top[:, -1] - top[:, -2] > CLEAR_MARGIN
+
+
 def top_class(y: np.ndarray) -> np.ndarray:
     y = y.reshape(len(y), -1)
     return (y[:, 0] > 0.5).astype(np.int64) if y.shape[1] == 1 else y.argmax(axis=1)
@@ -419,6 +430,7 @@ def compare(case: Case, threads: list[int], rounds: int, budget_s: float, opsets
     configs += [replace(case.reference, name=f"{case.reference.name}, opset {o}", opset=o) for o in opsets if o != 17]
     fp32 = session(case.fp32, 2)
     ref_cal, ref_held = predict(fp32, case.input_name, case.x_cal), predict(fp32, case.input_name, case.x_held)
+    clear = clear_calls(ref_cal)
     files: dict[Config, bytes] = {}
     rows, ready = [], []
     for config in configs:
@@ -435,13 +447,15 @@ def compare(case: Case, threads: list[int], rounds: int, budget_s: float, opsets
             continue
         row.update(int8_bytes=len(model), kernels=kernels(model, config, work),
                    agreement_calibration=float(np.mean(top_class(cal) == top_class(ref_cal))),
+                   agreement_clear=float(np.mean((top_class(cal) == top_class(ref_cal))[clear])) if clear.any() else None,
                    agreement_held_out=float(np.mean(top_class(held) == top_class(ref_held))),
                    accuracy_int8=float(np.mean(top_class(held) == case.y_held)))
         ready.append((row, model, config))
     feed = {case.input_name: case.x_held[:1]}
     result = {"model": case.label, "notes": case.notes, "fp32_bytes": len(case.fp32),
               "fp32_ops": dict(collections.Counter(n.op_type for n in onnx.load_from_string(case.fp32).graph.node)),
-              "accuracy_fp32": float(np.mean(top_class(ref_held) == case.y_held)), "fp32_ms": {}, "rows": rows}
+              "accuracy_fp32": float(np.mean(top_class(ref_held) == case.y_held)), "fp32_ms": {}, "rows": rows,
+              "clear_calibration_inputs": int(clear.sum()), "calibration_inputs": len(case.x_cal)}
     for n in threads:
         sessions = [session(model, n, config.level, config.session) for _, model, config in ready]
         fp32_s, ratios = sandwiched_ratios(session(case.fp32, n), sessions, feed, rounds, budget_s)
@@ -461,16 +475,20 @@ def render(result: dict, threads: list[int]) -> str:
              *(f"  {note}" for note in result["notes"]),
              "  fp32 batch-1 latency (median, for scale only): "
              + ", ".join(f"{t} thread(s) {ms:.3f} ms" for t, ms in result["fp32_ms"].items())
-             + f"; fp32 held-out accuracy {result['accuracy_fp32']:.3f}"]
+             + f"; fp32 held-out accuracy {result['accuracy_fp32']:.3f}",
+             (f"  agree cal: top class as fp32 on the {result['calibration_inputs']} calibration inputs; clear: on the "
+             f"{result['clear_calibration_inputs']} of them fp32 decides by a margin above {CLEAR_MARGIN:g}; held: on "
+             "the held-out inputs; acc: int8 held-out accuracy; kernels: int8/float compute nodes after optimization")]
     ratio_heads = "".join(f"{f'ratio {t}t':>10}" for t in threads)
-    lines.append(f"  {'configuration':<58}{ratio_heads}{'kernels':>9}{'agree cal':>10}{'agree held':>11}{'acc':>7}")
+    lines.append(f"  {'configuration':<58}{ratio_heads}{'kernels':>9}{'agree cal':>10}{'clear':>7}{'held':>7}{'acc':>7}")
     for row in result["rows"]:
         if "error" in row:
             lines.append(f"  {row['config']:<58}  FAILED: {row['error']}")
             continue
         ratios = "".join(f"{row[f'ratio_{t}t']:>9.2f}x" for t in threads)
+        clear = "n/a" if row["agreement_clear"] is None else f"{row['agreement_clear']:.3f}"
         lines.append(f"  {row['config']:<58}{ratios}{row['kernels']:>9}{row['agreement_calibration']:>10.3f}"
-                     f"{row['agreement_held_out']:>11.3f}{row['accuracy_int8']:>7.3f}")
+                     f"{clear:>7}{row['agreement_held_out']:>7.3f}{row['accuracy_int8']:>7.3f}")
     if result["winner"] is None:
         lines.append(f"  no configuration reaches {MIN_AGREEMENT:.0%} agreement on the calibration inputs: keep fp32")
     elif not result["int8_pays"]:
@@ -490,6 +508,7 @@ def main() -> None:
     parser.add_argument("--opsets", default="13,18,21", help="also export at these opsets (reference config)")
     parser.add_argument("--resnet-weights", type=Path, default=None, help="a trained ResNet-18 run folder")
     parser.add_argument("--only", default="", help="only the configurations whose name contains this text")
+    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep its files")
     parser.add_argument("--json", dest="json_out", default=None, help="write the figures to this JSON file")
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
@@ -500,10 +519,11 @@ def main() -> None:
     print(f"ONNX Runtime {ort.__version__}, onnx {onnx.__version__}, torch {torch.__version__}, "
           f"{platform.machine()}, CPU flags: {', '.join(cpu_flags()) or 'unknown'}\n")
     results = []
-    with tempfile.TemporaryDirectory(prefix="specc-int8-bench-") as folder:
+    with contextlib.ExitStack() as stack:
+        folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="specc-int8-bench-")))
         for name in args.models.split(","):
-            work = Path(folder) / name
-            work.mkdir()
+            work = folder / name
+            work.mkdir(parents=True, exist_ok=True)
             results.append(compare(makers[name](work), threads, args.rounds, args.budget, opsets, args.only,
                                    work))
             print(render(results[-1], threads) + "\n", flush=True)
