@@ -8,7 +8,7 @@ export (opset 17), quantizes it once per configuration (format, signedness, per-
 reduce_range, calibration method, extra options, pre-processing, graph rewrites, opset,
 session options) and prints one row per configuration:
 
-- ratio: int8 batch-1 latency over fp32 batch-1 latency, both ONNX Runtime on the CPU
+- ratio: int8 latency over fp32 latency (batch 1 unless --batch), both ONNX Runtime on the CPU
   provider with the same thread count. Each round times fp32 right before and right after
   every configuration (median of calls for --budget seconds each), takes the ratio to the
   mean of the two, and the table shows the median ratio over --rounds rounds: on a shared
@@ -424,7 +424,7 @@ def sandwiched_ratios(fp32, others: list, feed: dict, rounds: int, budget_s: flo
 
 # --- the comparison ----------------------------------------------------------------
 
-def compare(case: Case, threads: list[int], rounds: int, budget_s: float, opsets: list[int], only: str,
+def compare(case: Case, threads: list[int], batch: int, rounds: int, budget_s: float, opsets: list[int], only: str,
             work: Path) -> dict:
     configs = [c for c in case.configs if only in c.name]
     configs += [replace(case.reference, name=f"{case.reference.name}, opset {o}", opset=o) for o in opsets if o != 17]
@@ -451,7 +451,7 @@ def compare(case: Case, threads: list[int], rounds: int, budget_s: float, opsets
                    agreement_held_out=float(np.mean(top_class(held) == top_class(ref_held))),
                    accuracy_int8=float(np.mean(top_class(held) == case.y_held)))
         ready.append((row, model, config))
-    feed = {case.input_name: case.x_held[:1]}
+    feed = {case.input_name: case.x_held[:batch]}
     result = {"model": case.label, "notes": case.notes, "fp32_bytes": len(case.fp32),
               "fp32_ops": dict(collections.Counter(n.op_type for n in onnx.load_from_string(case.fp32).graph.node)),
               "accuracy_fp32": float(np.mean(top_class(ref_held) == case.y_held)), "fp32_ms": {}, "rows": rows,
@@ -470,15 +470,16 @@ def compare(case: Case, threads: list[int], rounds: int, budget_s: float, opsets
 
 
 def render(result: dict, threads: list[int]) -> str:
-    lines = [f"{result['model']}: fp32 {result['fp32_bytes'] / 1e6:.2f} MB, fp32 ops "
-             + ", ".join(f"{op} {k}" for op, k in sorted(result["fp32_ops"].items())),
+    ops = ", ".join(f"{op} {k}" for op, k in sorted(result["fp32_ops"].items()))
+    fp32_ms = ", ".join(f"{t} thread(s) {ms:.3f} ms" for t, ms in result["fp32_ms"].items())
+    legend = (f"  agree cal: top class as fp32 on the {result['calibration_inputs']} calibration inputs; clear: on the "
+              f"{result['clear_calibration_inputs']} of them that fp32 decides by a margin above {CLEAR_MARGIN:g}; "
+              "held: on the held-out inputs; acc: int8 held-out accuracy; kernels: int8/float compute nodes after "
+              "ONNX Runtime's optimization")
+    lines = [f"{result['model']}: fp32 {result['fp32_bytes'] / 1e6:.2f} MB, fp32 ops {ops}",
              *(f"  {note}" for note in result["notes"]),
-             "  fp32 batch-1 latency (median, for scale only): "
-             + ", ".join(f"{t} thread(s) {ms:.3f} ms" for t, ms in result["fp32_ms"].items())
-             + f"; fp32 held-out accuracy {result['accuracy_fp32']:.3f}",
-             (f"  agree cal: top class as fp32 on the {result['calibration_inputs']} calibration inputs; clear: on the "
-             f"{result['clear_calibration_inputs']} of them fp32 decides by a margin above {CLEAR_MARGIN:g}; held: on "
-             "the held-out inputs; acc: int8 held-out accuracy; kernels: int8/float compute nodes after optimization")]
+             f"  fp32 latency (median, for scale only): {fp32_ms}; fp32 held-out accuracy {result['accuracy_fp32']:.3f}",
+             legend]
     ratio_heads = "".join(f"{f'ratio {t}t':>10}" for t in threads)
     lines.append(f"  {'configuration':<58}{ratio_heads}{'kernels':>9}{'agree cal':>10}{'clear':>7}{'held':>7}{'acc':>7}")
     for row in result["rows"]:
@@ -503,6 +504,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="lenet5,resnet18,spam_lstm")
     parser.add_argument("--threads", default="1,2", help="intra-op thread counts; the first one picks the winner")
+    parser.add_argument("--batch", type=int, default=1, help="batch size of the timed calls")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--budget", type=float, default=0.15, help="seconds of calls per timing sample")
     parser.add_argument("--opsets", default="13,18,21", help="also export at these opsets (reference config)")
@@ -524,7 +526,7 @@ def main() -> None:
         for name in args.models.split(","):
             work = folder / name
             work.mkdir(parents=True, exist_ok=True)
-            results.append(compare(makers[name](work), threads, args.rounds, args.budget, opsets, args.only,
+            results.append(compare(makers[name](work), threads, args.batch, args.rounds, args.budget, opsets, args.only,
                                    work))
             print(render(results[-1], threads) + "\n", flush=True)
     if args.json_out:
