@@ -442,7 +442,9 @@ def render(result: dict, threads: list[int]) -> str:
         clear = "n/a" if row["agreement_clear"] is None else f"{row['agreement_clear']:.3f}"
         lines.append(f"  {row['config']:<58}{ratios}{row['kernels']:>9}{row['agreement_calibration']:>10.3f}"
                      f"{clear:>7}{row['agreement_held_out']:>7.3f}{row['accuracy_int8']:>7.3f}")
-    if result["winner"] is None:
+    if not result["rows"]:
+        lines.append("  no configuration selected (--only)")
+    elif result["winner"] is None:
         lines.append(f"  no configuration reaches {MIN_AGREEMENT:.0%} agreement on the calibration inputs: keep fp32")
     elif not result["int8_pays"]:
         lines.append(f"  int8 is NOT faster than fp32 in any configuration with {MIN_AGREEMENT:.0%} agreement: keep fp32")
