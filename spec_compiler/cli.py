@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from .errors import SpecError, UsageError
-from .inference import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits
+from .extras import EVALUATION, EXPORT, LANGUAGE_SERVER, TORCH, TRAINING, require_extra
+from .limits import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits
 
 
 def _size(text: str) -> int:
@@ -115,6 +116,8 @@ def main(debug: bool) -> None:
 @handle_errors
 def compile_command(spec, as_json, emit, output, depth, plugins, max_params, max_activation_memory):
     """Check SPEC and print its summary: shapes, parameters, FLOPs, memory."""
+    if emit == "torch":
+        require_extra("train", *TORCH, needed_by="specc compile --emit torch")
     model = load_model(spec, plugins, max_params, max_activation_memory)
     if emit == "torch":
         from .backends.torch_source import emit_source
@@ -173,6 +176,7 @@ def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
 @handle_errors
 def export_command(spec, weights, output, opset, quantize, as_json, plugins, max_params, max_activation_memory):
     """Export SPEC to ONNX, verified against PyTorch (nothing is written when the check fails)."""
+    require_extra("train", *EXPORT, needed_by="specc export")
     model = load_model(spec, plugins, max_params, max_activation_memory)
     report = model.export(output, weights=weights, opset=opset, quantize=quantize)
     click.echo(json.dumps(_with_warnings(report.to_dict(), model)) if as_json else report.render())
@@ -218,6 +222,7 @@ def predict_command(model_file, inputs, top, as_json):
 def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, overwrite, init_from,
                   threads, as_json, plugins, max_params, max_activation_memory):
     """Train SPEC (its train section, overridden by these options); write a run folder."""
+    require_extra("train", *TRAINING, needed_by="specc train")
     from .training import TrainingInterrupted
 
     model = load_model(spec, plugins, max_params, max_activation_memory)
@@ -257,6 +262,7 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
 @handle_errors
 def evaluate_command(spec, weights, data, batch, device, as_json, plugins, max_params, max_activation_memory):
     """Loss and metrics of a run's weights on data."""
+    require_extra("train", *EVALUATION, needed_by="specc evaluate")
     model = load_model(spec, plugins, max_params, max_activation_memory)
     result = model.evaluate(weights, data=data, batch=batch, device=device)
     if as_json:
@@ -302,12 +308,10 @@ def fmt_command(specs, check, write):
 @handle_errors
 def lsp_command(stdio, plugins, max_params, max_activation_memory):
     """Run the language server for editors (LSP over stdio)."""
+    require_extra("lsp", *LANGUAGE_SERVER, needed_by="specc lsp")
+    from .lsp.server import serve
     from .model import load_plugins
 
-    try:
-        from .lsp.server import serve
-    except ImportError as error:
-        raise UsageError(f"`specc lsp` needs the lsp extra: pip install 'specc[lsp]' ({error})") from None
     load_plugins(plugins)
     serve(limits_from(max_params, max_activation_memory))
 
