@@ -64,14 +64,19 @@ def cached_lark(grammar: str, **options) -> lark.Lark:
 
 
 def _store(parser: lark.Lark, path: Path) -> None:
-    """Write the tables (atomically: a reader never sees half a file); a folder that cannot
-    be written is not an error."""
+    """Write the tables (atomically: a reader never sees half a file). A folder that cannot
+    be written is not an error, nor are tables that are not plain data (lark before 1.3
+    keeps names as its Token objects): those are simply not cached."""
     from .files import write_bytes_atomic
 
     buffer = io.BytesIO()
     parser.save(buffer)
-    tables = pickle.loads(buffer.getvalue())  # lark's own bytes from the line above, as plain data
+    tables = pickle.loads(buffer.getvalue())  # lark's own bytes from the line above
     try:
-        write_bytes_atomic(path, marshal.dumps(tables))
+        data = marshal.dumps(tables)
+    except ValueError:
+        return
+    try:
+        write_bytes_atomic(path, data)
     except OSError:
         pass

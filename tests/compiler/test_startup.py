@@ -119,6 +119,18 @@ def test_an_unwritable_cache_folder_only_costs_time(tmp_path, monkeypatch):
     assert blocker.read_text() == "not a folder"
 
 
+def test_tables_that_are_not_plain_data_are_not_cached(cache, monkeypatch):
+    """lark before 1.3 saves names as Token objects, which marshal refuses."""
+
+    def refuse(value, *args):
+        raise ValueError("unmarshallable object")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(parse_tables.marshal, "dumps", refuse)
+        assert parses(parse_tables.cached_lark(grammar_text(), **OPTIONS))
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
 def test_an_empty_cache_setting_turns_the_cache_off(tmp_path, monkeypatch):
     monkeypatch.setenv(parse_tables.CACHE_ENV, "")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
