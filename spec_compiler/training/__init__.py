@@ -16,7 +16,6 @@ options/, and `specc compile` checks them); the modules that train do.
 - ddp.py: torch.distributed under torchrun; evaluate.py: evaluation of a run.
 """
 
-
 from __future__ import annotations
 
 import importlib
