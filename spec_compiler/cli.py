@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -28,8 +30,32 @@ def _size(text: str) -> int:
     return int(float(lowered))
 
 
+# More intra-op threads than this per CPU never help, and torch crashes on absurd counts.
+THREADS_PER_CPU = 4
+MAX_SEED = 2**63 - 1  # what torch.manual_seed takes (and the largest whole number a spec may hold)
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def cannot_write(path: str, error: OSError) -> SpecError:
+    """`cannot write out.json: Permission denied`: the path the user named and the system's reason."""
+    return SpecError.at(None, f"cannot write {path}: {error.strerror or error}")
+
+
+def describe_os_error(error: OSError) -> str:
+    """`data.npz: No such file or directory`, for a system error no command turned into a message."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
 def handle_errors(command):
-    """Turn user errors into compiler-style messages and exit codes."""
+    """Turn user errors into compiler-style messages and exit codes; a file that cannot be
+    written (read-only folder, full disk) is one line and exit 1, never a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -49,8 +75,31 @@ def handle_errors(command):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `specc compile x.spec | head -1`: click ends quietly
+            raise
+        except OSError as error:
+            if debug:
+                raise
+            click.echo(f"error: {describe_os_error(error)}", err=True)
+            sys.exit(1)
 
     return wrapper
+
+
+def _finite_count(context, parameter, value: float) -> float:
+    if not math.isfinite(value) or value < 1:
+        raise click.BadParameter(f"{value:g} is not a count of parameters (use e.g. 2e9)")
+    return value
+
+
+def _memory_size(context, parameter, value: str) -> str:
+    try:
+        size = _size(value)
+    except (ValueError, OverflowError):  # OverflowError: `inf`
+        raise click.BadParameter(f"cannot read `{value}` (use e.g. 8GiB)") from None
+    if size < 1:
+        raise click.BadParameter(f"`{value}` is not a size (use e.g. 8GiB)")
+    return value
 
 
 def spec_options(command):
@@ -58,25 +107,28 @@ def spec_options(command):
     command = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
                            help="Python module or .py file that registers extra layer kinds (repeatable).")(command)
     command = click.option("--max-params", type=float, default=DEFAULT_MAX_PARAMS, show_default=True,
-                           help="Reject models with more parameters.")(command)
+                           callback=_finite_count, help="Reject models with more parameters.")(command)
     command = click.option("--max-activation-memory", default=f"{DEFAULT_MAX_ACTIVATION_BYTES // 2**30}GiB",
-                           show_default=True, help="Reject models needing more activation memory per sample.")(command)
+                           show_default=True, callback=_memory_size,
+                           help="Reject models needing more activation memory per sample.")(command)
     return command
 
 
 def limits_from(max_params: float, max_activation_memory: str) -> Limits:
-    try:
-        return Limits(int(max_params), _size(max_activation_memory))
-    except ValueError:
-        raise UsageError(f"--max-activation-memory: cannot read `{max_activation_memory}` (use e.g. 8GiB)") from None
+    """The size limits of the (already validated) --max-params and --max-activation-memory."""
+    return Limits(int(max_params), _size(max_activation_memory))
 
 
 def _write_or_print(text: str, output: str | None) -> None:
     if output:
-        from .files import write_text_atomic
+        from .files import STDOUT, write_text_atomic
 
-        write_text_atomic(Path(output), text + "\n")
-        click.echo(f"wrote {output}", err=True)
+        try:
+            write_text_atomic(Path(output) if output != STDOUT else STDOUT, text + "\n")
+        except OSError as error:
+            raise cannot_write(output, error) from None
+        if output != STDOUT:
+            click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text)
 
@@ -132,7 +184,7 @@ def main(debug: bool) -> None:
 @click.option("--emit", type=click.Choice(["summary", "torch"]), default="summary", show_default=True,
               help="What to produce: the summary, or a standalone PyTorch source file.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output to this file.")
-@click.option("--depth", type=int, default=None, help="How deep to show nested layers in the table.")
+@click.option("--depth", type=click.IntRange(min=0), default=None, help="How deep to show nested layers in the table.")
 @set_option
 @spec_options
 @handle_errors
@@ -264,7 +316,8 @@ def generate_command(model_file, prompt, tokens, temperature, top_k, seed):
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: the spec's, else 10).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Batch size per process (default 32).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: the spec's, else 0).")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=None,
+              help="Random seed (default: the spec's, else 0).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None, help="Mixed precision (autocast).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -274,7 +327,7 @@ def generate_command(model_file, prompt, tokens, temperature, top_k, seed):
               help="Replace the run in --out DIR: the new run takes its place when it completes.")
 @click.option("--init-from", type=click.Path(exists=True), default=None,
               help="Start from another run's weights (tensors matching by name and shape).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=click.IntRange(min=1, max=THREADS_PER_CPU * cpu_count()), default=None,
               help="CPU threads (default: 1 for small models, else the cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @log_option
@@ -397,10 +450,11 @@ def fmt_command(specs, check, write):
     """Print SPECS in the canonical layout (comments kept)."""
     from .files import write_text_atomic
     from .formatter import format_source
+    from .source import read_spec_file
 
     unformatted = []
     for spec in specs:
-        source = Path(spec).read_text(encoding="utf-8")
+        source = read_spec_file(spec, normalize=False)  # CRLF or a BOM: not the canonical layout
         formatted = format_source(source, spec)
         if check:
             if formatted != source:
@@ -408,7 +462,10 @@ def fmt_command(specs, check, write):
                 click.echo(f"would reformat {spec}", err=True)
         elif write:
             if formatted != source:
-                write_text_atomic(Path(spec), formatted)
+                try:
+                    write_text_atomic(Path(spec), formatted)
+                except OSError as error:
+                    raise cannot_write(spec, error) from None
                 click.echo(f"reformatted {spec}", err=True)
         else:
             click.echo(formatted, nl=False)

@@ -46,19 +46,37 @@ class Diagnostic:
         where = f"{self.span}: " if self.span else ""
         lines = [f"{where}{self.severity}: {self.message}"]
         if self.span and source is not None:
-            source_lines = source.splitlines()
+            source_lines = source.split("\n")  # the parser's lines: not splitlines(), which splits at \f or U+2028
             if 1 <= self.span.line <= len(source_lines):
-                text = source_lines[self.span.line - 1]
+                start = max(self.span.column, 1)
+                text, start, end = _visible(source_lines[self.span.line - 1], start, self.span.end_column or start + 1)
                 number = str(self.span.line)
                 pad = " " * len(number)
-                start = max(self.span.column, 1)
-                end = self.span.end_column or (start + 1)
                 width = max(1, min(end, len(text) + 1) - start)
+                # the caret line copies the tabs before the culprit, so it lines up however tabs are shown
+                indent = "".join(c if c == "\t" else " " for c in text[: start - 1])
                 lines.append(f"  {number} | {text}")
-                lines.append(f"  {pad} | {' ' * (start - 1)}{'^' * width}")
+                lines.append(f"  {pad} | {indent}{'^' * width}")
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
+
+
+SHOWN_LINE_LENGTH = 120  # longer source lines are shown as a window around the culprit
+
+
+def _visible(text: str, start: int, end: int) -> tuple[str, int, int]:
+    """The source line as shown under a message: a long line is cut to a window around
+    columns start..end (which are moved to match), and characters a terminal would not
+    show (escape codes, NUL, U+2028) become U+FFFD, one for one."""
+    if len(text) > SHOWN_LINE_LENGTH:
+        first = max(0, start - 1 - SHOWN_LINE_LENGTH // 3)
+        last = min(len(text), first + SHOWN_LINE_LENGTH)
+        head = "..." if first > 0 else ""
+        tail = "..." if last < len(text) else ""
+        shift = first - len(head)
+        text, start, end = head + text[first:last] + tail, start - shift, min(end, last + 1) - shift
+    return "".join(c if c == "\t" or c.isprintable() else "\ufffd" for c in text), start, end
 
 
 class SpecError(Exception):

@@ -21,6 +21,7 @@ from .extras import EVALUATION, EXPORT, TORCH, TRAINING, require_extra
 from .inference import Limits, ModelInfo, infer
 from .ir import ModelIR
 from .parser import parse
+from .source import read_spec_file
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,4 @@ def compile_source(source: str, path: str = "<spec>", plugins: Iterable[str] = (
 
 def load(path: str | Path, plugins: Iterable[str] = (), limits: Limits = Limits()) -> Model:
     """Parse and check a .spec file. Raises SpecError (with rendered diagnostics)."""
-    path = Path(path)
-    try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError.at(None, f"cannot read {path}: {error}") from None
-    return compile_source(source, str(path), plugins, limits)
+    return compile_source(read_spec_file(path), str(path), plugins, limits)

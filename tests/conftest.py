@@ -63,7 +63,7 @@ def golden(overwrite):
 # `python -m pytest -m compiler` is what CI runs in its torch-free environment.
 STAGE_MARKERS = {"compiler": "compiler", "lsp": "compiler", "editors": "compiler", "architecture": "compiler",
                  "lowering": "torch", "training": "torch", "export": "torch", "zoo": "torch",
-                 "experiments": "torch"}
+                 "experiments": "torch", "fuzz": "torch"}
 
 
 def _torch_installed() -> bool:

@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal, Union
 from pydantic import Field, model_validator
 
 from ..options import WeightOptions
-from ..shapes import ShapeError, TensorType, as_tuple, describe, window_output
+from ..shapes import ShapeError, TensorType, as_tuple, describe, known_size, window_output
 from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
@@ -70,6 +70,12 @@ def _require(x: TensorType, dims: int, kind: str) -> None:
         raise ShapeError(f"{kind} expects a sequence TxF, got {describe(x)}", hint, about_input=True)
 
 
+def _known_channels(x: TensorType, dims: int, kind: str) -> int:
+    """The input channels a conv's weights are sized by (a pool needs none)."""
+    _require(x, dims, kind)
+    return known_size(x, -1 if dims == 1 else 0, kind, "channels")
+
+
 def window_sizes(p, x: TensorType, dims: int, kernel, what: str) -> tuple:
     """Output spatial sizes for a window op (conv or pool)."""
     sizes, _ = _spatial(x, dims)
@@ -107,8 +113,7 @@ CONV_WEIGHTS = WeightRoles(kernel=("weight",), bias=("bias",), onnx_ops=("Conv",
 
 def _conv_shape(dims: int, kind: str):
     def shape(p: ConvParams, x: TensorType) -> TensorType:
-        _require(x, dims, kind)
-        _, channels = _spatial(x, dims)
+        channels = _known_channels(x, dims, kind)
         if channels % p.groups or p.filters % p.groups:
             raise ShapeError(
                 f"groups={p.groups} must divide both the input channels ({channels}) and filters ({p.filters})",
@@ -210,8 +215,7 @@ def transposed_sizes(p: ConvTransposeParams, x: TensorType, dims: int, kind: str
 
 def _transpose_shape(dims: int, kind: str):
     def shape(p: ConvTransposeParams, x: TensorType) -> TensorType:
-        _require(x, dims, kind)
-        _, channels = _spatial(x, dims)
+        channels = _known_channels(x, dims, kind)
         if channels % p.groups or p.filters % p.groups:
             raise ShapeError(
                 f"groups={p.groups} must divide both the input channels ({channels}) and filters ({p.filters})",
@@ -274,7 +278,7 @@ class DepthwiseParams(_ConvParams):
 
 
 def _depthwise_shape(p: DepthwiseParams, x: TensorType) -> TensorType:
-    _require(x, 2, "depthwise")
+    _known_channels(x, 2, "depthwise")
     return x.with_dims(x.dims[0] * p.multiplier, *window_sizes(p, x, 2, p.kernel, "depthwise kernel"))
 
 
@@ -284,7 +288,7 @@ def _depthwise_count(p: DepthwiseParams, x: TensorType, y: TensorType) -> Count:
 
 
 def _depthwise_flops(p: DepthwiseParams, x: TensorType, y: TensorType) -> int:
-    return y.dims[0] * y.dims[1] * y.dims[2] * prod(as_tuple(p.kernel, 2))
+    return y.numel_estimate() * prod(as_tuple(p.kernel, 2))
 
 
 def _depthwise_build(p: DepthwiseParams, x: TensorType, y: TensorType):
@@ -309,7 +313,7 @@ class SeparableParams(DepthwiseParams):
 
 
 def _separable_shape(p: SeparableParams, x: TensorType) -> TensorType:
-    _require(x, 2, "separable")
+    _known_channels(x, 2, "separable")
     return x.with_dims(p.filters, *window_sizes(p, x, 2, p.kernel, "separable kernel"))
 
 
@@ -319,7 +323,7 @@ def _separable_count(p: SeparableParams, x: TensorType, y: TensorType) -> Count:
 
 
 def _separable_flops(p: SeparableParams, x: TensorType, y: TensorType) -> int:
-    positions = y.dims[1] * y.dims[2]
+    positions = prod(d if isinstance(d, int) else 1 for d in y.dims[1:])  # a run-time length counts as 1
     mid = x.dims[0] * p.multiplier
     return positions * mid * prod(as_tuple(p.kernel, 2)) + positions * mid * p.filters
 
@@ -364,6 +368,12 @@ def _pool_shape(dims: int, kind: str):
     def shape(p: PoolParams, x: TensorType) -> TensorType:
         _require(x, dims, kind)
         _, channels = _spatial(x, dims)
+        for name in ("size", "stride", "pad"):
+            value = getattr(p, name)
+            if isinstance(value, tuple) and len(value) not in (1, dims):
+                wanted = "1 size" if dims == 1 else f"1 or {dims} sizes"
+                raise ShapeError(f"{kind} {name} needs {wanted}, got {_x(value)}",
+                                 f"write one size per axis of its {'sequence' if dims == 1 else 'image'}")
         if not isinstance(p.pad, str) and any(
                 2 * pad > size for pad, size in zip(as_tuple(p.pad, dims), as_tuple(p.size, dims))):
             raise ShapeError(f"{kind} padding {_x(p.pad)} is more than half its window {_x(p.size)}",

@@ -28,7 +28,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from ..shapes import ShapeError, TensorType, describe, format_dims
+from ..shapes import ShapeError, TensorType, describe, format_dims, known_size
 from .base import LayerKind, LayerParams, Slot, register, require_float
 
 
@@ -386,7 +386,7 @@ def _shuffle_shape(p: ShuffleParams, x: TensorType) -> TensorType:
     require_float(x, "channel_shuffle")
     if x.rank != 3:
         raise ShapeError(f"channel_shuffle expects an image CxHxW, got {describe(x)}", about_input=True)
-    if x.dims[0] % p.groups:
+    if known_size(x, 0, "channel_shuffle", "channels") % p.groups:
         raise ShapeError(f"channel_shuffle groups={p.groups} must divide the {x.dims[0]} channels of {x}",
                          about_input=True)
     return x

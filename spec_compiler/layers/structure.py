@@ -35,9 +35,21 @@ class ResidualParams(LayerParams):
     pass
 
 
+def _refuse_arithmetic_on_ids(kind: str, outputs: list[TensorType], names: tuple[str, ...] = ()) -> None:
+    """Token ids are labels: their sum is no id of the vocabulary (and PyTorch keeps it int64
+    while the summary would say float)."""
+    for index, output in enumerate(outputs):
+        if output.dtype == "int":
+            name = names[index] if names else f"branch {index + 1}"
+            raise ShapeError(f"{kind} cannot combine token ids: {name} gives {describe(output)}",
+                             f"turn the ids into vectors first: `embedding N` before the {kind} or inside {name}",
+                             body=index)
+
+
 def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
     main = infer(0, x).output
     shortcut = infer(1, x).output
+    _refuse_arithmetic_on_ids("residual", [main, shortcut], ("its body", "its shortcut"))
     if main.dims != shortcut.dims:
         if shortcut.dims == x.dims:
             raise ShapeError(
@@ -74,6 +86,13 @@ class ConcatParams(LayerParams):
 def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorType:
     outputs = [infer(i, x).output for i in range(infer.bodies)]
     first = outputs[0]
+    ids = [o.dtype == "int" for o in outputs]
+    if any(ids) and not all(ids):
+        index = ids.index(not ids[0])
+        raise ShapeError(f"concat mixes token ids and float features: branch 1 gives {describe(first)}, "
+                         f"branch {index + 1} gives {describe(outputs[index])}",
+                         "give every branch the same kind of data: `embedding N` turns ids into vectors",
+                         body=index)
     if any(o.rank != first.rank for o in outputs):
         raise ShapeError("concat branches give different ranks: " + ", ".join(describe(o) for o in outputs))
     axis = merge_axis(p.axis, first)
@@ -93,6 +112,8 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
     joined = list(first.dims)
     sizes = [o.dims[axis] for o in outputs]
     joined[axis] = sum(sizes) if all(isinstance(s, int) for s in sizes) else "?"
+    if all(ids):  # ids joined are still ids of the vocabularies'
+        return TensorType(tuple(joined), "int", max(o.vocab or 0 for o in outputs) or None)
     return first.with_dims(*joined)
 
 
@@ -149,7 +170,9 @@ def _broadcast_branches(kind: str, outputs: list[TensorType]) -> TensorType:
 
 def _merge_shape(kind: str):
     def shape(p, x: TensorType, infer: InferBody) -> TensorType:
-        return _broadcast_branches(kind, [infer(i, x).output for i in range(infer.bodies)])
+        outputs = [infer(i, x).output for i in range(infer.bodies)]
+        _refuse_arithmetic_on_ids(kind, outputs)
+        return _broadcast_branches(kind, outputs)
 
     return shape
 

@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ..options import WeightOptions
-from ..shapes import ShapeError, TensorType, describe
+from ..shapes import ShapeError, TensorType, describe, known_size
 from .base import Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
@@ -35,6 +35,7 @@ def require_steps(x: TensorType, kind: str) -> None:
     """A TxF sequence; an image's hint says how ViT makes one of its patches."""
     require_float(x, kind)
     if x.rank == 2:
+        known_size(x, -1, kind)
         return
     if x.rank == 3:
         c, h, w = x.dims
