@@ -16,7 +16,8 @@ from pathlib import Path
 import click
 
 from .errors import SpecError, UsageError
-from .inference import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits
+from .extras import EVALUATION, EXPORT, LANGUAGE_SERVER, TORCH, TRAINING, require_extra
+from .limits import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits
 
 
 def _size(text: str) -> int:
@@ -190,6 +191,8 @@ def main(debug: bool) -> None:
 def compile_command(spec, as_json, emit, output, depth, assignments, plugins, max_params, max_activation_memory):
     """Check SPEC and print its summary: shapes, parameters, FLOPs, memory. A spec with search
     values is checked at every choice and shown at its default point, with its space."""
+    if emit == "torch":
+        require_extra("train", *TORCH, needed_by="specc compile --emit torch")
     from .experiments.overrides import check_space, parse_assignments, read_variant
 
     variant = read_variant(spec, parse_assignments(assignments))
@@ -265,6 +268,7 @@ def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
 def export_command(spec, weights, output, opset, quantize, external_data, simplify, as_json, assignments, plugins,
                    max_params, max_activation_memory):
     """Export SPEC to ONNX, verified against PyTorch (nothing is written when the check fails)."""
+    require_extra("train", *EXPORT, needed_by="specc export")
     model = load_model(spec, plugins, max_params, max_activation_memory, assignments)
     report = model.export(output, weights=weights, opset=opset, quantize=quantize, external_data=external_data,
                           simplify=simplify)
@@ -333,6 +337,7 @@ def generate_command(model_file, prompt, tokens, temperature, top_k, seed):
 def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, overwrite, init_from,
                   threads, as_json, log, assignments, plugins, max_params, max_activation_memory):
     """Train SPEC (its train section, overridden by these options); write a run folder."""
+    require_extra("train", *TRAINING, needed_by="specc train")
     from .experiments.overrides import parse_assignments
     from .training import TrainingInterrupted
     from .training.tracking import RunLabels
@@ -382,6 +387,7 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
 def tune_command(spec, trials, timeout, jobs, metric, out, data, epochs, as_json, log, assignments, plugins,
                  max_params, max_activation_memory):
     """Search SPEC's choice/range/log_range values with Optuna; each trial is a run folder in --out."""
+    require_extra("train", *TRAINING, needed_by="specc tune")
     from .experiments.overrides import parse_assignments, read_variant
     from .experiments.tune import tune
 
@@ -423,6 +429,7 @@ def runs_command(folder, as_json):
 @handle_errors
 def evaluate_command(spec, weights, data, batch, device, as_json, plugins, max_params, max_activation_memory):
     """Loss and metrics of a run's weights on data."""
+    require_extra("train", *EVALUATION, needed_by="specc evaluate")
     model = load_model(spec, plugins, max_params, max_activation_memory)
     result = model.evaluate(weights, data=data, batch=batch, device=device)
     if as_json:
@@ -472,12 +479,10 @@ def fmt_command(specs, check, write):
 @handle_errors
 def lsp_command(stdio, plugins, max_params, max_activation_memory):
     """Run the language server for editors (LSP over stdio)."""
+    require_extra("lsp", *LANGUAGE_SERVER, needed_by="specc lsp")
+    from .lsp.server import serve
     from .model import load_plugins
 
-    try:
-        from .lsp.server import serve
-    except ImportError as error:
-        raise UsageError(f"`specc lsp` needs the lsp extra: pip install 'specc[lsp]' ({error})") from None
     load_plugins(plugins)
     serve(limits_from(max_params, max_activation_memory))
 

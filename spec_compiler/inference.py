@@ -14,17 +14,10 @@ from .errors import Diagnostic, SpecError
 from .ir import ModelIR, Node
 from .layers import REGISTRY
 from .layers.base import BodyResult, Count, LayerKind
+from .limits import Limits
 from .shapes import ShapeError, TensorType, describe
 
 BYTES_PER_VALUE = 4  # float32
-DEFAULT_MAX_PARAMS = 2_000_000_000
-DEFAULT_MAX_ACTIVATION_BYTES = 16 * 2**30  # per sample
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_params: int = DEFAULT_MAX_PARAMS
-    max_activation_bytes: int = DEFAULT_MAX_ACTIVATION_BYTES
 
 
 @dataclass(frozen=True)

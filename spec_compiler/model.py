@@ -1,7 +1,8 @@
 """The Python API: `spec_compiler.load(path)` returns a checked `Model`.
 
 Its verbs mirror what Keras users know: summary, build, train, evaluate, export.
-Torch is imported only by the verbs that need it.
+Torch is imported only by the verbs that need it, and each of them first checks that
+the `train` extra is installed (spec_compiler/extras.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from .elaborate import elaborate
 from .errors import Diagnostic, SpecError, UsageError, render_warnings
+from .extras import EVALUATION, EXPORT, TORCH, TRAINING, require_extra
 from .inference import Limits, ModelInfo, infer
 from .ir import ModelIR
 from .parser import parse
@@ -59,6 +61,7 @@ class Model:
 
     def build(self, seed: int | None = None):
         """The PyTorch module (a `SpecModule`, on the CPU); `seed` makes its initialization reproducible."""
+        require_extra("train", *TORCH, needed_by="Model.build()")
         from .backends.torch_build import build_module
 
         return build_module(self.info, seed)
@@ -70,12 +73,14 @@ class Model:
         loss="mse", ...), as do run options: device, amp, out, resume, overwrite, init_from,
         progress, stream, callbacks (spec_compiler.training.Callback subclasses; see
         spec_compiler/training/overrides.py and fit.py)."""
+        require_extra("train", *TRAINING, needed_by="Model.train()")
         from .training.fit import train
 
         return train(self, **overrides)
 
     def evaluate(self, weights, data=None, **options) -> dict:
         """Loss and metrics of a run's weights (a run folder or its weights.safetensors)."""
+        require_extra("train", *EVALUATION, needed_by="Model.evaluate()")
         from .training.evaluate import evaluate
 
         return evaluate(self, weights, data=data, **options)
@@ -84,6 +89,7 @@ class Model:
                quantize: str | None = None, external_data: bool = False, simplify: bool = False):
         """Write a verified ONNX file (see spec_compiler/export/); `weights` is a run folder
         or a .safetensors file (None: the freshly initialized network). Returns an ExportReport."""
+        require_extra("train", *EXPORT, needed_by="Model.export()")
         from .export import export_model
 
         return export_model(self, path, weights=weights, opset=opset, quantize=quantize, external_data=external_data,

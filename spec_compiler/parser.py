@@ -15,6 +15,7 @@ from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError
+from .parse_tables import cached_lark
 from .source import check_size, normalize_source
 
 MAX_SYNTAX_ERRORS = 20
@@ -38,8 +39,9 @@ def grammar_text() -> str:
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
     # Spans come from tokens (which always carry their position), so lark need not
-    # propagate positions into every tree node: that halves the parse time.
-    return Lark(grammar_text(), parser="lalr", propagate_positions=False, maybe_placeholders=True)
+    # propagate positions into every tree node: that halves the parse time. The built
+    # tables are cached on disk (parse_tables.py), so later processes skip building them.
+    return cached_lark(grammar_text(), parser="lalr", propagate_positions=False, maybe_placeholders=True)
 
 
 def _span(path: str, item) -> Span:

@@ -16,7 +16,21 @@ options/, and `specc compile` checks them); the modules that train do.
 - ddp.py: torch.distributed under torchrun; evaluate.py: evaluation of a run.
 """
 
-from .callbacks import Callback
-from .result import TrainingInterrupted, TrainResult
+from __future__ import annotations
+
+import importlib
+
+# Imported on first use (PEP 562): `specc compile` reads the train section's schemas from
+# options/ and callbacks.py, and must not pay for the run folder and its records.
+LAZY_NAMES = {"Callback": "callbacks", "TrainResult": "result", "TrainingInterrupted": "result"}
 
 __all__ = ["Callback", "TrainResult", "TrainingInterrupted"]
+
+
+def __getattr__(name: str):
+    module = LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -29,7 +29,7 @@ label id is padding.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from pydantic import BeforeValidator, Field
 
@@ -50,8 +50,10 @@ from .options.metrics import (
     Recall,
 )
 from .options.metrics import Task as MetricTask
-from .readers import Raw, data_error
 from .target import Target
+
+if TYPE_CHECKING:  # readers imports NumPy, which `specc compile` (train_config) must not load
+    from .readers import Raw
 
 GEOMETRIC_AUGMENTATIONS = ("flip", "rotate", "translate")
 
@@ -102,6 +104,8 @@ class TaskRules:
 
 
 def _no_labels(raw: Raw, target: Target) -> SpecError:
+    from .readers import data_error
+
     return data_error(raw.source, "holds inputs only (no labels)",
                       "save the labels beside them (y in the .npz, or y.npy beside x.npy); inputs alone train a "
                       f"reconstruction, whose output has the input's shape {_dims(target.input_dims)} "
@@ -134,6 +138,8 @@ class Segmentation(choice("segmentation"), TaskRules):
     class_dim: ClassVar[int] = -3
 
     def check(self, target: Target, raw: Raw) -> None:
+        from .readers import data_error
+
         super().check(target, raw)
         out = target.output_dims
         if len(out) != 3 or target.final_activation != "softmax":
@@ -195,6 +201,8 @@ class SequenceLabelling(choice("sequence_labelling", ("pad",), pad=(PadId, 0)), 
     as the tokenizer's padding id; `pad=none`: no padding) counts in neither loss nor metrics."""
 
     def check(self, target: Target, raw: Raw) -> None:
+        from .readers import data_error
+
         if raw.y is None:
             raise _no_labels(raw, target)
         _per_step_softmax(target, "sequence_labelling")
@@ -249,6 +257,8 @@ class Multilabel(choice("multilabel"), TaskRules):
     """Any number of K classes per sample: y (N,K) of 0/1, a K sigmoid output."""
 
     def check(self, target: Target, raw: Raw) -> None:
+        from .readers import data_error
+
         if raw.y is None:
             raise _no_labels(raw, target)
         out = target.output_dims

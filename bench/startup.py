@@ -1,0 +1,130 @@
+"""Start-up benchmark: how long a fresh process takes to `import spec_compiler` and to run
+`specc compile specs/lenet5.spec`, against a torchinfo summary of the same model.
+
+    python bench/startup.py [--repeats N] [--json OUT.json]
+
+Every figure is a whole process, the best of N runs (noise on a shared machine only adds),
+as wall time and as CPU time (user + system of the child; a loaded machine inflates wall
+time far more than CPU time). Rows:
+
+- python: `python -c pass`, the interpreter alone;
+- dependencies: importing what `specc compile` cannot do without (pydantic with the parts
+  its models use, click, lark, and importlib.metadata, which pydantic loads to look for
+  plugins when it builds its first validator): the floor under specc's own work;
+- import spec_compiler: `python -c "import spec_compiler"` (names load on first use);
+- specc compile: `specc compile specs/lenet5.spec`, parser tables cached as after a first run;
+- torchinfo: a process that imports torch and torchinfo, builds LeNet-5 by hand and prints
+  torchinfo.summary of it (bench/compile_speed.py), when the `bench` extra is installed.
+
+Targets (issue 13): compile within 150 ms, import within 100 ms, on an unloaded machine.
+Bytecode is written first (one run without PYTHONDONTWRITEBYTECODE), as an installed
+package has it: compiling the sources on every start is not start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compile_speed import TORCHINFO_PROCESS, specc_command  # a sibling benchmark script
+from timing import best_of
+
+from spec_compiler.files import write_text_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
+LENET = ROOT / "specs" / "lenet5.spec"
+TARGETS_S = {"import spec_compiler": 0.100, "specc compile": 0.150}
+DEPENDENCIES = ("from pydantic import BaseModel, Field, TypeAdapter; import pydantic.types, pydantic.json_schema; "
+                "import click, lark, importlib.metadata")
+
+
+def environment() -> dict[str, str]:
+    """This environment, with the checkout importable and bytecode allowed."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def run(command: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
+
+
+def best_cpu(command: list[str], env: dict[str, str], repeats: int) -> float:
+    """The least CPU time (user + system, seconds) of `repeats` runs of `command`."""
+    times = []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        run(command, env)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return min(times)
+
+
+def commands(folder: Path) -> dict[str, list[str]]:
+    rows = {
+        "python": [sys.executable, "-c", "pass"],
+        "dependencies": [sys.executable, "-c", DEPENDENCIES],
+        "import spec_compiler": [sys.executable, "-c", "import spec_compiler"],
+        "specc compile": [*specc_command(), "compile", str(LENET)],
+    }
+    if importlib.util.find_spec("torchinfo") and importlib.util.find_spec("torch"):
+        script = folder / "torchinfo_summary.py"
+        script.write_text(TORCHINFO_PROCESS, encoding="utf-8")
+        rows["torchinfo"] = [sys.executable, str(script), "lenet5"]
+    return rows
+
+
+def bench(repeats: int) -> dict:
+    env = environment()
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, command in commands(Path(folder)).items():
+            run(command, env)  # writes bytecode and the parser tables' cache
+            wall = best_of(lambda: run(command, env), repeats)
+            results[name] = {"wall_s": wall, "cpu_s": best_cpu(command, env, repeats)}
+    return results
+
+
+def report(results: dict) -> str:
+    lines = [f"{'process':<22} {'wall':>9} {'cpu':>9}  target", "-" * 52]
+    for name, r in results.items():
+        target = TARGETS_S.get(name)
+        mark = f"{target * 1000:.0f} ms" if target else ""
+        lines.append(f"{name:<22} {r['wall_s'] * 1000:>7.1f}ms {r['cpu_s'] * 1000:>7.1f}ms  {mark}")
+    if "torchinfo" in results:
+        compile_s, torchinfo_s = results["specc compile"], results["torchinfo"]
+        lines.append(f"torchinfo / specc compile: {torchinfo_s['wall_s'] / compile_s['wall_s']:.1f}x wall, "
+                     f"{torchinfo_s['cpu_s'] / compile_s['cpu_s']:.1f}x cpu")
+    lines.append(f"best of the repeats; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+                 "(under load, CPU time is the steadier figure)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=10, help="runs per measurement (the best is kept)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    results = bench(args.repeats)
+    print(report(results))
+    if args.json:
+        write_text_atomic(args.json, json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count(),
+                                                 "started": started, "load_average": os.getloadavg()[0],
+                                                 "statistic": "best of repeats", "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
