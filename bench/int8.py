@@ -56,8 +56,8 @@ from onnxruntime import quantization as oq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import spec_compiler
-from spec_compiler.files import write_text_atomic
+import spec_compiler  # noqa: E402
+from spec_compiler.files import write_text_atomic  # noqa: E402
 
 MIN_AGREEMENT = 0.99
 CLEAR_MARGIN = 0.1
@@ -176,7 +176,8 @@ def lenet5(work: Path) -> Case:
     export_at = exporter(spec, work / "lenet5_run", work)
     x, y = digits(1, 32)
     return Case("LeNet-5", export_at(17), "input", x[:256], x[256:], y[256:], STATIC_CONFIGS + LENET_CONFIGS,
-                REFERENCE, export_at, ["trained 2 epochs on the bundled digits; calibration: digits 0-255; held out: the other 1,541"])
+                REFERENCE, export_at,
+                ["trained 2 epochs on the bundled digits; calibration: digits 0-255; held out: the other 1,541"])
 
 
 def fit_resnet(work: Path, x_cal: np.ndarray, x_fit: np.ndarray, y_fit: np.ndarray) -> Path:
