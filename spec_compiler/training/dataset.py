@@ -31,7 +31,7 @@ from .dataset_files import Column
 from .readers import Raw, data_error
 from .target import Target
 
-CHUNK_BYTES = 32 * 2**20  # what one chunk of a streaming pass reads at most
+CHUNK_BYTES = 8 * 2**20  # what one chunk of a streaming pass holds at most (as float32)
 
 
 class TensorSamples:

@@ -173,7 +173,8 @@ class Batches:
         if workers:
             self._loader = torch.utils.data.DataLoader(
                 _BatchReader(samples), sampler=self._rows, batch_size=None, num_workers=workers,
-                persistent_workers=True, pin_memory=pin_memory, prefetch_factor=2)
+                persistent_workers=True, pin_memory=pin_memory, prefetch_factor=2,
+                generator=torch.Generator())  # its seed draw must not advance the training RNG
 
     def __call__(self, batches: list[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         if self._loader is None:
