@@ -7,9 +7,12 @@ the CPU path that the tests cover is the GPU path too.
   take, and reports that time apart (progress output and run.json's `compile_s`): the
   run's samples/s are those of the compiled steps alone. The warm-up leaves no trace: the
   weights, batch-norm statistics, gradients and random state are as they were.
-- channels_last (NHWC) for a model with 2-D convolutions on CUDA, where cuDNN's kernels
-  prefer it. On the CPU it made LeNet-5's steps slower (bench/train_speed.py), so the CPU
-  keeps the contiguous (NCHW) layout.
+- channels_last (NHWC) for a model with 2-D convolutions, on the CPU and on CUDA: the
+  model's weights and each input batch. cuDNN's kernels prefer it on CUDA; on the CPU
+  (oneDNN) it was measured faster for LeNet-5 (1.04-1.10x), small 3x32x32 convnets with and
+  without batch norm (1.1-1.6x) and one with depthwise convolutions (1.39x), and 0.96x for
+  LeNet-5 with batch norm (process CPU time per step, batch 32, one thread; the channels_last
+  figure of bench/train_speed.py). The run's weights are saved in the default layout.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from . import ddp
 
 BACKENDS = ("inductor", "aot_eager", "eager")
 
@@ -38,11 +42,32 @@ def backend_of(option: bool | str | None) -> str | None:
     return option
 
 
-def memory_format(module: nn.Module, device: torch.device) -> torch.memory_format | None:
-    """channels_last for a model with 2-D convolutions on CUDA; None (as it is) otherwise."""
-    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in module.modules()):
-        return torch.channels_last
-    return None
+def memory_format(module: nn.Module) -> torch.memory_format | None:
+    """channels_last for a model with 2-D convolutions; None (as it is) otherwise."""
+    return torch.channels_last if any(isinstance(m, nn.Conv2d) for m in module.modules()) else None
+
+
+class StepModule(nn.Module):
+    """What a training step runs: the model's forward_logits (fused losses) or forward."""
+
+    def __init__(self, module: nn.Module, logits: bool):
+        super().__init__()
+        self.module, self.logits = module, logits
+
+    def forward(self, x):
+        return self.module.forward_logits(x) if self.logits else self.module(x)
+
+
+def step_module(module: nn.Module, logits: bool, dist: ddp.Dist, device: torch.device,
+                backend: str | None) -> nn.Module:
+    """The step's module: wrapped in DistributedDataParallel under torchrun, then compiled
+    with `backend` (None: eager)."""
+    net: nn.Module = StepModule(module, logits)
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return net if backend is None else compile_module(net, backend)
 
 
 def compile_module(net: nn.Module, backend: str) -> nn.Module:

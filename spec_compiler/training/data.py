@@ -40,7 +40,7 @@ from .readers import (
 from .target import Target
 
 IN_MEMORY_BYTES = 256 * 2**20
-TEXT_CHUNK_BYTES = 32 * 2**20  # what one read of a streaming pass over texts takes at most
+TEXT_CHUNK_BYTES = 8 * 2**20  # what one read of a streaming pass over texts takes at most
 
 
 def load_raw(path: str | None, target: Target) -> Raw:

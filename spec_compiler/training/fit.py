@@ -10,7 +10,7 @@ DataLoader workers): dataset_loader.py. Data held in memory sit on the training 
 a batch is an index_select there: no per-sample Python. `max_steps` ends the run at that
 step: an epoch it falls inside ends there (logged and validated like any epoch), and the
 checkpoint holds the state at that step, so --resume with a larger max_steps continues the
-same order. Speed options (--compile, channels_last on CUDA): compiling.py.
+same order. Speed options (--compile, channels_last for convnets): compiling.py.
 
 The loss is checked for NaN/inf before every optimizer step on the CPU (free there); on CUDA
 every 50 steps and at each epoch's end (a check is a device sync); a diverged run falls
@@ -91,17 +91,6 @@ class _StopFlag:
         return False
 
 
-class _Net(nn.Module):
-    """What DDP wraps: forward_logits (fused losses) or forward."""
-
-    def __init__(self, module: nn.Module, logits: bool):
-        super().__init__()
-        self.module, self.logits = module, logits
-
-    def forward(self, x):
-        return self.module.forward_logits(x) if self.logits else self.module(x)
-
-
 class Trainer:
     """One training run: the model, its optimizer and data on the device, and the loop.
     Callbacks see it as `trainer` (see callbacks.Callback for what they may use)."""
@@ -115,16 +104,14 @@ class Trainer:
                                  live=options.live)
         if options.init_from:
             self.say(checkpoint.init_from(module, options.init_from))
-        self.memory_format = compiling.memory_format(module, device) if len(target.input_dims) == 3 else None
+        self.memory_format = compiling.memory_format(module) if len(target.input_dims) == 3 else None
         self.module = module.to(device)
         if self.memory_format is not None:
             self.module.to(memory_format=self.memory_format)
         self.head = Head.of(config.loss, module.final_activation)
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
-        self.net = self._wrap(_Net(self.module, self.head.fused))
         self.backend = compiling.backend_of(options.compile)
-        if self.backend is not None:
-            self.net = compiling.compile_module(self.net, self.backend)
+        self.net = compiling.step_module(self.module, self.head.fused, dist, device, self.backend)
         self.loss_fn = config.loss.function(self.head)
         self.measures = measures(config.metrics, Task(config.loss.kind, data.class_ids, target.units))
         self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims))
@@ -179,13 +166,6 @@ class Trainer:
         }
 
     # --- setup --------------------------------------------------------------------------------
-    def _wrap(self, net: nn.Module) -> nn.Module:
-        if not self.dist.enabled:
-            return net
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-
     def _trainable(self) -> list:
         params = [p for p in self.module.parameters() if p.requires_grad]
         if not params:
@@ -193,15 +173,19 @@ class Trainer:
         return params
 
     def _readers(self, workers: int) -> tuple[Batches, Batches]:
-        """Where training and validation batches are read; data held in memory move to the device."""
+        """Where training and validation batches are read; data held in memory and read in this
+        process move to the device."""
+        def placed(samples):
+            return samples.to(self.device) if workers == 0 and isinstance(samples, TensorSamples) else samples
+
         data, pin = self.data, self.device.type == "cuda" and workers > 0
-        if workers == 0 and isinstance(data.samples, TensorSamples):
-            on_device = data.samples.to(self.device)
-            val = on_device if data.val_samples is data.samples else data.val_samples.to(self.device)
-            data = replace(data, samples=on_device, val_samples=val)
-            self.data = data
-        train = Batches(data.samples, workers, pin)
-        return train, (train if data.val_samples is data.samples else Batches(data.val_samples, workers, pin))
+        train = placed(data.samples)
+        self.data = replace(data, samples=train,
+                            val_samples=train if data.val_samples is data.samples else placed(data.val_samples))
+        batches = Batches(train, workers, pin)
+        if self.data.val_samples is train:
+            return batches, batches
+        return batches, Batches(self.data.val_samples, workers, pin)
 
     def _callbacks(self) -> list[Callback]:
         config, user = self.config, list(self.options.callbacks)
@@ -426,6 +410,8 @@ class Trainer:
     def _end(self, status: str, started: float) -> TrainResult:
         for callback in self.callbacks:
             callback.on_train_end(self, status)
+        if self.memory_format is not None:
+            self.module.to(memory_format=torch.contiguous_format)
         elapsed = time.perf_counter() - started
         if self.kept is None:
             self.kept = (len(self.history), self.history[-1]) if self.history else (None, {})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import multiprocessing
 import pickle
 import struct
 import subprocess
@@ -120,10 +121,21 @@ def test_data_on_disk_train_exactly_as_in_memory_with_or_without_workers(tmp_pat
     assert same(weights(memory.run_dir), weights(workers.run_dir))
     assert disk.history == [{**h, "time_s": d["time_s"]} for h, d in zip(memory.history, disk.history)]
     assert (record(memory.run_dir)["workers"], record(workers.run_dir)["workers"]) == (0, 2)
+    assert not multiprocessing.active_children()  # the workers are gone when training ends
     normalization = [json.loads((Path(r.run_dir) / "preprocess.json").read_text())["normalize"] for r in (memory, disk)]
     assert normalization[0] == normalization[1]
     assert normalization[0]["mean"][0] == pytest.approx(float(np.load(folder / "x.npy")[
         validation_split(120, 0.2, 3)[0]].mean()), rel=1e-6)
+
+
+def test_a_validation_file_on_disk_beside_training_data_in_memory(tmp_path, monkeypatch):
+    model = spec(tmp_path, VECTOR)
+    np.savez(tmp_path / "train.npz", **dict(zip("xy", blobs(60))))
+    np.savez(tmp_path / "val.npz", **dict(zip("xy", blobs(300, seed=1))))
+    monkeypatch.setattr(data_mod, "IN_MEMORY_BYTES", 60 * 4 * 4 + 60 * 8)  # the training data fit, not the others
+    result = model.train(data=str(tmp_path / "train.npz"), val_data=str(tmp_path / "val.npz"), epochs=3, lr=0.05,
+                         batch=8, out=str(tmp_path / "r"), progress=False)
+    assert record(result.run_dir)["data"]["n_val"] == 300 and result.metrics["val_accuracy"] > 0.9
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
