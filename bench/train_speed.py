@@ -86,6 +86,10 @@ class Workload:
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits, y) if self.binary else F.cross_entropy(logits, y)
 
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """How many predictions are right (specc logs accuracy for classifiers too)."""
+        return ((logits > 0).float() == y).sum() if self.binary else (logits.argmax(1) == y).sum()
+
 
 def lenet_digits() -> Workload:
     model = spec_compiler.load(LENET)
@@ -137,19 +141,21 @@ def hand_runner(work: Workload, args, channels_last: bool = False):
         for epoch in range(args.epochs):
             net.train()
             order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
-            total = torch.zeros((), dtype=torch.float64)
+            total, correct = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)
             for start in range(0, len(x), args.batch):
                 index = order[start:start + args.batch]
                 xb, yb = x.index_select(0, index), work.y.index_select(0, index)
                 if channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                loss = work.loss(net.forward_logits(xb), yb)
+                logits = net.forward_logits(xb)
+                loss = work.loss(logits, yb)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 with torch.no_grad():
                     total += loss.detach() * len(index)
-            float(total)  # what a loop that logs its loss reads each epoch
+                    correct += work.correct(logits, yb)
+            float(total), int(correct)  # what a loop that logs its loss and accuracy reads each epoch
             marks.append(mark())
         return steady_epoch_s(marks)
 
