@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from ..run import RunRecord
 from ..train_config import TrainConfig
 from . import checkpoint, compiling, ddp
@@ -447,6 +447,8 @@ def train(model, **overrides) -> TrainResult:
     run options (device, amp, out, resume, overwrite, init_from, progress, stream, callbacks,
     threads, workers, compile)."""
     config_overrides, options = split_overrides(overrides)
+    if options.workers is not None and options.workers < 0:
+        raise UsageError(f"workers: {options.workers} is not a number of processes (0 reads in this process)")
     resolved = resolve_config(spec_relative_paths(model), config_overrides)
     config = resolved.with_defaults()
     device = pick_device(options.device)
