@@ -73,7 +73,7 @@ TORCHINFO_PROCESS = TORCH_MODELS + textwrap.dedent("""
 """)
 
 
-def _specc_command() -> list[str]:
+def specc_command() -> list[str]:
     script = Path(sys.executable).with_name("specc")
     return [str(script)] if script.exists() else [sys.executable, "-m", "spec_compiler.cli"]
 
@@ -116,7 +116,7 @@ def bench(repeats: int) -> dict:
             specc_trainable = model.summary()["trainable_params"]
             assert specc_trainable == torchinfo_total, (name, specc_trainable, torchinfo_total)
 
-            specc_process = best_of(lambda: _run([*_specc_command(), "compile", str(path)]), repeats)
+            specc_process = best_of(lambda: _run([*specc_command(), "compile", str(path)]), repeats)
             torchinfo_process = best_of(lambda: _run([sys.executable, str(torchinfo_script), name]), repeats)
             specc_inproc = best_of(lambda: spec_compiler.load(path).table(), repeats * 4)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compile_speed import _specc_command, deep_spec_text  # a sibling benchmark script
+from compile_speed import deep_spec_text, specc_command  # a sibling benchmark script
+from timing import best_of, median
 
 from spec_compiler.inference import Limits
 from spec_compiler.lsp.server import create_server
@@ -117,18 +117,14 @@ def bench(repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "deep1000.spec"
         path.write_text(text, encoding="utf-8")
-        whole = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            subprocess.run([*_specc_command(), "compile", str(path)], check=True, capture_output=True,
-                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
-            whole.append(time.perf_counter() - start)
-    compile_s = min(whole)
+        compile_s = best_of(lambda: subprocess.run([*specc_command(), "compile", str(path)], check=True,
+                                                   capture_output=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}),
+                            repeats)
     series = {}
     for name, times in (("edit_within_a_line", line_times), ("insert_or_delete_a_line", moving_times)):
-        median = statistics.median(times)
-        series[name] = {"edits": len(times), "best_s": min(times), "median_s": median, "worst_s": max(times),
-                        "ratio": compile_s / median, "within_budget": median <= BUDGET_S}
+        median_s = median(times)
+        series[name] = {"edits": len(times), "best_s": min(times), "median_s": median_s, "worst_s": max(times),
+                        "ratio": compile_s / median_s, "within_budget": median_s <= BUDGET_S}
     return {"layers": 1002, "whole_process_compile_s": compile_s, "unchanged_edit_s": unchanged_s, **series}
 
 

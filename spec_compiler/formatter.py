@@ -3,14 +3,23 @@
 The layout: one statement per line, ` -> ` between chained layers, `key=value`
 options, two-space indentation inside `{ }`, short bodies on one line. Numbers and
 strings keep the spelling the user wrote (`1e-3` stays `1e-3`).
+
+Comments are not in the AST, so they are put back once the layout is made: each output
+line knows the source lines it holds. A comment after code joins the output line that
+holds its line (a chain written over several lines becomes one line carrying all their
+comments); a comment on a line of its own goes before the first output line that comes
+from a later source line, indented like it (one level deeper before a closing `}`).
+No comment is dropped: after a `}`, on a continuation line, after the train section.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
 
 from . import ast
-from .parser import parse
+from .parser import brace_pairs, parse
 
 INDENT = "  "
 MAX_WIDTH = 88
@@ -18,14 +27,38 @@ MAX_WIDTH = 88
 
 def format_source(source: str, path: str = "<spec>") -> str:
     spec = parse(source, path)
-    return _Formatter(source).file(spec.statements)
+    return _Formatter(spec.source).file(spec.statements)  # the normalized source the spans refer to
+
+
+@dataclass(frozen=True)
+class Line:
+    """One output line and the source lines it holds (a kept blank line: that line)."""
+
+    text: str
+    first: int
+    last: int
 
 
 class _Formatter:
     def __init__(self, source: str):
-        self.lines = source.splitlines()
-        self.comments = _comments(self.lines)  # line -> (comment text, is whole line)
-        self.emitted: set[int] = set()
+        self.lines = source.split("\n")
+        self.starts = [0]
+        for line in self.lines[:-1]:
+            self.starts.append(self.starts[-1] + len(line) + 1)
+        self.comments = _comments(self.lines)  # line -> (comment text, is the whole line)
+        self.pairs = brace_pairs(source)
+        self.opens = sorted(self.pairs)
+        self.rendered: dict[tuple[int, int], list[Line]] = {}
+
+    # --- source positions ---------------------------------------------------------
+
+    def line_of(self, offset: int) -> int:
+        return bisect_right(self.starts, offset)
+
+    def braces(self, span) -> tuple[int, int]:
+        """Lines of the `{` and `}` of the body that follows the word at `span`."""
+        opening = self.opens[bisect_left(self.opens, self.starts[span.line - 1] + span.column - 1)]
+        return self.line_of(opening), self.line_of(self.pairs[opening])
 
     # --- values -------------------------------------------------------------------
 
@@ -53,110 +86,159 @@ class _Formatter:
     # --- statements ---------------------------------------------------------------
 
     def file(self, statements) -> str:
-        out = self.body_lines(statements, 0)
-        out += [c for c in self.leftover_comments(len(self.lines) + 1, 0)]
+        out = self.with_comments(self.body_lines(statements, 0))
         return "\n".join(_collapse_blanks(out)).strip("\n") + "\n"
 
-    def body_lines(self, statements, depth: int) -> list[str]:
-        out: list[str] = []
+    def body_lines(self, statements, depth: int) -> list[Line]:
+        out: list[Line] = []
         previous_end = None
         for statement in statements:
-            line = _first_line(statement)
-            if previous_end is not None and self._blank_between(previous_end, line):
-                out.append("")
-            out += self.leftover_comments(line, depth)
             rendered = self.statement(statement, depth)
-            trailing = self.trailing_comment(line)
-            if trailing:
-                rendered[0] = f"{rendered[0]}  {trailing}"
+            blank = None if previous_end is None else self._blank_between(previous_end, rendered[0].first)
+            if blank is not None:
+                out.append(Line("", blank, blank))
             out += rendered
-            previous_end = _last_line(statement, self.lines)
+            previous_end = max(line.last for line in rendered)
         return out
 
-    def statement(self, statement, depth: int) -> list[str]:
+    def statement(self, statement, depth: int) -> list[Line]:
         pad = INDENT * depth
         if isinstance(statement, ast.ModelDecl):
-            return [f"{pad}model {statement.name}"]
+            return [Line(f"{pad}model {statement.name}", statement.span.line, statement.span.line)]
         if isinstance(statement, ast.InputDecl):
             words = ["input", statement.kind, *map(self.value, statement.args), *map(self.option, statement.options)]
-            return [pad + " ".join(words)]
+            last = _last_line(statement.span, statement.args, statement.options)
+            return [Line(pad + " ".join(words), statement.span.line, last)]
         if isinstance(statement, ast.TrainSection):
+            opening, closing = self.braces(statement.span)
             inner = INDENT * (depth + 1)
-            options = [inner + self.option(o) for o in statement.options]
-            return [f"{pad}train {{", *options, f"{pad}}}"]
+            options = [Line(inner + self.option(o), o.span.line, _last_line(o.span, (), (o,)))
+                       for o in statement.options]
+            return [Line(f"{pad}train {{", statement.span.line, opening), *options, Line(f"{pad}}}", closing, closing)]
         if isinstance(statement, ast.BlockDef):
             params = ", ".join(p.name + (f"={self.value(p.default)}" if p.default is not None else "")
                                for p in statement.params)
-            return self.with_body(f"{pad}block {statement.name}({params})", statement.body, depth, inline=False)
+            defaults = tuple(p.default for p in statement.params if p.default is not None)
+            head = Line(f"{pad}block {statement.name}({params})", statement.span.line,
+                        _last_line(statement.span, defaults, ()))
+            return self.with_body(head, statement.body, depth, self.braces(statement.span), inline=False)
         return self.chain(statement, depth)
 
-    def chain(self, chain: ast.Chain, depth: int) -> list[str]:
-        pad = INDENT * depth
-        out: list[str] = []
+    def chain(self, chain: ast.Chain, depth: int) -> list[Line]:
+        # Remembered: trying the one-line form of a body renders it at depth 0 as well, which
+        # without this would double the work at every level of nesting.
+        key = (id(chain), depth)
+        if key not in self.rendered:
+            self.rendered[key] = self._chain(chain, depth)
+        return list(self.rendered[key])
+
+    def _chain(self, chain: ast.Chain, depth: int) -> list[Line]:
+        out: list[Line] = []
         for layer in chain.layers:
-            head = " ".join([layer.word, *map(self.value, layer.args), *map(self.option, layer.options)])
-            if not out:
-                head = pad + head
+            words = " ".join([layer.word, *map(self.value, layer.args), *map(self.option, layer.options)])
+            last = _last_line(layer.span, layer.args, layer.options)
+            if out:  # joined to the line before with ` -> `
+                previous = out.pop()
+                head = Line(f"{previous.text} -> {words}", previous.first, max(previous.last, last))
             else:
-                out[-1] += " -> "
-                head = out.pop() + head
+                head = Line(INDENT * depth + words, layer.span.line, last)
             if layer.body is None:
                 out.append(head)
             else:
-                out += self.with_body(head, layer.body, depth, inline=True)
+                out += self.with_body(head, layer.body, depth, self.braces(layer.span), inline=True)
         return out
 
-    def with_body(self, head: str, body, depth: int, inline: bool) -> list[str]:
-        if not body:
-            return [head + " {}"]
-        if inline and len(body) == 1 and isinstance(body[0], ast.Chain) and not self._has_comments(body):
+    def with_body(self, head: Line, body, depth: int, braces: tuple[int, int], inline: bool) -> list[Line]:
+        opening, closing = braces
+        commented = any(opening <= line < closing for line in self.comments)  # comments inside the braces
+        if not body and not commented:
+            return [Line(head.text + " {}", head.first, closing)]
+        if inline and not commented and len(body) == 1 and isinstance(body[0], ast.Chain):
             one = self.chain(body[0], 0)
-            if len(one) == 1 and len(head) + len(one[0]) + 6 <= MAX_WIDTH:
-                return [f"{head} {{ {one[0]} }}"]
+            if len(one) == 1 and len(head.text) + len(one[0].text) + 6 <= MAX_WIDTH:
+                return [Line(f"{head.text} {{ {one[0].text} }}", head.first, closing)]
         inner = self.body_lines(body, depth + 1)
-        return [head + " {", *inner, INDENT * depth + "}"]
+        return [Line(head.text + " {", head.first, max(head.last, opening)), *inner,
+                Line(INDENT * depth + "}", closing, closing)]
 
     # --- comments -----------------------------------------------------------------
 
-    def leftover_comments(self, before_line: int, depth: int) -> list[str]:
-        out = []
-        for line in sorted(self.comments):
-            if line < before_line and line not in self.emitted and self.comments[line][1]:
-                self.emitted.add(line)
-                out.append(INDENT * depth + self.comments[line][0])
+    def with_comments(self, lines: list[Line]) -> list[str]:
+        """The output lines with every source comment put back (see the module docstring)."""
+        firsts = [line.first for line in lines]
+        before: dict[int, list[tuple[int, str]]] = {}  # output line -> (source line, comment) to put before it
+        after: dict[int, list[str]] = {}
+        tail: list[tuple[int, str]] = []
+        for number, (comment, whole) in sorted(self.comments.items()):
+            if not whole:
+                index = bisect_right(firsts, number) - 1
+                while index >= 0 and not lines[index].text:
+                    index -= 1
+                if index >= 0:
+                    after.setdefault(index, []).append(comment)
+                    continue
+            index = bisect_right(firsts, number)  # the first output line from a later source line
+            if index < len(lines):
+                before.setdefault(index, []).append((number, comment))
+            else:
+                tail.append((number, comment))
+        out: list[str] = []
+        shown = 0  # the last source line shown so far: blank lines around comments are kept
+        for index, line in enumerate(lines):
+            if index in before:
+                indent = _indent_before(lines, index)
+                for number, comment in before[index]:
+                    self._keep_blank(out, shown, number)
+                    out.append(indent + comment)
+                    shown = number
+                self._keep_blank(out, shown, line.first)
+            out.append(line.text + "".join(f"  {comment}" for comment in after.get(index, [])))
+            shown = max(shown, line.last)
+        for number, comment in tail:
+            self._keep_blank(out, shown, number)
+            out.append(comment)
+            shown = number
         return out
 
-    def trailing_comment(self, line: int) -> str | None:
-        comment = self.comments.get(line)
-        if comment and not comment[1] and line not in self.emitted:
-            self.emitted.add(line)
-            return comment[0]
+    def _keep_blank(self, out: list[str], shown: int, number: int) -> None:
+        """A blank line where the source has one between line `shown` and line `number`."""
+        if out and not out[-1].endswith("{") and self._blank_between(shown, number) is not None:
+            out.append("")
+
+    def _blank_between(self, end: int, start: int) -> int | None:
+        """The first blank source line between two statements, if any."""
+        for number in range(end + 1, start):
+            if 0 < number <= len(self.lines) and not self.lines[number - 1].strip():
+                return number
         return None
 
-    def _has_comments(self, body) -> bool:
-        lines = {_first_line(s) for s in body}
-        return any(line in self.comments for line in lines)
 
-    def _blank_between(self, end: int, start: int) -> bool:
-        return any(not self.lines[i - 1].strip() for i in range(end + 1, start) if 0 < i <= len(self.lines))
-
-
-def _first_line(statement) -> int:
-    if isinstance(statement, ast.Chain):
-        return statement.layers[0].span.line
-    return statement.span.line
+def _indent_before(lines: list[Line], index: int) -> str:
+    """Indentation of a comment line put before lines[index]: that of the next line of code,
+    one level deeper when it closes a body (the comment was inside it)."""
+    following = next((line.text for line in lines[index:] if line.text), "")
+    indent = following[: len(following) - len(following.lstrip())]
+    return indent + INDENT if following.lstrip().startswith("}") else indent
 
 
-def _last_line(statement, lines: list[str]) -> int:
-    """The last source line a statement occupies (bodies end at their closing brace)."""
-    start = _first_line(statement)
-    depth = 0
-    for index in range(start - 1, len(lines)):
-        code = lines[index].split("#", 1)[0]
-        depth += code.count("{") - code.count("}")
-        if depth <= 0 and not code.rstrip().endswith("->"):
-            return index + 1
-    return len(lines)
+def _last_line(span, values, options) -> int:
+    """The last source line among a word and its values (a `\\` continues a line)."""
+    last = span.line
+    for value in (*values, *(o.value for o in options)):
+        last = max(last, _value_last_line(value))
+    for option in options:
+        last = max(last, option.span.line)
+    return last
+
+
+def _value_last_line(value) -> int:
+    last = value.span.line
+    for item in (*getattr(value, "items", ()), *getattr(value, "args", ())):
+        if not isinstance(item, (int, str)):
+            last = max(last, _value_last_line(item))
+    for option in getattr(value, "options", ()):
+        last = max(last, _value_last_line(option.value))
+    return last
 
 
 _COMMENT = re.compile(r"""^((?:[^#"']|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')*)(#.*)$""")

@@ -14,7 +14,7 @@ from .errors import Diagnostic, SpecError
 from .ir import ModelIR, Node
 from .layers import REGISTRY
 from .layers.base import BodyResult, Count, LayerKind
-from .shapes import ShapeError, TensorType
+from .shapes import ShapeError, TensorType, describe
 
 BYTES_PER_VALUE = 4  # float32
 DEFAULT_MAX_PARAMS = 2_000_000_000
@@ -177,6 +177,8 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
             flops = kind.flops(node.params, x, y, results)
         if getattr(node.params, "activation", None):
             REGISTRY[node.params.activation].shape(REGISTRY[node.params.activation].params(), y)
+        if getattr(node.params, "mask", None) == "padding":
+            _check_padding_mask(node.kind, x, ir)
     except ShapeError as error:
         message = error.message
         if error.about_input:
@@ -190,6 +192,20 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
     child_bytes = sum(c.activation_bytes for body in children for c in body)
     own_bytes = 0 if layout is not None and layout.transparent else y.numel_estimate() * BYTES_PER_VALUE
     return LayerInfo(node, path, x, y, count, as_trained, flops, own_bytes + child_bytes, children)
+
+
+def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:
+    """`mask=padding` (layers/attention.py) reads the padding of the model's token ids, so
+    the model's input must be tokens, and the layer's steps must be the tokens' steps."""
+    tokens = ir.input.type
+    if tokens.dtype != "int":
+        raise ShapeError(f"{kind} mask=padding reads the padding (token id 0) of a tokens input, but the model's "
+                         f"input is {describe(tokens)}", "declare `input tokens T vocab=V`, or leave mask= out")
+    steps, length = x.dims[0], tokens.dims[0]
+    if isinstance(steps, int) and isinstance(length, int) and steps != length:
+        raise ShapeError(f"{kind} mask=padding has one value per input token ({length}), but its input {x} has "
+                         f"{steps} steps", "attend before the layers that change the length, or leave mask= out",
+                         about_input=True)
 
 
 def _check_parallel_bodies(bodies: _BodyInference, x: TensorType, ir: ModelIR) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .errors import Span
+from .errors import Diagnostic, Span
 from .layers.base import LayerParams
 from .shapes import TensorType
 from .train_config import TrainConfig
@@ -47,3 +47,5 @@ class ModelIR:
     path: str
     source: str
     plugins: tuple[str, ...] = field(default_factory=tuple)
+    # Valid but probably unintended values (severity "warning"), in file order.
+    warnings: tuple[Diagnostic, ...] = ()

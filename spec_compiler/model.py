@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from .elaborate import elaborate
-from .errors import SpecError, UsageError
+from .errors import Diagnostic, SpecError, UsageError, render_warnings
 from .inference import Limits, ModelInfo, infer
 from .ir import ModelIR
 from .parser import parse
+from .source import read_spec_file
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,15 @@ class Model:
     @property
     def name(self) -> str:
         return self.ir.name
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """Valid values that are probably mistakes (`batchnorm momentum=0.1`), in file order."""
+        return self.ir.warnings
+
+    def warning_text(self) -> str:
+        """The warnings rendered as `specc` prints them on stderr ("" when there are none)."""
+        return render_warnings(self.ir.warnings, self.ir.source)
 
     def summary(self) -> dict[str, Any]:
         """The same dict `specc compile --json` prints."""
@@ -71,12 +81,13 @@ class Model:
         return evaluate(self, weights, data=data, **options)
 
     def export(self, path: str | Path, weights: str | Path | None = None, opset: int | None = None,
-               quantize: str | None = None):
+               quantize: str | None = None, external_data: bool = False, simplify: bool = False):
         """Write a verified ONNX file (see spec_compiler/export/); `weights` is a run folder
         or a .safetensors file (None: the freshly initialized network). Returns an ExportReport."""
         from .export import export_model
 
-        return export_model(self, path, weights=weights, opset=opset, quantize=quantize)
+        return export_model(self, path, weights=weights, opset=opset, quantize=quantize, external_data=external_data,
+                            simplify=simplify)
 
 
 def load_plugins(plugins: Iterable[str]) -> tuple[str, ...]:
@@ -110,7 +121,10 @@ def compile_source(source: str, path: str = "<spec>", plugins: Iterable[str] = (
     try:
         spec = parse(source, path)
         ir = elaborate(spec)
-        return Model(infer(ir, limits), loaded)
+        try:
+            return Model(infer(ir, limits), loaded)
+        except SpecError as error:
+            raise error.with_warnings(ir.warnings) from None
     except RecursionError:  # a last resort: the parser and elaboration limit nesting first
         raise SpecError.at(None, "the spec is nested too deeply to check",
                            "use fewer levels of bodies and blocks inside one another") from None
@@ -118,9 +132,4 @@ def compile_source(source: str, path: str = "<spec>", plugins: Iterable[str] = (
 
 def load(path: str | Path, plugins: Iterable[str] = (), limits: Limits = Limits()) -> Model:
     """Parse and check a .spec file. Raises SpecError (with rendered diagnostics)."""
-    path = Path(path)
-    try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError.at(None, f"cannot read {path}: {error}") from None
-    return compile_source(source, str(path), plugins, limits)
+    return compile_source(read_spec_file(path), str(path), plugins, limits)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import ast as python_ast
 import functools
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -12,9 +15,16 @@ from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError
+from .source import check_size, normalize_source
 
 MAX_SYNTAX_ERRORS = 20
 MAX_NESTING = 50  # `{ }` bodies inside one another; real models nest a handful
+# Finding each further syntax error parses the file again (with the bad line blanked):
+# at most this many characters of parsing in all, so a large file stops after a few.
+MAX_REPARSE_CHARACTERS = 200_000
+MAX_INTEGER = 2**63 - 1  # what a PyTorch size or seed can hold
+MAX_DIMS = 16  # parts of a size like 3x224x224 (products of more could not even be printed)
+_STRING_ESCAPE = re.compile(r"\\([\\\"'])")
 
 
 def grammar_text() -> str:
@@ -49,18 +59,35 @@ class _ToAst(Transformer):
     # values
     def dims(self, children):
         (token,) = children
-        items = tuple(int(p) if p.isdigit() else p for p in str(token).split("x"))
+        parts = str(token).split("x")
+        if len(parts) > MAX_DIMS:
+            raise SpecError(Diagnostic(f"a size with {len(parts)} parts: at most {MAX_DIMS}", self._s(token)))
+        items = tuple(self._integer(p, token) if p.isdigit() else p for p in parts)
         return ast.Dims(items, self._s(token))
 
     def number(self, children):
         (token,) = children
         text = str(token)
-        value: int | float = int(text) if text.lstrip("+-").isdigit() else float(text)
+        if text.lstrip("+-").isdigit():
+            return ast.Number(self._integer(text, token), self._s(token))
+        value = float(text)
+        if not math.isfinite(value):
+            raise SpecError(Diagnostic(f"`{_shorten(text)}` is too large for a number", self._s(token),
+                                       "numbers are at most about 1.8e308"))
         return ast.Number(value, self._s(token))
+
+    def _integer(self, text: str, token) -> int:
+        """The value of a whole number, refused before conversion when it has too many digits."""
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) > len(str(MAX_INTEGER)) or int(digits or "0") > MAX_INTEGER:
+            raise SpecError(Diagnostic(f"`{_shorten(text)}` is too large: whole numbers are at most {MAX_INTEGER:,}",
+                                       self._s(token)))
+        return int(text)
 
     def string(self, children):
         (token,) = children
-        return ast.String(python_ast.literal_eval(str(token)), self._s(token))
+        # `\\`, `\"` and `\'` are escapes; any other backslash is itself (Windows paths).
+        return ast.String(_STRING_ESCAPE.sub(r"\1", str(token)[1:-1]), self._s(token))
 
     def unknown(self, children):
         (token,) = children
@@ -113,7 +140,7 @@ class _ToAst(Transformer):
         return ast.TrainSection(options, self._s(word))
 
     def body(self, children):
-        return tuple(children)
+        return self._joined(children)
 
     def layer(self, children):
         word, *rest = children
@@ -127,14 +154,45 @@ class _ToAst(Transformer):
     def chain(self, children):
         return ast.Chain(tuple(c for c in children if isinstance(c, ast.Layer)))
 
+    def continuation(self, children):
+        arrow, *rest = children
+        return _Continuation(tuple(c for c in rest if isinstance(c, ast.Layer)), self._s(arrow))
+
     def start(self, children):
-        return tuple(children)
+        return self._joined(children)
+
+    def _joined(self, statements) -> tuple:
+        """Statements with each `-> layer` line joined to the chain above it."""
+        out: list = []
+        for statement in statements:
+            if isinstance(statement, _Continuation):
+                if not out or not isinstance(out[-1], ast.Chain):
+                    raise SpecError(Diagnostic("`->` with no layer before it", statement.arrow,
+                                               "an arrow joins two layers: `conv 6x5x5 -> relu`"))
+                out[-1] = ast.Chain(out[-1].layers + statement.layers)
+            else:
+                out.append(statement)
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Continuation:
+    """`-> layer ...` at the start of a line, before it is joined to the chain above."""
+
+    layers: tuple[ast.Layer, ...]
+    arrow: Span
 
 
 def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
-    """Parse a whole file, reporting every syntax error (up to a limit)."""
+    """Parse a whole file, reporting every syntax error (up to a limit).
+
+    The text is normalized first (source.normalize_source: BOM, line endings, form
+    feeds), and refused when over the size limits before any parsing work is done."""
+    source = normalize_source(source)
+    check_size(source, path)
     diagnostics: list[Diagnostic] = []
     text = source
+    parses_left = max(1, min(MAX_SYNTAX_ERRORS, MAX_REPARSE_CHARACTERS // max(len(source), 1)))
     while True:
         try:
             tree = _parser().parse(text)
@@ -144,9 +202,11 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
             if any(d.span and diagnostic.span and d.span.line >= diagnostic.span.line for d in diagnostics):
                 break  # recovery went backwards: a cascade, not a new mistake
             diagnostics.append(diagnostic)
-            if len(diagnostics) >= MAX_SYNTAX_ERRORS or not _blank_line(error, text):
+            parses_left -= 1
+            blanked = _blank_line(error, text) if parses_left > 0 and len(diagnostics) < MAX_SYNTAX_ERRORS else None
+            if blanked is None:
                 break
-            text = _blank_line(error, text)
+            text = blanked
     if diagnostics:
         raise SpecError(diagnostics, source)
     too_deep = _too_deep(source)
@@ -154,8 +214,17 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
         line, column = too_deep
         raise SpecError(Diagnostic(f"bodies nested more than {MAX_NESTING} deep", Span(path, line, column, column + 1),
                                    "flatten the structure, or define a block for the inner part"), source)
-    statements = _ToAst(path).transform(tree)
+    try:
+        statements = _ToAst(path).transform(tree)
+    except lark.exceptions.VisitError as error:  # a SpecError of the transformer: a number too large, a stray `->`
+        if isinstance(error.orig_exc, SpecError):
+            raise error.orig_exc.with_source(source) from None
+        raise
     return ast.SpecFile(path, source, tuple(statements))
+
+
+def _shorten(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _blank_line(error: lark.UnexpectedInput, text: str) -> str | None:
@@ -175,16 +244,20 @@ def _blank_line(error: lark.UnexpectedInput, text: str) -> str | None:
 def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     """Turn lark's exception into one of a handful of named, friendly errors."""
     line, column = getattr(error, "line", 1), getattr(error, "column", 1)
-    if line is None or line < 1:
+    offset = getattr(error, "pos_in_stream", None)
+    if offset is None and getattr(error, "token", None) is not None:
+        offset = error.token.start_pos
+    if line is None or line < 1 or offset is None:
         line, column = _end_position(text)
-    before = _text_before(text, line, column)
+        offset = len(text.rstrip("\n"))
+    before = _text_before(text, offset)
     span = Span(path, line, column, column + 1)
 
     if isinstance(error, lark.UnexpectedCharacters):
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
         if before.endswith("="):
             return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
-        return Diagnostic(f"unexpected character `{char}`", span,
+        return Diagnostic(f"unexpected character {_shown_character(char)}", span,
                           "layers are words followed by numbers, sizes like 6x5x5 and key=value options")
 
     token = getattr(error, "token", None)
@@ -192,8 +265,9 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     value = str(token) if token is not None else ""
 
     if token_type == "$END" or isinstance(error, lark.UnexpectedEOF):
-        before = _text_before(text, *_end_position(text))
-        span = Span(path, *_end_position(text), _end_position(text)[1] + 1)
+        before = _text_before(text, len(text))
+        end_line, end_column = _end_position(text)
+        span = Span(path, end_line, end_column, end_column + 1)
         open_brace = _unclosed_brace(text)
         if open_brace is not None:
             bl, bc = open_brace
@@ -208,7 +282,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic("unexpected end of file", span)
 
     if token_type == "ARROW":
-        arrow_line, arrow_col = _position_of(text, token.start_pos + value.index("->"))
+        arrow_line, arrow_col = _position_of(text, token.start_pos)
         span = Span(path, arrow_line, arrow_col, arrow_col + 2)
         if before.rstrip().endswith("->"):
             return Diagnostic("doubled arrow `-> ->`", span, "remove one of the `->`")
@@ -225,10 +299,6 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
                           "remove the `->` or add a layer after it")
     if token_type == "RBRACE":
         return Diagnostic("unmatched `}`", span, "remove it, or open a block with `{` before it")
-    if token_type == "_NL" and before.rstrip().endswith("->"):
-        line, column = _position_of(text, text.rfind("->", 0, token.start_pos + 1))
-        return Diagnostic("`->` with no layer after it", Span(path, line, column, column + 2),
-                          "remove the `->` or add a layer after it")
     if token_type == "EQUAL":
         return Diagnostic("unexpected `=`: an option belongs after a layer's word", span,
                           "write the layer first, then key=value: `conv 6 5x5 stride=2`")
@@ -236,6 +306,13 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     message = f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`"
     return Diagnostic(message, Span(path, line, column, column + max(1, len(value.strip()))),
                       _expected_hint(getattr(error, "expected", set())))
+
+
+def _shown_character(char: str) -> str:
+    """`@`, or U+00A0 (NO-BREAK SPACE) for a character a terminal would not show."""
+    if char.isprintable() and not char.isspace():
+        return f"`{char}`"
+    return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
 
 
 def _expected_hint(expected: set[str]) -> str | None:
@@ -248,16 +325,34 @@ def _expected_hint(expected: set[str]) -> str | None:
     return f"expected {' or '.join(words)}" if words else None
 
 
-def _text_before(text: str, line: int, column: int) -> str:
-    lines = text.split("\n")
-    upto = "\n".join(lines[: line - 1] + [lines[line - 1][: column - 1]]) if line <= len(lines) else text
-    stripped = [ln.split("#", 1)[0] for ln in upto.split("\n")]
-    return "\n".join(stripped).rstrip()
+def _text_before(text: str, offset: int) -> str:
+    """The last line of code before `offset`, without its comment and trailing blanks
+    (the messages only look at how the code before a mistake ends), or ""."""
+    end = offset
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        code = text[start:end].split("#", 1)[0].rstrip()
+        if code:
+            return code
+        end = _end_of_text_before(text, start)  # past the blank and comment-only lines before it
+    return ""
+
+
+def _end_of_text_before(text: str, end: int) -> int:
+    """Offset just past the last non-blank character before `end` (0 if none), looking back
+    a piece at a time so that a long run of blank lines is not copied for each line."""
+    while end > 0:
+        begin = max(0, end - 256)
+        kept = text[begin:end].rstrip()
+        if kept:
+            return begin + len(kept)
+        end = begin
+    return 0
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    lines = text.rstrip("\n").split("\n")
-    return len(lines), len(lines[-1]) + 1
+    stripped = text.rstrip("\n")
+    return stripped.count("\n") + 1, len(stripped) - (stripped.rfind("\n") + 1) + 1
 
 
 def _position_of(text: str, offset: int) -> tuple[int, int]:
@@ -266,23 +361,16 @@ def _position_of(text: str, offset: int) -> tuple[int, int]:
     return line, column
 
 
+# A comment, a string (as the grammar reads them) or a brace: one C-speed pass finds the braces.
+_BRACE_OR_SKIPPED = re.compile(r"""#[^\n]*|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'|[{}]""")
+
+
 def braces(text: str):
     """(offset, char) for each `{` and `}` outside comments and strings."""
-    in_comment = False
-    quote = None
-    for offset, char in enumerate(text):
-        if char == "\n":
-            in_comment = False
-        if in_comment:
-            continue
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            in_comment = True
-        elif char in "{}":
-            yield offset, char
+    for match in _BRACE_OR_SKIPPED.finditer(text):
+        char = match.group()
+        if char in ("{", "}"):
+            yield match.start(), char
 
 
 def _too_deep(text: str) -> tuple[int, int] | None:
@@ -303,3 +391,15 @@ def _unclosed_brace(text: str) -> tuple[int, int] | None:
         elif stack:
             stack.pop()
     return _position_of(text, stack[-1]) if stack else None
+
+
+def brace_pairs(text: str) -> dict[int, int]:
+    """Offset of each `{` (outside comments and strings) -> offset of its `}`; for the formatter."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for offset, char in braces(text):
+        if char == "{":
+            stack.append(offset)
+        elif stack:
+            pairs[stack.pop()] = offset
+    return pairs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import warning_dict
 from ..inference import BYTES_PER_VALUE, LayerInfo, ModelInfo
 from ..shapes import TensorType
 
@@ -53,6 +54,7 @@ def summary_dict(info: ModelInfo) -> dict[str, Any]:
         "activation_bytes": info.activation_bytes,
         "dynamic_length": not ir.input.type.is_static,
         "layers": [_layer_dict(layer) for layer in info.layers],
+        "warnings": [warning_dict(w) for w in ir.warnings],
     }
 
 

@@ -38,6 +38,7 @@ from ..layers import REGISTRY
 from ..layers.activations import PROBABILITY_ACTIVATIONS
 from ..layers.base import ROLE_OPTIONS
 from ..modules.structure import Sequence
+from ..text import PAD_ID
 from . import torch_weights
 
 
@@ -45,7 +46,8 @@ class SpecModule(Sequence):
     """The model a spec describes, as a PyTorch module.
 
     forward(x) gives the model's output (probabilities when it ends in softmax or
-    sigmoid); forward_logits(x) the values before that final activation.
+    sigmoid); forward_logits(x) the values before that final activation. Both first hand
+    the padding of the token ids to the layers written with `mask=padding`.
     """
 
     def __init__(self, steps: list, final: str | None, final_activation: str | None, name: str,
@@ -55,7 +57,24 @@ class SpecModule(Sequence):
         vars(self).update(
             final_activation=final_activation, model_name=name, input_dtype=input_dtype,
             _regularized=[], _constrained=[], _frozen=[],
+            _padding_readers=[m for m in self.modules() if getattr(m, "masks_padding", False)],
         )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.share_padding(x)
+        return super().forward(x)
+
+    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
+        self.share_padding(x)
+        return super().forward_logits(x)
+
+    def share_padding(self, x: torch.Tensor) -> None:
+        """Give the layers with `mask=padding` (modules/attention.py) the padding of the
+        token ids: (N, T), True at the padding id."""
+        if self._padding_readers:
+            padding = x == PAD_ID
+            for layer in self._padding_readers:
+                layer.padding = padding
 
     def regularization_loss(self) -> torch.Tensor:
         """The sum of every l1/l2 term on trainable weights (as Keras: a frozen layer's

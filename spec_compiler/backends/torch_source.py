@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..modules.structure import Sequence
+from ..text import PAD_ID
 from .python_text import Doc, flat, names_in, render
 from .torch_build import SpecModule, build_module
 from .torch_record import Call, recording
@@ -99,6 +100,11 @@ class _Writer:
         if name in self.definitions or name in self.imports or name == "_set":
             name += "Model"  # a model called `residual` next to the copied Residual class
         logits_lines, final_expr = self.forward_lines(module)
+        readers = [path for path, inner in module.named_modules() if getattr(inner, "masks_padding", False)]
+        if readers:  # as SpecModule.share_padding does
+            logits_lines = [f"        padding = x == {PAD_ID}  # the padding id: layers with mask=padding ignore it",
+                            *(f"        {_access(module, path)}.padding = padding" for path in readers),
+                            *logits_lines]
         summary = model.summary()
         dtype = "int64 token ids" if ir.input.type.dtype == "int" else "float32"
         shape = ", ".join(str(d) if isinstance(d, int) else str(d) for d in ir.input.type.dims)

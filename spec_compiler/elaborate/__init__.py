@@ -7,7 +7,8 @@
    pydantic's errors become diagnostics (`pydantic_errors`).
 4. `names`: every node named; the IR's node tree.
 
-Every pass reports into one `Report`, so all mistakes in the file come out together.
+Every pass reports into one `Report`, so all mistakes in the file come out together;
+the warnings it collects (valid values that are probably mistakes) go into the IR.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def elaborate(spec: ast.SpecFile, max_errors: int = 20) -> ModelIR:
     report.raise_if_any(spec.source, max_errors)
     assert declared.input is not None  # else an error was reported
     return ModelIR(name=declared.model_name or _stem(spec.path), input=declared.input, nodes=tuple(nodes),
-                   train=declared.train, path=spec.path, source=spec.source)
+                   train=declared.train, path=spec.path, source=spec.source, warnings=report.warnings)
 
 
 def _stem(path: str) -> str:

@@ -43,5 +43,9 @@ def _check(uses: Sequence[Use], activations: list[str], report: Report) -> list[
             values, spans = fields
             params = validate(use.kind.params, values, spans, use.layer.span, use.layer.word, report,
                               unknown_names(use.layer, use.ctx))
+            if params is not None:
+                for advice in params.advice():
+                    report.warn(spans.get(advice.field, use.layer.span), f"{use.layer.word} {advice.message}",
+                                advice.hint)
         checked.append(Checked(use, params, bodies))
     return checked

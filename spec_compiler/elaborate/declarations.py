@@ -125,9 +125,25 @@ def _input(decl: ast.InputDecl, report: Report) -> InputSpec | None:
         if params.vocab is not None:
             report.error(decl.span, "vocab= applies only to a tokens input")
         tensor = TensorType(tuple(dims))
+        if decl.kind == "image":
+            _warn_channels_last(dims, where, report)
     if not NAME_PATTERN.match(params.name):
         report.error(decl.span, f"input name `{params.name}` is not a valid name", "use letters, digits and _")
     return InputSpec(decl.kind, tensor, decl.span, params.name)
+
+
+CHANNELS_LAST_SIZES = (1, 3, 4)  # grayscale, RGB, RGBA
+
+
+def _warn_channels_last(dims: list, where: Span, report: Report) -> None:
+    """`input image 224x224x3` is valid (224 channels of 224x3 pixels) but is almost surely a
+    channels-last image (Keras' and NumPy's habit): warn, since the shape errors it leads
+    to further down are hard to trace back here."""
+    c, h, w = dims
+    if w in CHANNELS_LAST_SIZES and c >= 8 and h >= 8:
+        report.warn(where, f"`input image {c}x{h}x{w}` reads as {c} channels of {h}x{w} pixels: images are "
+                           "channels-first, CxHxW",
+                    f"for a {c}x{h} image with {w} channel{'s' if w > 1 else ''} write `input image {w}x{c}x{h}`")
 
 
 def _define_block(block: ast.BlockDef, blocks: dict[str, ast.BlockDef], report: Report) -> None:

@@ -24,6 +24,14 @@ needs). For a query step i and a key step j, with x the sequence:
   e_t = v . tanh(W h_t + b), a = softmax over t, output = sum_t a_t h_t; `units=U`
   (default F): W UxF, b U, v U, so F*U + 2*U parameters.
 
+Padding. `mask=padding` (on every kind here) ignores the steps whose token id is 0 (the
+padding `specc train` writes, Keras' `mask_zero`): no query attends to them, and
+attention_pool gives them no weight. The layer reads the ids of the model's tokens
+input, which the built model hands it before each forward: so the model's input must be
+tokens, and the layer's steps must be the tokens' steps (no pooling or strided conv1d
+before it). The mask is computed from the ids at run time, so an exported model keeps a
+dynamic length.
+
 FLOPs are multiply-adds per sample with T as given (a dynamic T counts as 1): the
 projections plus the T*T score and weighted-sum products; tanh, softmax and additions
 are not counted.
@@ -39,8 +47,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..options import Constraint, Initializer, Regularizer, WeightOptions
-from ..shapes import ShapeError, TensorType, describe
-from .base import Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
+from ..shapes import ShapeError, TensorType, describe, known_size
+from .base import Count, LayerKind, LayerParams, Slot, WeightRoles, divisors, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
 
@@ -53,6 +61,7 @@ def _steps(d) -> int:
 def require_sequence(x: TensorType, kind: str) -> None:
     require_float(x, kind)
     if x.rank == 2:
+        known_size(x, -1, kind)
         return
     message = f"{kind} expects a sequence TxF, got {describe(x)}"
     if x.rank == 1:
@@ -64,6 +73,14 @@ def require_sequence(x: TensorType, kind: str) -> None:
     else:
         hint = "reshape it to TxF first"
     raise ShapeError(message, hint, about_input=True)
+
+
+class MaskOption(BaseModel):
+    """`mask=padding`: ignore the steps whose token id is 0 (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    mask: Literal["none", "padding"] = "none"
 
 
 class KernelOptions(BaseModel):
@@ -78,7 +95,7 @@ class KernelOptions(BaseModel):
 
 # --- attention (dot / general / additive) ----------------------------------------
 
-class AttentionParams(LayerParams, KernelOptions):
+class AttentionParams(LayerParams, KernelOptions, MaskOption):
     score: Literal["dot", "general", "additive"] = "dot"
     units: Pos | None = None
     scale: bool = False
@@ -147,7 +164,7 @@ def _attention_flops(p: AttentionParams, x: TensorType, y: TensorType) -> int:
 def _attention_build(p: AttentionParams, x: TensorType, y: TensorType):
     from ..modules.attention import Attention
 
-    return Attention(p.score, x.dims[-1], _attention_units(p, x), p.scale, p.causal)
+    return Attention(p.score, x.dims[-1], _attention_units(p, x), p.scale, p.causal, p.mask)
 
 
 register(LayerKind(
@@ -157,7 +174,8 @@ register(LayerKind(
     doc="self-attention over a TxF sequence, output TxF: step i becomes sum_j softmax_j(s_ij) x_j with the "
         "score s chosen by score=dot|general|additive. dot: x_i . x_j (no weights; scale=true divides by "
         "sqrt(F)); general: x_i^T W x_j (F*F weights); additive: v . tanh(W1 x_i + W2 x_j) (units=U, default "
-        "F: 2*F*U + U weights, no biases); causal=true attends to steps j <= i only",
+        "F: 2*F*U + U weights, no biases); causal=true attends to steps j <= i only; mask=padding ignores the "
+        "steps whose token id is 0",
 ))
 
 register(LayerKind(
@@ -166,7 +184,7 @@ register(LayerKind(
     build=_attention_build, weights=SCORE_WEIGHTS, category="attention", example="luong_attention general",
     doc="Luong's multiplicative self-attention (Luong et al. 2015) over a TxF sequence, output TxF: "
         "score=dot (default) x_i . x_j, or score=general x_i^T W x_j (F*F weights); scale=true divides by "
-        "sqrt(F); causal=true attends to steps j <= i only",
+        "sqrt(F); causal=true attends to steps j <= i only; mask=padding ignores padding (token id 0)",
 ))
 
 register(LayerKind(
@@ -175,13 +193,13 @@ register(LayerKind(
     build=_attention_build, weights=SCORE_WEIGHTS, category="attention", example="bahdanau_attention units=32",
     doc="Bahdanau's additive self-attention (Bahdanau et al. 2015) over a TxF sequence, output TxF: "
         "s_ij = v . tanh(W1 x_i + W2 x_j), units=U (default F): 2*F*U + U weights, no biases; "
-        "causal=true attends to steps j <= i only",
+        "causal=true attends to steps j <= i only; mask=padding ignores padding (token id 0)",
 ))
 
 
 # --- multihead_attention ---------------------------------------------------------
 
-class MultiheadParams(LayerParams, WeightOptions):
+class MultiheadParams(LayerParams, WeightOptions, MaskOption):
     heads: Pos
     key_dim: Pos | None = None
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
@@ -197,11 +215,6 @@ class MultiheadParams(LayerParams, WeightOptions):
         return self
 
 
-def _divisors(n: int) -> str:
-    found = [d for d in range(1, n + 1) if n % d == 0]
-    return ", ".join(map(str, found)) if len(found) <= 12 else ", ".join(map(str, found[:12])) + ", ..."
-
-
 def _multihead_shape(p: MultiheadParams, x: TensorType) -> TensorType:
     require_sequence(x, "multihead_attention")
     features = x.dims[-1]
@@ -209,7 +222,7 @@ def _multihead_shape(p: MultiheadParams, x: TensorType) -> TensorType:
         raise ShapeError(
             f"multihead_attention heads={p.heads} must divide the {features} features of its input {x}",
             f"each head attends over features/heads values (PyTorch's nn.MultiheadAttention): use heads= one of "
-            f"{_divisors(features)}, or project to a multiple of {p.heads} first with `dense N`",
+            f"{divisors(features)}, or project to a multiple of {p.heads} first with `dense N`",
             about_input=True,
         )
     if p.key_dim is not None and p.key_dim * p.heads != features:
@@ -236,7 +249,7 @@ def _multihead_flops(p: MultiheadParams, x: TensorType, y: TensorType) -> int:
 def _multihead_build(p: MultiheadParams, x: TensorType, y: TensorType):
     from ..modules.attention import MultiheadSelfAttention
 
-    return MultiheadSelfAttention(x.dims[-1], p.heads, p.dropout, p.bias, p.causal)
+    return MultiheadSelfAttention(x.dims[-1], p.heads, p.dropout, p.bias, p.causal, p.mask)
 
 
 register(LayerKind(
@@ -248,13 +261,14 @@ register(LayerKind(
     doc="multi-head self-attention (Vaswani et al. 2017) over a TxF sequence, output TxF: PyTorch's "
         "nn.MultiheadAttention with query = key = value; heads must divide F (each head gets F/heads "
         "features, Keras' key_dim); 4*F*F + 4*F parameters (Q, K, V and output projections with biases; "
-        "bias=false drops the 4*F); dropout= on the attention weights; causal=true attends to earlier steps only",
+        "bias=false drops the 4*F); dropout= on the attention weights; causal=true attends to earlier steps only; "
+        "mask=padding ignores the steps whose token id is 0",
 ))
 
 
 # --- attention_pool ----------------------------------------------------------------
 
-class AttentionPoolParams(LayerParams, WeightOptions):
+class AttentionPoolParams(LayerParams, WeightOptions, MaskOption):
     units: Pos | None = None
 
 
@@ -280,7 +294,7 @@ def _attention_pool_flops(p: AttentionPoolParams, x: TensorType, y: TensorType) 
 def _attention_pool_build(p: AttentionPoolParams, x: TensorType, y: TensorType):
     from ..modules.attention import AttentionPool
 
-    return AttentionPool(x.dims[-1], _pool_units(p, x))
+    return AttentionPool(x.dims[-1], _pool_units(p, x), p.mask)
 
 
 register(LayerKind(
@@ -289,5 +303,6 @@ register(LayerKind(
     build=_attention_pool_build, category="attention", example="attention_pool",
     weights=WeightRoles(kernel=("proj.weight", "score.weight"), bias=("proj.bias",), onnx_ops=("MatMul",)),
     doc="attention pooling over time (Yang et al. 2016): TxF to F, output sum_t a_t h_t with "
-        "a = softmax_t(v . tanh(W h_t + b)); units=U (default F): F*U + 2*U parameters; T may be dynamic",
+        "a = softmax_t(v . tanh(W h_t + b)); units=U (default F): F*U + 2*U parameters; T may be dynamic; "
+        "mask=padding gives the steps whose token id is 0 no weight",
 ))

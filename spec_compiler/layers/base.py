@@ -31,6 +31,20 @@ class LayerParams(BaseModel):
     name: str | None = None
     frozen: bool = False
 
+    def advice(self) -> tuple[Advice, ...]:
+        """Values that are valid but probably not what the user meant; elaboration prints
+        each as a warning at the value. None by default."""
+        return ()
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A warning about one field's value (`batchnorm momentum=0.1`)."""
+
+    field: str
+    message: str
+    hint: str | None = None
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -287,7 +301,7 @@ def _known_activation(word: str) -> str:
 
     if word not in REGISTRY.activations():
         raise UnknownChoice("activation", word, REGISTRY.activations())
-    return word
+    return REGISTRY.lookup(word).name  # an alias (`swish`) names its kind (`silu`)
 
 
 # A trailing activation word: `dense 120 relu`.
@@ -302,3 +316,9 @@ def require_float(x: TensorType, kind: str) -> None:
             about_input=True,
         )
 
+
+
+def divisors(n: int) -> str:
+    """The divisors of n for a hint (`heads=` one of 1, 2, 4, 8): at most twelve."""
+    found = [d for d in range(1, n + 1) if n % d == 0]
+    return ", ".join(map(str, found[:12])) + (", ..." if len(found) > 12 else "")

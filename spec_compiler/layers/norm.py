@@ -1,4 +1,5 @@
-"""Normalization: batchnorm, layernorm and AlexNet's local response normalization.
+"""Normalization: batchnorm, layernorm, groupnorm, instancenorm and AlexNet's local
+response normalization.
 
 Which axis is normalized follows Keras' default `axis=-1` read on specc's layouts:
 the features. That is the channels C of a CxHxW image (Keras' channels-last images
@@ -7,7 +8,8 @@ have them last), and the last axis F of a TxF sequence or an F vector.
 Keras conventions, because the course material uses them:
 - `momentum` is Keras' (0.99 by default: running = 0.99 * running + 0.01 * batch).
   PyTorch's momentum is the weight of the new batch, so the module gets 1 - momentum
-  (0.01); a PyTorch user's `momentum=0.1` is written `momentum=0.9` here.
+  (0.01); a PyTorch user's `momentum=0.1` is written `momentum=0.9` here, and a momentum
+  below 0.5 is warned about as PyTorch's habit.
 - `eps` defaults to Keras' 1e-3 (PyTorch's default is 1e-5).
 - `center=true` (a learned shift beta, PyTorch's `bias`) and `scale=true` (a learned
   scale gamma, PyTorch's `weight`) can each be turned off, as in Keras. `init=`,
@@ -19,22 +21,26 @@ Keras conventions, because the course material uses them:
   mean and variance (non-trainable, C each): 4C in all, as Keras' summary reports.
   (PyTorch's `num_batches_tracked` counter is not a parameter and is not counted.)
 
-FLOPs: one multiply-add per value for batchnorm and layernorm (the normalization folded
+FLOPs: one multiply-add per value for the batch, layer, group and instance norms (the normalization folded
 into a scale and a shift, as at inference); `size` multiply-adds per value for lrn (its
 window of squares).
 """
 
 from __future__ import annotations
 
+from math import prod
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from ..options import WeightOptions
-from ..shapes import ShapeError, TensorType, describe
-from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
+from ..shapes import ShapeError, TensorType, describe, known_size
+from .base import ActivationName, Advice, Count, LayerKind, LayerParams, Slot, WeightRoles, divisors, register, require_float
 
 PositiveFloat = Annotated[float, Field(gt=0)]
+# Keras' momentum is the old running value's weight (0.99 by default, 0.9 at least in
+# practice); PyTorch's is the new batch's (0.1). Below this, it is read as PyTorch's habit.
+PYTORCH_LOOKING_MOMENTUM = 0.5
 
 _GAMMA_OPTIONS = ("init", "regularizer", "constraint")
 _BETA_OPTIONS = ("bias_init", "bias_regularizer", "bias_constraint")
@@ -64,9 +70,9 @@ def _features(x: TensorType, kind: str) -> int:
     """The normalized axis' size: channels of an image, the last axis otherwise."""
     require_float(x, kind)
     if x.rank == 3:
-        return x.dims[0]
+        return known_size(x, 0, kind, "channels")
     if x.rank in (1, 2):
-        return x.dims[-1]
+        return known_size(x, -1, kind)
     hint = ("normalize each frame of a TxCxHxW video with `timedistributed { " + kind + " }`"
             if x.rank == 4 else None)
     raise ShapeError(f"{kind} expects an image CxHxW, a sequence TxF or a vector, got {describe(x)}", hint,
@@ -94,6 +100,20 @@ def _per_value_flops(p, x: TensorType, y: TensorType) -> int:
 class BatchNormParams(_AffineOptions):
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.99
 
+    def advice(self) -> tuple[Advice, ...]:
+        """PyTorch's momentum (0.1, the weight of the new batch) means the opposite under
+        Keras' convention (the weight of the old running value), which specc follows."""
+        if self.momentum >= PYTORCH_LOOKING_MOMENTUM:
+            return ()
+        keras = round(1 - self.momentum, 12)
+        return (Advice(
+            "momentum",
+            f"momentum={self.momentum:g} looks like PyTorch's: specc follows Keras' convention, where the "
+            f"running statistics keep {self.momentum:.0%} of their value at each batch "
+            f"(running = {self.momentum:g} * running + {keras:g} * batch)",
+            f"PyTorch's momentum={self.momentum:g} is written momentum={keras:g} here (the default is 0.99)",
+        ),)
+
 
 def _batchnorm_count(p: BatchNormParams, x: TensorType, y: TensorType) -> Count:
     features = _features(x, "batchnorm")
@@ -113,7 +133,8 @@ register(LayerKind(
     category="normalization", example="batchnorm relu",
     doc="batch normalization (Ioffe & Szegedy 2015) of the features: the channels of a CxHxW image "
         "(PyTorch's BatchNorm2d), the features of a TxF sequence over every step, or a vector's. "
-        "Keras conventions: momentum=0.99 (PyTorch gets 1 - momentum), eps=1e-3, center= (beta) and "
+        "Keras conventions: momentum=0.99 (PyTorch gets 1 - momentum; below 0.5, PyTorch's habit, it warns), "
+        "eps=1e-3, center= (beta) and "
         "scale= (gamma); counts gamma and beta as trainable and the running mean and variance as "
         "non-trainable parameters (4C in all); `batchnorm relu` applies relu after it",
 ))
@@ -143,6 +164,103 @@ register(LayerKind(
     doc="layer normalization (Ba et al. 2016) of each step's features: the last axis of a TxF sequence or "
         "vector, the channels at every position of a CxHxW image (Keras' axis=-1 on channels-last images); "
         "eps=1e-3 (Keras'), center= and scale=; 2F trainable parameters",
+))
+
+
+# --- groupnorm and instancenorm ------------------------------------------------------
+# Statistics per sample over groups of channels (Wu & He 2018) and over each channel alone
+# (Ulyanov et al. 2016): no batch statistics, so no running ones either, and the same
+# computation in training and inference. A sequence's channels are its features, as for
+# conv1d: statistics over time.
+
+def _channels(x: TensorType, kind: str, vectors: bool) -> int:
+    require_float(x, kind)
+    if x.rank == 3:
+        return known_size(x, 0, kind, "channels")
+    if x.rank == 2 or (vectors and x.rank == 1):
+        return known_size(x, -1, kind, "channels")
+    wanted = "an image CxHxW, a sequence TxF or a vector" if vectors else "an image CxHxW or a sequence TxF"
+    hint = ("a vector's features have no positions to take statistics over: use `layernorm` or `batchnorm`"
+            if x.rank == 1 else f"normalize each frame of a TxCxHxW video with `timedistributed {{ {kind} }}`")
+    raise ShapeError(f"{kind} expects {wanted}, got {describe(x)}", hint, about_input=True)
+
+
+def _positions(x: TensorType) -> int | None:
+    """Positions per channel (height x width, or time steps; 1 for a vector); None when a
+    run-time length makes it unknown."""
+    spatial = x.dims[1:] if x.rank == 3 else x.dims[:-1]
+    return prod(spatial) if all(isinstance(d, int) for d in spatial) else None
+
+
+class GroupNormParams(_AffineOptions):
+    groups: Annotated[int, Field(gt=0)]
+
+
+def _groupnorm_shape(p: GroupNormParams, x: TensorType) -> TensorType:
+    channels = _channels(x, "groupnorm", vectors=True)
+    if channels % p.groups:
+        raise ShapeError(f"groupnorm groups={p.groups} must divide the {channels} channels of its input {x}",
+                         f"each group normalizes channels/groups channels together: use groups= one of "
+                         f"{divisors(channels)}", about_input=True)
+    if _positions(x) == 1 and channels == p.groups:
+        raise ShapeError(f"groupnorm groups={p.groups} leaves one value per group of its input {x}",
+                         "a single value has no statistics (PyTorch refuses to train it): use fewer groups, "
+                         "or `layernorm` on a vector", about_input=True)
+    return x
+
+
+def _groupnorm_count(p: GroupNormParams, x: TensorType, y: TensorType) -> Count:
+    return Count(_affine_count(p, _channels(x, "groupnorm", vectors=True)))
+
+
+def _groupnorm_build(p: GroupNormParams, x: TensorType, y: TensorType):
+    from ..modules.norm import group_norm
+
+    return group_norm(x.rank, p.groups, _channels(x, "groupnorm", vectors=True), p.eps, p.center, p.scale)
+
+
+register(LayerKind(
+    name="groupnorm", aliases=("group_norm",), params=GroupNormParams, slots=(Slot("groups"),),
+    shape=_groupnorm_shape, count=_groupnorm_count, flops=_per_value_flops, build=_groupnorm_build,
+    weights=AFFINE_WEIGHTS, category="normalization", example="groupnorm 4",
+    doc="group normalization (Wu & He 2018): the channels split into `groups` groups, each normalized over "
+        "its channels and positions, per sample (PyTorch's GroupNorm); on a TxF sequence the features are the "
+        "channels; groups must divide them. eps=1e-3 (Keras'), center= and scale=; 2C trainable parameters, "
+        "no running statistics",
+))
+
+
+class InstanceNormParams(_AffineOptions):
+    pass
+
+
+def _instancenorm_shape(p: InstanceNormParams, x: TensorType) -> TensorType:
+    _channels(x, "instancenorm", vectors=False)
+    if _positions(x) == 1:
+        raise ShapeError(f"instancenorm needs more than one position per channel, got {describe(x)}",
+                         "it normalizes each channel over its positions, and one value has no statistics (PyTorch "
+                         "refuses it): use `layernorm` or `batchnorm` here", about_input=True)
+    return x
+
+
+def _instancenorm_count(p: InstanceNormParams, x: TensorType, y: TensorType) -> Count:
+    return Count(_affine_count(p, _channels(x, "instancenorm", vectors=False)))
+
+
+def _instancenorm_build(p: InstanceNormParams, x: TensorType, y: TensorType):
+    from ..modules.norm import instance_norm
+
+    return instance_norm(x.rank, _channels(x, "instancenorm", vectors=False), p.eps, p.center, p.scale)
+
+
+register(LayerKind(
+    name="instancenorm", aliases=("instance_norm",), params=InstanceNormParams,
+    shape=_instancenorm_shape, count=_instancenorm_count, flops=_per_value_flops, build=_instancenorm_build,
+    weights=AFFINE_WEIGHTS, category="normalization", example="instancenorm",
+    doc="instance normalization (Ulyanov et al. 2016): each channel of each sample normalized over its "
+        "positions (style transfer, GANs); on a TxF sequence each feature over time. eps=1e-3, center= and "
+        "scale= (true, as Keras' GroupNormalization(groups=-1); PyTorch's InstanceNorm2d has no affine "
+        "parameters by default: write center=false scale=false); 2C trainable parameters, no running statistics",
 ))
 
 

@@ -27,6 +27,7 @@ class Analysis:
     info: ModelInfo | None  # None unless every check passed
     diagnostics: tuple[Diagnostic, ...] = ()
     not_shown: int = 0  # errors past the reporting limit, as the CLI counts them
+    warnings: tuple[Diagnostic, ...] = ()  # valid values that are probably mistakes, as the CLI prints them
 
     @cached_property
     def braces(self) -> Braces:
@@ -71,9 +72,14 @@ def analyze(source: str, path: str, limits: Limits,
     except RecursionError:
         return Analysis(path, source, None, None, (_too_deep(),))
     try:
-        return Analysis(path, source, spec, infer(elaborate(spec), limits))
+        ir = elaborate(spec)
+        try:
+            info = infer(ir, limits)
+        except SpecError as error:
+            raise error.with_warnings(ir.warnings) from None
+        return Analysis(path, source, spec, info, warnings=ir.warnings)
     except SpecError as error:
-        return Analysis(path, source, spec, None, tuple(error.diagnostics), error.not_shown)
+        return Analysis(path, source, spec, None, tuple(error.diagnostics), error.not_shown, tuple(error.warnings))
     except RecursionError:
         return Analysis(path, source, spec, None, (_too_deep(),))
 

@@ -69,9 +69,11 @@ class SpecLanguageServer(LanguageServer):
 
 
 def lsp_diagnostics(analysis: Analysis, positions: Positions) -> dict[Diagnostic, types.Diagnostic]:
-    return {d: types.Diagnostic(range=positions.range(d.span), severity=types.DiagnosticSeverity.Error,
+    """The errors, and the warnings (severity Warning), as the editor shows them."""
+    severity = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
+    return {d: types.Diagnostic(range=positions.range(d.span), severity=severity[d.severity],
                                 source="specc", message=d.message + (f"\nhint: {d.hint}" if d.hint else ""))
-            for d in analysis.diagnostics}
+            for d in (*analysis.warnings, *analysis.diagnostics)}
 
 
 def create_server(limits: Limits) -> SpecLanguageServer:

@@ -1,8 +1,8 @@
 """PyTorch modules for the normalization kinds (layers/norm.py).
 
-They subclass torch's own classes (nn.BatchNorm1d/2d, nn.LayerNorm,
-nn.LocalResponseNorm), so code that looks for `_BatchNorm` (the lowering keeps the
-batch norms of a frozen layer in inference mode) finds them.
+They subclass torch's own classes (nn.BatchNorm1d/2d, nn.LayerNorm, nn.GroupNorm,
+nn.InstanceNorm1d/2d, nn.LocalResponseNorm), so code that looks for `_BatchNorm` (the
+lowering keeps the batch norms of a frozen layer in inference mode) finds them.
 """
 
 from __future__ import annotations
@@ -89,6 +89,54 @@ class LayerNormChannels(LayerNorm):
 def layer_norm(rank: int, features: int, eps: float, center: bool, scale: bool) -> nn.Module:
     cls = LayerNormChannels if rank == 3 else LayerNorm
     return cls(features, eps=eps, center=center, scale=scale)
+
+
+class GroupNorm(_CenterScale, nn.GroupNorm):
+    """Group normalization of the channels of (N, C, H, W) or (N, C), with `center` and
+    `scale` in place of `affine`."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, center: bool = True,
+                 scale: bool = True):
+        super().__init__(num_groups, num_channels, eps=eps, affine=center or scale)
+        self._keep(center, scale)
+
+
+class GroupNormSequence(GroupNorm):
+    """Group normalization of a (N, T, F) sequence's features, statistics over time (as on
+    the (N, F, T) layout of a 1d convolution)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+def group_norm(rank: int, groups: int, channels: int, eps: float, center: bool, scale: bool) -> nn.Module:
+    cls = GroupNormSequence if rank == 2 else GroupNorm
+    return cls(groups, channels, eps=eps, center=center, scale=scale)
+
+
+class _InstanceNorm(_CenterScale):
+    """torch's instance norm with `center` and `scale` in place of `affine`; always the
+    sample's own statistics (no running ones)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, center: bool = True, scale: bool = True):
+        super().__init__(num_features, eps=eps, affine=center or scale)  # type: ignore[call-arg]
+        self._keep(center, scale)
+
+
+class InstanceNorm2d(_InstanceNorm, nn.InstanceNorm2d):
+    """Instance normalization of each channel of a (N, C, H, W) image over its positions."""
+
+
+class InstanceNormSequence(_InstanceNorm, nn.InstanceNorm1d):
+    """Instance normalization of each feature of a (N, T, F) sequence over time."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+def instance_norm(rank: int, channels: int, eps: float, center: bool, scale: bool) -> nn.Module:
+    cls = InstanceNormSequence if rank == 2 else InstanceNorm2d
+    return cls(channels, eps=eps, center=center, scale=scale)
 
 
 class LocalResponseNorm(nn.LocalResponseNorm):

@@ -141,8 +141,8 @@ def file_samples(raw: Raw, target: Target, tokenizer: Tokenizer | None, loss_kin
 
 
 def check_targets(y_is_float: bool, loss_kind: str | None, source: str) -> None:
-    if loss_kind == "sparse_categorical_crossentropy" and y_is_float:
-        raise data_error(source, "sparse_categorical_crossentropy takes class ids as labels; these are one-hot "
+    if loss_kind in ("sparse_categorical_crossentropy", "dice") and y_is_float:
+        raise data_error(source, f"{loss_kind} takes class ids as labels; these are one-hot "
                                  "or probabilities", "use loss=categorical_crossentropy")
 
 

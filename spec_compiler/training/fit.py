@@ -44,8 +44,7 @@ from .dataset import TensorSamples
 from .dataset_loader import Batches, StepPlan, batch_bounds, default_workers, derive, trains_batch_norm, validation_rows
 from .devices import amp_dtype, cpu_threads, pick_device
 from .options.augmentations import Augmenter
-from .options.losses import Head
-from .options.metrics import Task, measures
+from .options.metrics import measures
 from .output import RunOutput, open_output
 from .overrides import RunOptions, resolve_config, spec_relative_paths, split_overrides
 from .prepare import TrainingData, prepare_data, preprocess_record, run_record
@@ -53,6 +52,7 @@ from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
 from .scoring import Accumulator, autocast, logs_from, score_batches
 from .target import Target
+from .tracking import TensorBoardLogger, tensorboard_available
 
 __all__ = ["Diverged", "Trainer", "batch_bounds", "train"]
 
@@ -108,12 +108,12 @@ class Trainer:
         self.module = module.to(device)
         if self.memory_format is not None:
             self.module.to(memory_format=self.memory_format)
-        self.head = Head.of(config.loss, module.final_activation)
+        self.head = data.task.head(config.loss, module.final_activation, target)
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
         self.backend = compiling.backend_of(options.compile)
         self.net = compiling.step_module(self.module, self.head.fused, dist, device, self.backend)
         self.loss_fn = config.loss.function(self.head)
-        self.measures = measures(config.metrics, Task(config.loss.kind, data.class_ids, target.units))
+        self.measures = measures(config.metrics, data.task.metric_task(config.loss.kind, data.class_ids, target))
         self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims))
         self.amp = amp_dtype(options.amp)
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
@@ -201,6 +201,8 @@ class Trainer:
         callbacks += [*user, Checkpoint(best)]
         if self.output.writes:
             callbacks.append(MetricsLogger(self.output, self.model.name))
+            if tensorboard_available():
+                callbacks.append(TensorBoardLogger())
         return callbacks
 
     def _keyed_callbacks(self):

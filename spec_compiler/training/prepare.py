@@ -24,6 +24,7 @@ from ..run import (
 from ..text import Tokenizer
 from ..train_config import TrainConfig
 from ..version import __version__
+from .corpus_reader import recode
 from .data import adapt_inputs, adapt_labels, fit_tokenizer, load_raw
 from .dataset import (
     Samples,
@@ -35,9 +36,9 @@ from .dataset import (
     label_probe,
     stream_chunks,
 )
-from .options.losses import default_loss
 from .readers import DIGITS
 from .target import Target
+from .tasks import TaskRules, resolve_task
 
 DIGITS_ADAPTATION = "bilinear resize of the 8x8 image to HxW, /16 to [0,1], repeated over C"
 
@@ -56,6 +57,7 @@ class TrainingData:
     tokenizer: Tokenizer | None
     normalization: Normalization | None
     class_ids: bool  # the targets are class ids (int64), not values or probabilities
+    task: TaskRules  # what the outputs mean (training/tasks.py)
 
     @property
     def n_train(self) -> int:
@@ -82,18 +84,26 @@ def prepare_data(config: TrainConfig, target: Target) -> tuple[TrainConfig, Trai
         check_on_disk(raw, target)
     elif raw.kind != "text":  # inputs are checked first: a wrong input is the first thing to fix
         x_all, _ = adapt_inputs(raw, target)
-    config = config.with_task(default_loss(target, label_probe(raw)), target.is_classifier)
+    task = resolve_task(config.task, target, raw, config.augment)
+    if raw.lazy and task.rewrites_targets:
+        # A task whose targets are made from the adapted inputs (reconstruction) reads data on
+        # disk whole; classification, regression and multi-label arrays stay on disk, read by rows.
+        raw = raw.loaded()
+        x_all, _ = adapt_inputs(raw, target)
+    raw = task.prepare(raw, x_all)
+    config = config.with_task(task, task.default_loss(target, label_probe(raw)), task.default_metrics(target))
     loss = config.loss.kind
     names = list(config.labels) if config.labels else None
+    view = task.label_view(target)  # the targets as the label checks see them: classes last
     y_all, labels = None, names or raw.labels
     if not raw.lazy and raw.y is not None:
-        y_all, labels = adapt_labels(raw, target, loss, names)
+        y_all, labels = adapt_labels(raw, view, loss, names)
         check_targets(y_all.is_floating_point(), loss, raw.source)
-    check_label_names(names, target)
+    check_label_names(names, view)
     train_index, val_index = validation_split(len(raw), config.validation_split, config.seed)
     tokenizer = fit_tokenizer(raw, target, train_index) if raw.kind == "text" else None
     if raw.lazy:
-        samples, labels, class_ids = file_samples(raw, target, tokenizer, loss, names)
+        samples, labels, class_ids = file_samples(raw, view, tokenizer, loss, names)
         check_targets(not class_ids and raw.y is not None, loss, raw.source)
     else:
         if x_all is None:
@@ -101,7 +111,7 @@ def prepare_data(config: TrainConfig, target: Target) -> tuple[TrainConfig, Trai
         samples, class_ids = TensorSamples(x_all, y_all), y_all is not None and not y_all.is_floating_point()
     val_samples, val_rows = samples, val_index
     if config.validation_data:
-        val_samples = _validation_file(config.validation_data, target, tokenizer, loss, labels or names)
+        val_samples = _validation_file(config.validation_data, target, task, tokenizer, loss, labels or names)
         val_rows = np.arange(len(val_samples))
     normalization = None
     if config.normalize is not None:
@@ -113,7 +123,7 @@ def prepare_data(config: TrainConfig, target: Target) -> tuple[TrainConfig, Trai
     samples = samples.normalized(normalization)
     val_samples = samples if same else val_samples.normalized(normalization)
     return config, TrainingData(samples, torch.from_numpy(train_index), val_samples, torch.from_numpy(val_rows),
-                                raw.source, labels, tokenizer, normalization, class_ids)
+                                raw.source, labels, tokenizer, normalization, class_ids, task)
 
 
 def _sample_bytes(samples: Samples) -> int:
@@ -121,14 +131,22 @@ def _sample_bytes(samples: Samples) -> int:
     return x[0].numel() * x.element_size()
 
 
-def _validation_file(path: str, target: Target, tokenizer: Tokenizer | None, loss: str | None,
+def _validation_file(path: str, target: Target, task: TaskRules, tokenizer: Tokenizer | None, loss: str | None,
                      names: list[str] | None) -> Samples:
+    """The validation file's samples, prepared as the training data's (on disk: read whole when
+    the task makes its targets from the inputs)."""
     raw = load_raw(path, target)
-    if raw.lazy:
+    if raw.kind == "corpus":  # numbered as the training text's characters
+        raw = recode(raw, names)
+    task.check(target, raw)
+    view = task.label_view(target)
+    if raw.lazy and not task.rewrites_targets:
         check_on_disk(raw, target)
-        return file_samples(raw, target, tokenizer, loss, names)[0]
-    y, _ = adapt_labels(raw, target, loss, names) if raw.y is not None else (None, None)
+        return file_samples(raw, view, tokenizer, loss, names)[0]
+    raw = raw.loaded()
     x, _ = adapt_inputs(raw, target, tokenizer)
+    raw = task.prepare(raw, x)
+    y, _ = adapt_labels(raw, view, loss, names) if raw.y is not None else (None, None)
     return TensorSamples(x, y)
 
 

@@ -104,3 +104,59 @@ def test_fmt_write_rewrites_in_place(tmp_path):
     assert messy.read_text() == EXPECTED
     assert [p.name for p in tmp_path.iterdir()] == ["messy.spec"]  # no temporary file left
 
+
+
+# --- comments in every place (issue 9: fmt dropped some) -------------------------------
+
+COMMENT_CASES = {
+    "after a closing brace": (
+        "input vector 4\nresidual {\n  dense 4\n  dense 4\n}  # after brace\ndense 2\n",
+        "input vector 4\nresidual {\n  dense 4\n  dense 4\n}  # after brace\ndense 2\n"),
+    "after an inline body": (
+        "input vector 4\nresidual {\n  dense 4\n}  # after brace\n",
+        "input vector 4\nresidual { dense 4 }  # after brace\n"),
+    "on continuation lines of a chain": (
+        "input vector 4\ndense 4 ->  # on the arrow\n  relu  # second line\ndense 2\n",
+        "input vector 4\ndense 4 -> relu  # on the arrow  # second line\ndense 2\n"),
+    "on a backslash continuation": (
+        "input vector 4\ndense 4 \\\n  name=a  # continued\n",
+        "input vector 4\ndense 4 name=a  # continued\n"),
+    "in and after the train section": (
+        "input vector 4\ndense 4\ntrain {\n  epochs=2  # two\n  # whole line\n  lr=0.1\n}  # end\n# after\n",
+        "input vector 4\ndense 4\ntrain {\n  epochs=2  # two\n  # whole line\n  lr=0.1\n}  # end\n# after\n"),
+    "in an empty body": (
+        "input vector 4\nresidual {\n  # nothing yet\n}\n",
+        "input vector 4\nresidual {\n  # nothing yet\n}\n"),
+    "before a closing brace, then an arrow": (
+        "input vector 4\nresidual {\n  dense 4\n  # last\n}\n-> relu\n",
+        "input vector 4\nresidual {\n  dense 4\n  # last\n} -> relu\n"),
+    "on the lines of a block": (
+        "input vector 4\nblock b(p) {  # b\n  dense p  # d\n}  # e\nb 3\n",
+        "input vector 4\nblock b(p) {  # b\n  dense p  # d\n}  # e\nb 3\n"),
+    "between branches": (
+        "input vector 4\nconcat { branch { dense 2 }  # one\n  branch { dense 3 } }  # two\n",
+        "input vector 4\nconcat {\n  branch { dense 2 }  # one\n  branch { dense 3 }\n}  # two\n"),
+    "after a semicolon": (
+        "input vector 4\ndense 4; # semi\nrelu\n",
+        "input vector 4\ndense 4  # semi\nrelu\n"),
+    "with blank lines around": (
+        "# head\n\nmodel x  # m\ninput vector 4\n\n# mid\n\ndense 4\n\n# tail\n",
+        "# head\n\nmodel x  # m\ninput vector 4\n\n# mid\n\ndense 4\n\n# tail\n"),
+    "quoted hashes are not comments": (
+        'input vector 4\ndense 2 name="a"  # c "#"\n',
+        'input vector 4\ndense 2 name="a"  # c "#"\n'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COMMENT_CASES))
+def test_every_comment_is_kept_in_place(case):
+    source, expected = COMMENT_CASES[case]
+    formatted = format_source(source)
+    assert formatted == expected
+    assert format_source(formatted) == formatted
+    assert _strip_spans(parse(formatted).statements) == _strip_spans(parse(source).statements)
+
+
+def test_fmt_reads_crlf_and_bom_like_lf():
+    assert format_source("\ufeff" + MESSY.replace("\n", "\r\n")) == EXPECTED
+    assert format_source(MESSY.replace("\n", "\r")) == EXPECTED

@@ -203,10 +203,12 @@ def test_valid_stacks_compile_to_the_expected_counts(stack):
 
 WORDS = sorted(set(REGISTRY.words()) | {"repeat", "branch", "shortcut", "block", "unknownword", "blk"})
 ARGUMENTS = st.sampled_from(["0", "1", "2", "3", "-1", "0.5", "1.5", "64", "3x3", "6x5x5", "2x2x2x2", "?x4",
-                             "relu", "same", "valid", "true", "x", "\"s\"", "[1, 2]", "l2(0.01)", "1e9",
+                             "relu", "same", "valid", "true", "x", "\"s\"", "[1, 2]", "l2(0.01)", "1e9", "padding",
+                             "sinusoidal",
                              "a", "b"])  # a, b: the parameters of the generated block `blk`
 OPTIONS = st.sampled_from(["stride", "pad", "bias", "units", "rate", "axis", "groups", "dilation", "activation",
-                           "init", "name", "frozen", "heads", "return_sequences", "vocab", "size", "kernel"])
+                           "init", "name", "frozen", "heads", "return_sequences", "vocab", "size", "kernel", "mask",
+                           "encoding", "max_length", "causal"])
 INPUTS = st.sampled_from(["input image 3x16x16", "input image 1x4x4", "input vector 10", "input sequence ?x8",
                           "input sequence 12x8", "input tokens 20 vocab=50", "input tokens ? vocab=9"])
 

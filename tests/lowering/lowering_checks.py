@@ -17,7 +17,8 @@ from spec_compiler.backends.torch_build import SpecModule
 from spec_compiler.ir import Node
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "specs").glob("*.spec"))
-LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d"}  # may change a dynamic length
+# may change a dynamic length
+LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d", "class_token", "conv_transpose1d", "upsample", "pad", "crop"}
 BIG_FLOPS = 300_000_000  # per sample: such specs run one real forward (batch 1)
 
 
@@ -135,7 +136,8 @@ def compare_emitted(model, namespace_class) -> None:
 
 @st.composite
 def image_specs(draw) -> str:
-    """A valid image model: convs, pools, blocks, repeat, residual, concat, add, options."""
+    """A valid image model: convs, pools, blocks, repeat, residual, concat, add, options, the
+    group, instance and channel-wise layer norms, and ConvNeXt-style branches (layer scale, drop path)."""
     c = draw(st.integers(1, 4))
     h, w = draw(st.integers(6, 14)), draw(st.integers(6, 14))
     lines = ["model random_image", f"input image {c}x{h}x{w}",
@@ -146,7 +148,8 @@ def image_specs(draw) -> str:
     for _ in range(draw(st.integers(1, 6))):
         choice = draw(st.sampled_from(
             ["conv", "conv_valid", "strided", "pool", "block", "repeat", "residual", "projection",
-             "concat", "add", "norm", "separable", "depthwise", "dropout"]))
+             "concat", "add", "norm", "separable", "depthwise", "dropout", "groupnorm", "convnext",
+             "gate", "merge", "transpose", "upsample", "pad_crop", "shuffle"]))
         f = draw(st.integers(1, 6))
         if choice == "conv":
             k = draw(st.sampled_from([1, 3, 5]))
@@ -191,6 +194,42 @@ def image_specs(draw) -> str:
             c = 2 * c
         elif choice == "dropout":
             lines.append("dropout 0.25")
+        elif choice == "groupnorm":
+            groups = draw(st.sampled_from([g for g in (1, 2, 3, 4) if c % g == 0]))
+            lines.append(draw(st.sampled_from([f"groupnorm {groups}", "instancenorm", "instancenorm center=false",
+                                               "layernorm eps=1e-6"])))
+        elif choice == "convnext":
+            lines.append(f"residual {{ depthwise 3x3 pad=same -> layernorm -> conv {2 * c} 1x1 gelu -> conv {c} 1x1 "
+                         f"-> layer_scale {draw(st.sampled_from(['1e-6', '0.5']))} -> drop_path 0.1 }}")
+        elif choice == "gate":  # squeeze-and-excitation: CxHxW times Cx1x1
+            inner = draw(st.sampled_from(["relu", "hardswish", "mish"]))
+            gate = draw(st.sampled_from(["sigmoid", "hard_sigmoid"]))
+            lines.append(f"multiply {{ branch {{ identity }}; branch {{ global_avgpool keepdims=true -> "
+                         f"conv {f} 1x1 {inner} -> conv {c} 1x1 {gate} }} }}")
+        elif choice == "merge":
+            merge = draw(st.sampled_from(["add", "multiply", "maximum", "minimum", "average"]))
+            lines.append(f"{merge} {{ branch {{ conv {c} 3x3 pad=same }}; branch {{ }}; "
+                         "branch { mean 1 keepdims=true } }")
+        elif choice == "transpose" and h * w <= 100:
+            k, s = draw(st.sampled_from([(2, 2), (3, 2), (4, 2), (3, 1), (1, 3)]))
+            lines.append(f"conv_transpose {f} {k}x{k} stride={s} pad=same{draw(activation)}{draw(options)}")
+            c, h, w = f, h * s, w * s
+        elif choice == "upsample" and h * w <= 100:
+            line, dh, dw = draw(st.sampled_from([("upsample 2", 2, 2), ("upsample 2 mode=bilinear", 2, 2),
+                                                 ("upsample 2x1", 2, 1)]))
+            lines.append(line)
+            h, w = h * dh, w * dw
+        elif choice == "pad_crop" and min(h, w) >= 3:  # (line, change of height, change of width)
+            line, dh, dw = draw(st.sampled_from([("pad 1 -> crop 1", 0, 0),
+                                                 ("pad [0, 1, 2, 0] mode=replicate -> crop 1x0", -1, 2),
+                                                 ("crop [0, 1, 1, 0] -> pad 1 mode=reflect", 1, 1)]))
+            lines.append(line)
+            h, w = h + dh, w + dw
+        elif choice == "shuffle" and c % 2 == 0:
+            half = c // 2
+            lines.append(f"concat {{ branch {{ slice end={half} }}; "
+                         f"branch {{ slice start={half} -> conv {half} 1x1 relu }} }}")
+            lines.append("channel_shuffle 2")
     lines.append(draw(st.sampled_from(["flatten", "global_avgpool", "global_maxpool"])))
     lines.append(f"dense {draw(st.integers(1, 8))}{draw(st.sampled_from(['', ' relu', ' softmax', ' sigmoid']))}")
     if draw(st.booleans()):
@@ -201,17 +240,23 @@ def image_specs(draw) -> str:
 @st.composite
 def sequence_specs(draw) -> str:
     """A valid text/sequence model: embedding, recurrent, bidirectional, conv1d,
-    time-distributed and attention layers, on a static or dynamic length."""
+    time-distributed and attention layers (padding masks on token inputs), positional
+    embeddings, the class token and layer scale, on a static or dynamic length."""
     length = draw(st.sampled_from(["12", "?"]))
-    if draw(st.booleans()):
+    tokens = draw(st.booleans())
+    if tokens:
         lines = ["model random_text", f"input tokens {length} vocab=30", f"embedding {draw(st.sampled_from([4, 8]))}"]
     else:
         lines = ["model random_sequence", f"input sequence {length}x{draw(st.sampled_from([4, 8]))}"]
     features = 8
     lines.append("dense 8")
+    mask = ""  # mask=padding while the steps are still the tokens' steps
+    if tokens:
+        mask = draw(st.sampled_from(["", " mask=padding"]))
     for _ in range(draw(st.integers(0, 4))):
         choice = draw(st.sampled_from(["lstm", "gru", "rnn", "bidirectional", "conv1d", "timedistributed",
-                                       "attention", "general", "additive", "multihead", "layernorm", "dropout"]))
+                                       "attention", "general", "additive", "multihead", "layernorm", "dropout",
+                                       "positions", "class_token", "layer_scale"]))
         units = draw(st.sampled_from([4, 6, 8]))
         if choice in ("lstm", "gru", "rnn"):
             layers = draw(st.sampled_from([1, 2]))
@@ -228,18 +273,25 @@ def sequence_specs(draw) -> str:
             lines.append(f"timedistributed {{ dense {units} relu }}")
             features = units
         elif choice == "attention":
-            lines.append("attention")
+            lines.append(f"attention{mask}")
         elif choice == "general":
-            lines.append("luong_attention general")
+            lines.append(f"luong_attention general{mask}")
         elif choice == "additive":
-            lines.append(f"bahdanau_attention units={units}")
+            lines.append(f"bahdanau_attention units={units}{mask}")
         elif choice == "multihead" and features % 2 == 0:
-            lines.append("multihead_attention heads=2")
+            lines.append(f"multihead_attention heads=2{mask}{draw(st.sampled_from(['', ' causal=true']))}")
+        elif choice == "positions":
+            lines.append(draw(st.sampled_from(["positional_embedding sinusoidal", "positional_embedding max_length=20"])))
+        elif choice == "class_token":
+            lines.append("class_token")
+            mask = ""
+        elif choice == "layer_scale":
+            lines.append("layer_scale 0.1")
         elif choice == "layernorm":
             lines.append("layernorm")
         elif choice == "dropout":
             lines.append("dropout 0.1")
-    lines.append(draw(st.sampled_from(["lstm 5", "gru 5", "attention_pool", "global_avgpool",
+    lines.append(draw(st.sampled_from(["lstm 5", "gru 5", f"attention_pool{mask}", "global_avgpool", "class_pool",
                                        "bidirectional { lstm 3 }", "timedistributed { dense 3 softmax }"])))
     lines.append(draw(st.sampled_from(["dense 2 softmax", "dense 1 sigmoid", "dense 3"])))
     return "\n".join(lines) + "\n"

@@ -1,0 +1,105 @@
+"""The differential checks of a compiled model: summary vs built module vs emitted source.
+
+Each check returns None, or (what disagreed, site, detail) for the oracle's Finding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from spec_compiler.backends.torch_source import emit_source, load_source
+
+BATCH = 2
+# Lengths given to a `?` or named dimension, in turn while the model refuses them (too
+# short for its poolings): a `?` length may be any, so a refusal alone is no finding. Odd
+# and over 2, so that a length-changing body cannot hide behind broadcasting.
+LENGTHS = (24, 512, 5)
+
+
+def counted(module: torch.nn.Module) -> tuple[int, int]:
+    """(parameters + BatchNorm running statistics, trainable parameters), as the summary counts."""
+    total = sum(p.numel() for p in module.parameters())
+    total += sum(b.numel() for name, b in module.named_buffers() if name.endswith(("running_mean", "running_var")))
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def sample(model, seed: int = 0, length: int = LENGTHS[0]) -> torch.Tensor:
+    t = model.info.ir.input.type
+    dims = [d if isinstance(d, int) else length for d in t.dims]
+    generator = torch.Generator().manual_seed(seed)
+    if t.dtype == "int":
+        return torch.randint(0, t.vocab, (BATCH, *dims), generator=generator)
+    return torch.randn(BATCH, *dims, generator=generator)
+
+
+def _nodes(nodes):
+    for node in nodes:
+        yield node
+        for body in node.bodies:
+            yield from _nodes(body)
+
+
+def lengths(model) -> tuple[int, ...]:
+    """The lengths to try: LENGTHS, below any `max_length` the model declares (with room
+    for a class token)."""
+    if model.info.ir.input.type.is_static:
+        return (LENGTHS[0],)
+    caps = [n.params.max_length for n in _nodes(model.ir.nodes) if getattr(n.params, "max_length", None)]
+    cap = min(caps, default=None)
+    return tuple(n for n in LENGTHS if cap is None or n < cap) or (max(1, cap - 1),)
+
+
+def forward(module: torch.nn.Module, model, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, output) of a forward pass; with a `?` length, at the first length the model takes."""
+    tries = lengths(model)
+    with torch.no_grad():
+        for tried, length in enumerate(tries, start=1):
+            x = sample(model, seed, length)
+            try:
+                return x, module(x)
+            except RuntimeError:
+                if tried == len(tries):
+                    raise
+    raise AssertionError("no length tried")
+
+
+def _shape_problem(y: torch.Tensor, model) -> str | None:
+    want = model.info.output
+    if y.dim() != 1 + want.rank or y.shape[0] != BATCH:
+        return f"output {tuple(y.shape)}, summary says batch x {want}"
+    for got, expected in zip(y.shape[1:], want.dims):
+        if isinstance(expected, int) and got != expected:
+            return f"output {tuple(y.shape)}, summary says batch x {want}"
+    return None
+
+
+def check_build(model):
+    summary = model.summary()
+    module = model.build(seed=0).eval()
+    counts = counted(module)
+    if counts != (summary["total_params"], summary["trainable_params"]):
+        return ("CountDiffers", "spec_compiler/backends/torch_build.py",
+                f"module holds {counts}, summary says {(summary['total_params'], summary['trainable_params'])}")
+    _, y = forward(module, model)
+    problem = _shape_problem(y, model)
+    if problem:
+        return "ShapeDiffers", "spec_compiler/backends/torch_build.py", problem
+    return None
+
+
+def check_emitted(model):
+    built = model.build(seed=1).eval()
+    namespace = load_source(emit_source(model))
+    classes = [v for v in namespace.values() if isinstance(v, type) and "final_activation" in vars(v)]
+    emitted = classes[-1]().eval()
+    if counted(emitted) != counted(built):
+        return ("CountDiffers", "spec_compiler/backends/torch_source.py",
+                f"emitted module holds {counted(emitted)}, built {counted(built)}")
+    emitted.load_state_dict(built.state_dict())
+    x, want = forward(built, model, seed=1)
+    with torch.no_grad():
+        got = emitted(x)
+    if want.shape != got.shape or not torch.allclose(want, got, rtol=1e-4, atol=1e-5, equal_nan=True):
+        return "OutputDiffers", "spec_compiler/backends/torch_source.py", "emitted and built modules disagree"
+    return None
