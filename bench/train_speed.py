@@ -1,126 +1,241 @@
-"""Training throughput: `specc train` (the trainer behind it) vs a hand-written PyTorch loop.
+"""Training throughput, side by side: specc's trainer against a hand-written PyTorch loop.
 
-Same model (LeNet-5 from specs/lenet5.spec, built by specc for both), same data (the
-bundled digits adapted to 1x32x32, all 1,797 samples, no validation), same batch size,
-optimizer (Adam, lr 1e-3), loss (cross-entropy on the logits) and thread count. The
-rounds are interleaved (specc, hand, specc, hand, ...) so a busy machine slows both
-alike. Throughput is samples per second of each epoch after the first (the first warms
-up), timed from one epoch's end to the next: for specc with a callback called after
-all of its per-epoch work (metrics, checkpoint.pt, metrics.csv); for the hand loop
-around its loop. Wall-clock and CPU time (time.process_time, one thread) are both
-reported: on a busy machine CPU time is the steadier figure. Both the median and the best
-epoch rate are reported (on a busy machine the best epoch is the least disturbed).
-Peak memory: each side runs once more in its own subprocess and reports its peak RSS
-(VmHWM from /proc/self/status).
+1. Data paths (LeNet-5, specs/lenet5.spec, on the bundled digits adapted to 1x32x32, all
+   1,797 samples; specc in channels_last, as it trains convnets): specc with the data in
+   memory (batches read in the training process, `--workers 0`, the default for data that
+   fit in memory), specc with the data read by one DataLoader worker (`--workers 1`), and the
+   hand-written loop. Target: in memory at least 0.95 of the hand loop's throughput.
+2. `--compile` (with --compile): LeNet-5 and specs/spam_lstm.spec (synthetic token ids,
+   512 samples of 150 tokens), each as specc eager, specc `--compile` (torch.compile,
+   inductor) and the eager hand-written loop. The steady state is the compiled steps alone:
+   specc compiles before the first step and reports that time apart (run.json's compile_s,
+   printed here; the first compile of a process is cold, later ones hit inductor's cache).
+   Target: specc --compile at least 1.25x the eager hand loop.
+3. channels_last on the CPU: the hand loop with the model and its inputs in channels_last
+   against the default layout (LeNet-5): specc trains convnets in channels_last on the CPU
+   too (spec_compiler/training/compiling.py), which this checks.
 
-    python bench/train_speed.py                      # 5 rounds of 4 epochs (epochs 2-4 timed), 1 thread
-    python bench/train_speed.py --rounds 5 --epochs 4 --threads 2 --batch 64
+Every side uses the same model (built by specc), data, batch size, optimizer (Adam, lr 1e-3,
+eps 1e-7; specc builds torch's fused Adam, the hand loop the default one, as a user writes
+it), loss on the logits, thread count and no validation. Each side trains a few epochs per
+round; its figure for a round is the median time of its epochs after the first (the first
+warms up), taken for specc by a Callback at each epoch's end (so specc's time includes its
+per-epoch work: metrics, checkpoint.pt, metrics.csv). Rounds interleave the sides
+(bench/timing.py: interleaved) and each ratio is the median of per-round ratios
+(timing.paired_ratio), so drift in machine load hits all sides alike. Wall-clock and CPU
+time (time.process_time) are both reported: on a busy machine CPU time is the steadier
+figure (the DataLoader side has no CPU figure: its reading runs in another process).
+
+    python bench/train_speed.py                      # 5 rounds of 4 epochs, 1 thread, batch 32
+    python bench/train_speed.py --compile --rounds 3 --json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = ROOT / "specs" / "lenet5.spec"
-SAMPLES = 1797  # the digits, all of them (no validation split)
+sys.path.insert(0, str(ROOT))
+
+from timing import interleaved, median, paired_ratio  # noqa: E402
+
+import spec_compiler  # noqa: E402
+from spec_compiler.training import Callback  # noqa: E402
+from spec_compiler.training import data as data_mod  # noqa: E402
+
+LENET = ROOT / "specs" / "lenet5.spec"
+LSTM = ROOT / "specs" / "spam_lstm.spec"
+LSTM_SAMPLES = 512
 
 
-def digits_tensors(model):
-    from spec_compiler.training import data as data_mod
-
-    target = data_mod.Target.of(model)
-    raw = data_mod.load_digits()
-    x, _ = data_mod.adapt_inputs(raw, target)
-    y, _ = data_mod.adapt_labels(raw, target, "sparse_categorical_crossentropy", None)
-    return x, y
+def mark() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
 
 
-class _EpochClock:
-    """A specc callback: wall and CPU time at the end of every epoch (after all of
-    the trainer's per-epoch work: metrics, checkpoint, metrics.csv)."""
+class EpochClock(Callback):
+    """Wall and CPU time at the end of each epoch, after all of the trainer's per-epoch work."""
 
     def __init__(self):
         self.marks: list[tuple[float, float]] = []
 
     def on_epoch_end(self, trainer, epoch, logs):
-        self.marks.append((time.perf_counter(), time.process_time()))
+        self.marks.append(mark())
 
 
-def _intervals(marks: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    return [(b[0] - a[0], b[1] - a[1]) for a, b in zip(marks, marks[1:])]
+def steady_epoch_s(marks: list[tuple[float, float]]) -> tuple[float, float]:
+    """(wall, CPU) seconds of the median epoch after the first: the steady state."""
+    return tuple(statistics.median(b[i] - a[i] for a, b in zip(marks, marks[1:])) for i in (0, 1))
 
 
-def run_specc(epochs: int, batch: int, threads: int, seed: int) -> list[tuple[float, float]]:
-    """(wall, cpu) seconds of epochs 2..N (epoch 1 warms up)."""
-    import spec_compiler
+class Workload:
+    """A model and its data, for specc (a spec and a --data path) and for the hand loop (tensors)."""
 
-    model = spec_compiler.load(SPEC)
-    clock = _EpochClock()
-    with tempfile.TemporaryDirectory() as out:
-        model.train(epochs=epochs, batch=batch, validation_split=0.0, seed=seed, threads=threads,
-                    progress=False, out=out, device="cpu", callbacks=[clock])
-    return _intervals(clock.marks)
+    def __init__(self, name: str, spec: Path, data: str | None, x: torch.Tensor, y: torch.Tensor, binary: bool):
+        self.name, self.spec, self.data, self.x, self.y, self.binary = name, spec, data, x, y, binary
 
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, y) if self.binary else F.cross_entropy(logits, y)
 
-def run_hand(epochs: int, batch: int, threads: int, seed: int) -> list[tuple[float, float]]:
-    import torch
-    import torch.nn.functional as F
-
-    import spec_compiler
-
-    torch.set_num_threads(threads)
-    model = spec_compiler.load(SPEC)
-    x, y = digits_tensors(model)
-    net = model.build(seed=seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
-    n = len(x)
-    marks = []
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))
-        total_loss = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.int64)
-        for i in range(0, n, batch):
-            index = order[i:i + batch]
-            xb, yb = x.index_select(0, index), y.index_select(0, index)
-            logits = net.forward_logits(xb)
-            loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                total_loss += loss.detach() * len(index)
-                correct += (logits.argmax(1) == yb).sum()
-        print(f"epoch {epoch + 1}: loss {float(total_loss) / n:.4f} accuracy {int(correct) / n:.4f}", file=sys.stderr)
-        marks.append((time.perf_counter(), time.process_time()))
-    return _intervals(marks)
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """How many predictions are right (specc logs accuracy for classifiers too)."""
+        return ((logits > 0).float() == y).sum() if self.binary else (logits.argmax(1) == y).sum()
 
 
-def peak_rss_self_mib() -> float:
-    """This process's peak resident memory. VmHWM (per address space) rather than
-    ru_maxrss, which Linux carries over exec from the forking parent."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def lenet_digits() -> Workload:
+    model = spec_compiler.load(LENET)
+    target = data_mod.Target.of(model)
+    raw = data_mod.load_digits()
+    x, _ = data_mod.adapt_inputs(raw, target)
+    y, _ = data_mod.adapt_labels(raw, target, "sparse_categorical_crossentropy", None)
+    return Workload("lenet5", LENET, None, x, y, binary=False)
 
 
-def peak_rss_mib(mode: str, epochs: int, batch: int, threads: int, seed: int) -> float:
-    out = subprocess.run([sys.executable, __file__, "--mode", mode, "--epochs", str(epochs), "--batch", str(batch),
-                          "--threads", str(threads), "--seed", str(seed)], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+def lstm_tokens(folder: Path) -> Workload:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 1000, (LSTM_SAMPLES, 150), dtype=np.int64)
+    y = (x[:, -1] % 2).astype(np.float32)
+    np.savez(folder / "tokens.npz", x=x, y=y)
+    return Workload("spam_lstm", LSTM, str(folder / "tokens.npz"), torch.from_numpy(x),
+                    torch.from_numpy(y).reshape(-1, 1), binary=True)
+
+
+def specc_runner(work: Workload, args, compile_times: list[float] | None = None, **options):
+    """One specc training run per call; returns its steady epoch seconds."""
+    model = spec_compiler.load(work.spec)
+
+    def run() -> float:
+        clock = EpochClock()
+        with tempfile.TemporaryDirectory() as out:
+            model.train(data=work.data, epochs=args.epochs, batch=args.batch, validation_split=0.0, seed=0,
+                        threads=args.threads, optimizer="adam(eps=1e-7)", lr=1e-3, progress=False, out=out,
+                        device="cpu", callbacks=[clock], **options)
+            if compile_times is not None:
+                compile_times.append(json.loads((Path(out) / "run.json").read_text())["compile_s"])
+        return steady_epoch_s(clock.marks)
+
+    return run
+
+
+def hand_runner(work: Workload, args, channels_last: bool = False):
+    """The loop a PyTorch user writes: shuffled index_select batches, Adam, the loss on the logits."""
+    model = spec_compiler.load(work.spec)
+
+    def run() -> float:
+        torch.set_num_threads(args.threads)
+        net = model.build(seed=0)
+        x = work.x
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+        marks = []
+        for epoch in range(args.epochs):
+            net.train()
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(epoch))
+            total, correct = torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64)
+            for start in range(0, len(x), args.batch):
+                index = order[start:start + args.batch]
+                xb, yb = x.index_select(0, index), work.y.index_select(0, index)
+                if channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                logits = net.forward_logits(xb)
+                loss = work.loss(logits, yb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    total += loss.detach() * len(index)
+                    correct += work.correct(logits, yb)
+            float(total), int(correct)  # what a loop that logs its loss and accuracy reads each epoch
+            marks.append(mark())
+        return steady_epoch_s(marks)
+
+    return run
+
+
+class Timed:
+    """Interleaved (wall, CPU) seconds per round of each side: samples/s and ratios by both clocks."""
+
+    def __init__(self, samples: int, times: dict[str, list[tuple[float, float]]]):
+        self.samples = samples
+        self.wall = {name: [t[0] for t in values] for name, values in times.items()}
+        self.cpu = {name: [t[1] for t in values] for name, values in times.items()}
+
+    def rate(self, name: str, clock: str = "wall") -> float:
+        return self.samples / median(getattr(self, clock)[name])
+
+    def ratio(self, name: str, baseline: str, clock: str = "wall") -> float:
+        """How many times faster `name` is than `baseline` (median of per-round ratios)."""
+        times = getattr(self, clock)
+        return paired_ratio(times[baseline], times[name])
+
+    def line(self, label: str, name: str, baseline: str | None = None, cpu: bool = True) -> str:
+        text = f"  {label:<28}{self.rate(name):>8,.0f} samples/s"
+        text += f"   {self.rate(name, 'cpu'):>8,.0f} per CPU-s" if cpu else f"   {'(2 processes)':>19}"
+        if baseline is not None:
+            text += f"   {self.ratio(name, baseline):.3f}x" + (f" ({self.ratio(name, baseline, 'cpu'):.3f}x by CPU time)"
+                                                                if cpu else "")
+        return text
+
+    def figures(self) -> dict:
+        return {name: {"samples_per_s": round(self.rate(name), 1), "samples_per_cpu_s": round(self.rate(name, "cpu"), 1)}
+                for name in self.wall}
+
+
+def data_paths(args) -> dict:
+    work = lenet_digits()
+    timed = Timed(len(work.x), interleaved({"hand": hand_runner(work, args),
+                                            "memory": specc_runner(work, args, workers=0),
+                                            "worker": specc_runner(work, args, workers=1)}, args.rounds))
+    print(f"LeNet-5 on the digits ({timed.samples} samples), batch {args.batch}, {args.threads} thread(s), "
+          f"{args.rounds} rounds x {args.epochs} epochs; steady epochs; ratios to the hand loop (target >= 0.95)")
+    print(timed.line("hand-written loop", "hand"))
+    print(timed.line("specc, data in memory", "memory", "hand"))
+    print(timed.line("specc, 1 DataLoader worker", "worker", "hand", cpu=False))
+    return {**timed.figures(), "memory_vs_hand": round(timed.ratio("memory", "hand"), 3),
+            "memory_vs_hand_cpu": round(timed.ratio("memory", "hand", "cpu"), 3),
+            "worker_vs_hand": round(timed.ratio("worker", "hand"), 3)}
+
+
+def compiled(args, folder: Path) -> dict:
+    results = {}
+    for work in (lenet_digits(), lstm_tokens(folder)):
+        compile_times: list[float] = []
+        timed = Timed(len(work.x), interleaved({"hand": hand_runner(work, args), "eager": specc_runner(work, args),
+                                                "compiled": specc_runner(work, args, compile_times, compile=True)},
+                                               args.rounds))
+        print(f"{work.name} --compile ({timed.samples} samples, batch {args.batch}, {args.threads} thread(s), "
+              f"{args.rounds} rounds x {args.epochs} epochs; steady epochs, the compile apart; ratios to the eager "
+              "hand loop, target >= 1.25x)")
+        print(timed.line("hand-written loop (eager)", "hand"))
+        print(timed.line("specc eager", "eager", "hand"))
+        print(timed.line("specc --compile", "compiled", "hand"))
+        print(f"  compile time (run.json compile_s): {compile_times[0]:.1f} s in the first run, then "
+              f"{', '.join(f'{t:.1f}' for t in compile_times[1:])} s (torch.compile's caches)")
+        results[work.name] = {**timed.figures(), "compiled_vs_hand": round(timed.ratio("compiled", "hand"), 3),
+                              "compiled_vs_hand_cpu": round(timed.ratio("compiled", "hand", "cpu"), 3),
+                              "compiled_vs_eager": round(timed.ratio("compiled", "eager"), 3),
+                              "compile_s": compile_times}
+    return results
+
+
+def channels_last(args) -> dict:
+    work = lenet_digits()
+    timed = Timed(len(work.x), interleaved({"nchw": hand_runner(work, args),
+                                            "nhwc": hand_runner(work, args, channels_last=True)}, args.rounds))
+    print(f"channels_last on the CPU (LeNet-5, hand loop): {timed.ratio('nhwc', 'nchw'):.3f}x the default layout "
+          f"({timed.ratio('nhwc', 'nchw', 'cpu'):.3f}x by CPU time)")
+    return {"channels_last_vs_default": round(timed.ratio("nhwc", "nchw"), 3),
+            "channels_last_vs_default_cpu": round(timed.ratio("nhwc", "nchw", "cpu"), 3)}
 
 
 def main() -> None:
@@ -129,51 +244,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mode", choices=["both", "specc", "hand"], default="both", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help="also measure --compile (minutes: inductor compiles)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
-    runners = {"specc": run_specc, "hand": run_hand}
-    if args.mode != "both":
-        runners[args.mode](args.epochs, args.batch, args.threads, args.seed)
-        print(json.dumps({"peak_rss_mib": round(peak_rss_self_mib(), 1)}))
-        return
-    for name in ("specc", "hand"):  # warm-up, not counted (first allocations, lazy initialization)
-        runners[name](2, args.batch, args.threads, args.seed)
-    wall: dict[str, list[float]] = {"specc": [], "hand": []}  # samples/s of every measured epoch
-    cpu: dict[str, list[float]] = {"specc": [], "hand": []}  # samples per CPU-second
-    for round_ in range(args.rounds):
-        this = {}
-        for name in ("specc", "hand") if round_ % 2 == 0 else ("hand", "specc"):
-            epochs = runners[name](args.epochs, args.batch, args.threads, args.seed)
-            wall[name].extend(SAMPLES / w for w, _ in epochs)
-            cpu[name].extend(SAMPLES / c for _, c in epochs)
-            this[name] = SAMPLES * len(epochs) / sum(w for w, _ in epochs)
-        print(f"round {round_ + 1}: specc {this['specc']:,.0f} samples/s, hand {this['hand']:,.0f} "
-              f"samples/s, ratio {this['specc'] / this['hand']:.3f}", flush=True)
-    specc, hand = statistics.median(wall["specc"]), statistics.median(wall["hand"])
-    best_specc, best_hand = max(wall["specc"]), max(wall["hand"])
-    cpu_specc, cpu_hand = statistics.median(cpu["specc"]), statistics.median(cpu["hand"])
-    rss_specc = peak_rss_mib("specc", args.epochs, args.batch, args.threads, args.seed)
-    rss_hand = peak_rss_mib("hand", args.epochs, args.batch, args.threads, args.seed)
-    figures = {"model": "lenet5", "data": "digits 1797x1x32x32", "batch": args.batch, "threads": args.threads,
-               "epochs_per_round": args.epochs, "rounds": args.rounds,
-               "specc_samples_per_s": round(specc, 1), "hand_samples_per_s": round(hand, 1),
-               "throughput_ratio": round(specc / hand, 3),
-               "specc_best_epoch_samples_per_s": round(best_specc, 1),
-               "hand_best_epoch_samples_per_s": round(best_hand, 1),
-               "best_epoch_ratio": round(best_specc / best_hand, 3),
-               "specc_samples_per_cpu_s": round(cpu_specc, 1), "hand_samples_per_cpu_s": round(cpu_hand, 1),
-               "cpu_time_ratio": round(cpu_specc / cpu_hand, 3),
-               "specc_peak_rss_mib": rss_specc, "hand_peak_rss_mib": rss_hand,
-               "peak_memory_ratio": round(rss_specc / rss_hand, 3)}
-    print(f"median epoch: specc {specc:,.0f} samples/s, hand-written loop {hand:,.0f} samples/s, "
-          f"ratio {specc / hand:.3f} (target >= 0.95)")
-    print(f"best epoch:   specc {best_specc:,.0f} samples/s, hand-written loop {best_hand:,.0f} samples/s, "
-          f"ratio {best_specc / best_hand:.3f}")
-    print(f"per CPU-second (median): specc {cpu_specc:,.0f}, hand-written loop {cpu_hand:,.0f}, "
-          f"ratio {cpu_specc / cpu_hand:.3f} (CPU time is less disturbed by other processes)")
-    print(f"peak RSS: specc {rss_specc:.0f} MiB, hand-written loop {rss_hand:.0f} MiB, ratio {rss_specc / rss_hand:.3f}")
+    figures = {"batch": args.batch, "threads": args.threads, "rounds": args.rounds, "epochs": args.epochs,
+               "data_paths": data_paths(args), **channels_last(args)}
+    if args.compile:
+        with tempfile.TemporaryDirectory() as folder:
+            figures["compile"] = compiled(args, Path(folder))
     if args.json:
         print(json.dumps(figures))
 

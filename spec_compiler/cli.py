@@ -329,13 +329,23 @@ def generate_command(model_file, prompt, tokens, temperature, top_k, seed):
               help="Start from another run's weights (tensors matching by name and shape).")
 @click.option("--threads", type=click.IntRange(min=1, max=THREADS_PER_CPU * cpu_count()), default=None,
               help="CPU threads (default: 1 for small models, else the cores).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="End the run after this many optimizer steps (the epoch it falls in ends there).")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
+              help="Steps per epoch (default: one pass over the data); the data stream on across epochs.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="DataLoader worker processes reading batches; 0 reads them in the training process "
+                   "(default: 0 for data held in memory, else half the cores, at most 4).")
+@click.option("--compile", "compile_model", is_flag=True,
+              help="torch.compile the model; the compile time is reported apart from the training time.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
 @log_option
 @set_option
 @spec_options
 @handle_errors
 def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, overwrite, init_from,
-                  threads, as_json, log, assignments, plugins, max_params, max_activation_memory):
+                  threads, max_steps, steps_per_epoch, workers, compile_model, as_json, log, assignments, plugins,
+                  max_params, max_activation_memory):
     """Train SPEC (its train section, overridden by these options); write a run folder."""
     require_extra("train", *TRAINING, needed_by="specc train")
     from .experiments.overrides import parse_assignments
@@ -347,7 +357,8 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
     try:
         result = model.train(data=data, validation_data=val_data, epochs=epochs, batch=batch, lr=lr, seed=seed,
                              device=device, amp=amp, out=out, resume=resume, overwrite=overwrite,
-                             init_from=init_from, threads=threads, stream=sys.stderr if as_json else sys.stdout,
+                             init_from=init_from, threads=threads, max_steps=max_steps, steps_per_epoch=steps_per_epoch,
+                             workers=workers, compile=compile_model, stream=sys.stderr if as_json else sys.stdout,
                              callbacks=callbacks)
     except TrainingInterrupted as stop:
         where = stop.run_dir

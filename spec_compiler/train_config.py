@@ -62,6 +62,8 @@ class TrainConfig(BaseModel):
     clip_value: Positive | None = None
     batch: PositiveInt | None = None
     epochs: PositiveInt | None = None
+    max_steps: PositiveInt | None = None  # end the run after this many optimizer steps
+    steps_per_epoch: PositiveInt | None = None  # an epoch is this many steps (the data stream on across epochs)
     validation_split: Fraction | None = None
     early_stopping: EarlyStopping | None = None
     metrics: list[Metric] | None = None

@@ -181,6 +181,8 @@ class RunRecord(Record):
     amp: str | None = None
     world_size: int = 1
     threads: int | None = None
+    workers: int = 0  # DataLoader worker processes (0: batches read in the training process)
+    compile_s: float | None = None  # seconds torch.compile took before the first step (--compile), apart from time_s
     epochs_run: int = 0
     init_from: str | None = None
     best_epoch: int | None = None

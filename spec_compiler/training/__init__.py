@@ -5,12 +5,16 @@ options/, and `specc compile` checks them); the modules that train do.
 
 - target.py, readers.py, data.py: what the spec expects; the file formats; adaptation
   of the data to the spec's input and output, with checks;
+- dataset.py (samples in memory or read from disk by rows), dataset_files.py and
+  dataset_csv.py (columns on disk), dataset_loader.py (the rows of each step, DataLoader
+  workers): data larger than memory;
 - options/: every loss, optimizer, schedule, metric, augmentation and normalization,
   each schema beside its implementation;
 - prepare.py: a run's data (split, vocabulary, normalization) and its preprocess record;
 - overrides.py: Model.train() keywords and command-line options over the train section;
-- fit.py: the fit loop; callbacks.py: what happens around it (early stopping, plateau,
-  checkpoints, logs); progress.py: bars and lines; scoring.py: loss and metrics over data;
+- fit.py: the fit loop; compiling.py: --compile and channels_last; callbacks.py: what
+  happens around it (early stopping, plateau, checkpoints, logs); progress.py: bars and
+  lines; scoring.py: loss and metrics over data;
 - output.py: where a run is written (the run-folder contract of spec_compiler/run/);
   checkpoint.py: resume state, RNG state, weights;
 - ddp.py: torch.distributed under torchrun; evaluate.py: evaluation of a run.

@@ -1,5 +1,10 @@
 """Training data as the spec takes it: `load_raw` reads any supported source (readers.py),
-`adapt_inputs` and `adapt_labels` turn it into the spec's input and output tensors.
+`adapt_inputs` and `adapt_labels` turn it into the spec's input and output tensors, for a
+whole data set or for one batch of it (data larger than memory: dataset.py).
+
+`load_raw` reads a data set whole when it takes at most IN_MEMORY_BYTES once adapted (inputs
+as float32); a larger one stays on disk, read by rows (its labels are still read whole when
+they alone fit in that size).
 
 Checks before training, each a SpecError naming the file: empty data, a sample shape
 that is not the spec's input, NaN or infinite inputs, labels outside the output's
@@ -8,6 +13,7 @@ range, token ids that are not whole numbers or not below the vocabulary.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +23,7 @@ from ..run.records import Normalization
 from ..shapes import format_dims
 from ..text import Tokenizer
 from .corpus_reader import CORPUS_SUFFIXES, load_corpus
+from .dataset_files import Column
 from .folder_readers import is_mask_folder, is_unlabelled_folder, load_mask_folder, load_unlabelled_images
 from .readers import (
     DIGITS,
@@ -34,9 +41,46 @@ from .readers import (
 )
 from .target import Target
 
+IN_MEMORY_BYTES = 256 * 2**20
+TEXT_CHUNK_BYTES = 8 * 2**20  # what one read of a streaming pass over texts takes at most
+
 
 def load_raw(path: str | None, target: Target) -> Raw:
-    """The data at `path`, in whichever supported format it is (None: the bundled digits)."""
+    """The data at `path`, in whichever supported format it is (None: the bundled digits):
+    in memory, or on disk when larger than IN_MEMORY_BYTES."""
+    raw = _open_raw(path, target)
+    if raw.lazy and raw.nbytes <= IN_MEMORY_BYTES:
+        return raw.loaded()
+    if raw.lazy and raw.y is not None and raw.y.nbytes <= IN_MEMORY_BYTES:
+        return Raw(raw.x, np.asarray(raw.y), raw.source, raw.kind, raw.labels)
+    return raw
+
+
+def texts_of(raw: Raw, rows: np.ndarray | None = None) -> Iterator[str]:
+    """The texts of text data (of `rows`, in file order), read from disk a chunk at a time."""
+    if not isinstance(raw.x, Column):
+        yield from (raw.x if rows is None else (raw.x[i] for i in rows))
+        return
+    ordered = np.arange(len(raw)) if rows is None else np.sort(np.asarray(rows, dtype=np.int64))
+    step = max(1, TEXT_CHUNK_BYTES * len(raw) // max(1, raw.x.nbytes))
+    for start in range(0, len(ordered), step):
+        yield from raw.x.read(ordered[start:start + step])
+
+
+def fit_tokenizer(raw: Raw, target: Target, rows: np.ndarray | None = None) -> Tokenizer:
+    """The vocabulary of text data (of `rows`), for the spec's token input."""
+    _check_text_input(raw, target)
+    length = target.input_dims[0] if isinstance(target.input_dims[0], int) else None
+    return Tokenizer.fit(texts_of(raw, rows), target.vocab or 2, length)
+
+
+def _check_text_input(raw: Raw, target: Target) -> None:
+    if target.input_dtype != "int":
+        raise data_error(raw.source, f"holds text, but the spec's input is {target.input_text}",
+                         "text needs `input tokens T vocab=V`")
+
+
+def _open_raw(path: str | None, target: Target) -> Raw:
     if path is None:
         return load_digits()
     p = Path(path)
@@ -75,19 +119,18 @@ def _shape_matches(shape: tuple, dims: tuple) -> bool:
     return len(shape) == len(dims) and all(not isinstance(d, int) or d == s for s, d in zip(shape, dims))
 
 
-def adapt_inputs(raw: Raw, target: Target, tokenizer: Tokenizer | None = None) -> tuple[torch.Tensor, Tokenizer | None]:
-    """x as the spec's input tensor (float32, or int64 token ids), checked."""
+def adapt_inputs(raw: Raw, target: Target, tokenizer: Tokenizer | None = None,
+                 rows: np.ndarray | None = None) -> tuple[torch.Tensor, Tokenizer | None]:
+    """x as the spec's input tensor (float32, or int64 token ids), checked. `rows`: where raw's
+    samples are in their file, when raw is one batch of it (errors name those samples)."""
     source = raw.source
+    number = (lambda position: int(position)) if rows is None else (lambda position: int(rows[position]))
     if len(raw) == 0:
         raise data_error(source, "no samples")
     if raw.kind == "text":
-        if target.input_dtype != "int":
-            raise data_error(source, f"holds text, but the spec's input is {target.input_text}",
-                             "text needs `input tokens T vocab=V`")
-        if tokenizer is None:
-            length = target.input_dims[0] if isinstance(target.input_dims[0], int) else None
-            tokenizer = Tokenizer.fit(raw.x, target.vocab or 2, length)
-        return torch.from_numpy(tokenizer.encode(raw.x)), tokenizer
+        _check_text_input(raw, target)
+        tokenizer = tokenizer or fit_tokenizer(raw, target)
+        return torch.from_numpy(tokenizer.encode(texts_of(raw))), tokenizer
     x = np.asarray(raw.x)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise data_error(source, f"the inputs are not numbers (dtype {x.dtype})")
@@ -111,13 +154,13 @@ def adapt_inputs(raw: Raw, target: Target, tokenizer: Tokenizer | None = None) -
         if not np.issubdtype(x.dtype, np.integer):
             bad = ~np.isfinite(x) | (x != np.round(x)) if np.issubdtype(x.dtype, np.floating) else None
             if bad is not None and bad.any():
-                sample_index = int(np.argwhere(bad)[0][0])
+                sample_index = number(np.argwhere(bad)[0][0])
                 raise data_error(source, f"token ids must be whole numbers; sample {sample_index} holds "
                                          f"{float(x[bad][0]):g}")
         ids = x.astype(np.int64)
         if ids.size and (ids.min() < 0 or (target.vocab is not None and ids.max() >= target.vocab)):
             value = int(ids.min()) if ids.min() < 0 else int(ids.max())
-            sample_index = int(np.argwhere(ids == value)[0][0])
+            sample_index = number(np.argwhere(ids == value)[0][0])
             raise data_error(source, f"token id {value} (sample {sample_index}) is outside the vocabulary: "
                                      f"vocab={target.vocab} allows ids 0..{target.vocab - 1}",
                              "raise `vocab=` on the input, or re-index the tokens")
@@ -127,7 +170,7 @@ def adapt_inputs(raw: Raw, target: Target, tokenizer: Tokenizer | None = None) -
     if not finite.all():
         bad = np.argwhere(~finite.reshape(len(x), -1).all(axis=1))
         raise data_error(source, f"the inputs hold {int((~finite).sum())} NaN or infinite values "
-                                 f"(first in sample {int(bad[0][0])})", "clean or impute them before training")
+                                 f"(first in sample {number(bad[0][0])})", "clean or impute them before training")
     return torch.from_numpy(np.ascontiguousarray(x)), tokenizer
 
 

@@ -77,12 +77,13 @@ def all_reduce(tensor: torch.Tensor, d: Dist, op: str = "sum") -> torch.Tensor:
 
 
 def shard(order: torch.Tensor, d: Dist, pad: bool = True) -> torch.Tensor:
-    """This process's part of a sample order (DistributedSampler's scheme)."""
+    """This process's part of a sample order: DistributedSampler's (unshuffled: the order is
+    already shuffled) with `pad`, else every WORLD_SIZE-th sample."""
     if not d.enabled:
         return order
-    if pad:
-        total = -(-len(order) // d.world) * d.world
-        if total > len(order):
-            repeats = -(-total // len(order))
-            order = order.repeat(repeats)[:total]
-    return order[d.rank::d.world]
+    if not pad:
+        return order[d.rank::d.world]
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(order, num_replicas=d.world, rank=d.rank, shuffle=False)
+    return order[torch.tensor(list(sampler), dtype=torch.int64, device=order.device)]

@@ -1,20 +1,25 @@
-"""The fit loop behind `specc train` and `Model.train()`: epochs of steps over tensors in
-memory, with callbacks (callbacks.py) at named hooks.
+"""The fit loop behind `specc train` and `Model.train()`: epochs of steps over the run's
+samples (dataset.py), with callbacks (callbacks.py) at named hooks.
 
 Defaults where the train section says nothing: spec_compiler/train_config.py. Keeps the
 last epoch's weights, or with early_stopping(restore_best=true) the best epoch's (when
 training completes, early or not).
 
-Speed: the data are tensors on the training device; a batch is
-``x.index_select(0, order[start:end])``: no per-sample Python, no DataLoader. The loss is
-checked for NaN/inf before every optimizer step on the CPU (free there); on CUDA every 50
-steps and at each epoch's end (a check is a device sync); a diverged run falls back to the
-last good checkpoint. A trailing batch of one sample joins the batch before it when the
-model has batch norm (which cannot train on one sample).
+Data: which rows each step takes, and where batches are read (in this process, or by
+DataLoader workers): dataset_loader.py. Data held in memory sit on the training device and
+a batch is an index_select there: no per-sample Python. `max_steps` ends the run at that
+step: an epoch it falls inside ends there (logged and validated like any epoch), and the
+checkpoint holds the state at that step, so --resume with a larger max_steps continues the
+same order. Speed options (--compile, channels_last for convnets): compiling.py.
 
-Reproducibility: the model is built from the seed, each epoch's order comes from a
-generator seeded with (seed, epoch), augmentation from its own generator; the checkpoint
-holds every RNG state, so a resumed run ends with the same weights as an uninterrupted one.
+The loss is checked for NaN/inf before every optimizer step on the CPU (free there); on CUDA
+every 50 steps and at each epoch's end (a check is a device sync); a diverged run falls
+back to the last good checkpoint.
+
+Reproducibility: the model is built from the seed, each pass's order comes from a generator
+seeded with (seed, pass), augmentation from its own generator; the checkpoint holds every
+RNG state, so a resumed run ends with the same weights as an uninterrupted one (whatever
+the number of workers: they only read).
 """
 
 from __future__ import annotations
@@ -24,16 +29,19 @@ import random
 import signal
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from ..run import RunRecord
 from ..train_config import TrainConfig
-from . import checkpoint, ddp
+from . import checkpoint, compiling, ddp
 from .callbacks import Callback, Checkpoint, MetricsLogger
+from .dataset import TensorSamples
+from .dataset_loader import Batches, StepPlan, batch_bounds, default_workers, derive, trains_batch_norm, validation_rows
 from .devices import amp_dtype, cpu_threads, pick_device
 from .options.augmentations import Augmenter
 from .options.metrics import measures
@@ -42,32 +50,11 @@ from .overrides import RunOptions, resolve_config, spec_relative_paths, split_ov
 from .prepare import TrainingData, prepare_data, preprocess_record, run_record
 from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
-from .scoring import Accumulator, autocast, logs_from, score
+from .scoring import Accumulator, autocast, logs_from, score_batches
 from .target import Target
 from .tracking import TensorBoardLogger, tensorboard_available
 
-BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-def derive(*parts: int) -> int:
-    """A seed from several integers (stable across runs and platforms)."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = (value ^ (part + 0x9E3779B97F4A7C15 + (value << 6) + (value >> 2))) & 0xFFFFFFFFFFFF
-    return value
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(derive(seed, epoch, 1)))
-
-
-def batch_bounds(n: int, batch: int, merge_single: bool) -> list[tuple[int, int]]:
-    """(start, end) of each step's batch over n samples; with `merge_single` a trailing batch
-    of one sample joins the one before it."""
-    bounds = [(start, min(start + batch, n)) for start in range(0, n, batch)]
-    if merge_single and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        bounds[-2:] = [(bounds[-2][0], n)]
-    return bounds
+__all__ = ["Diverged", "Trainer", "batch_bounds", "train"]
 
 
 class Diverged(Exception):
@@ -104,45 +91,36 @@ class _StopFlag:
         return False
 
 
-class _Net(nn.Module):
-    """What DDP wraps: forward_logits (fused losses) or forward."""
-
-    def __init__(self, module: nn.Module, logits: bool):
-        super().__init__()
-        self.module, self.logits = module, logits
-
-    def forward(self, x):
-        return self.module.forward_logits(x) if self.logits else self.module(x)
-
-
 class Trainer:
     """One training run: the model, its optimizer and data on the device, and the loop.
     Callbacks see it as `trainer` (see callbacks.Callback for what they may use)."""
 
     def __init__(self, model, config: TrainConfig, options: RunOptions, data: TrainingData, target: Target,
-                 module: nn.Module, device: torch.device, dist: ddp.Dist, output: RunOutput, first_record: RunRecord):
+                 module: nn.Module, device: torch.device, dist: ddp.Dist, output: RunOutput, first_record: RunRecord,
+                 plan: StepPlan):
         self.model, self.config, self.options, self.data, self.target = model, config, options, data, target
-        self.device, self.dist, self.output, self.first_record = device, dist, output, first_record
+        self.device, self.dist, self.output, self.first_record, self.plan = device, dist, output, first_record, plan
         self.progress = Progress(config.epochs, 0, options.stream, enabled=options.progress and dist.main,
                                  live=options.live)
         if options.init_from:
             self.say(checkpoint.init_from(module, options.init_from))
+        self.memory_format = compiling.memory_format(module) if len(target.input_dims) == 3 else None
         self.module = module.to(device)
+        if self.memory_format is not None:
+            self.module.to(memory_format=self.memory_format)
         self.head = data.task.head(config.loss, module.final_activation, target)
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
-        self.net = self._wrap(_Net(self.module, self.head.fused))
+        self.backend = compiling.backend_of(options.compile)
+        self.net = compiling.step_module(self.module, self.head.fused, dist, device, self.backend)
         self.loss_fn = config.loss.function(self.head)
-        self.measures = measures(config.metrics, data.task.metric_task(config.loss.kind,
-                                                                       not data.y_train.is_floating_point(), target))
+        self.measures = measures(config.metrics, data.task.metric_task(config.loss.kind, data.class_ids, target))
         self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims))
         self.amp = amp_dtype(options.amp)
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
-        self.bounds = self._batches()
-        self.steps = self.progress.steps = len(self.bounds)
+        self.steps = self.progress.steps = plan.epoch_steps
         self.epochs = config.epochs
         self.has_validation = data.has_validation
-        self.x_train, self.y_train = data.x_train.to(device), data.y_train.to(device)
-        self.x_val, self.y_val = data.x_val.to(device), data.y_val.to(device)
+        self.batches, self.val_batches = self._readers(first_record.workers)
         self.callbacks = self._callbacks()
         self.aug_generator = torch.Generator(device=device)
         self.history: list[dict] = []
@@ -152,6 +130,7 @@ class Trainer:
         self.kept: tuple[int | None, dict] | None = None
         self.samples = 0
         self.lr = config.lr
+        self.ended_at_max_steps = False
         self._stop = _StopFlag()
 
     # --- what callbacks use -----------------------------------------------------------------
@@ -172,13 +151,13 @@ class Trainer:
         self.kept = (epoch, logs)
 
     def save_checkpoint(self, epoch: int, step: int, partial: torch.Tensor | None = None) -> None:
-        if self.output.writes:
+        if self.output.writes and not self.ended_at_max_steps:  # that checkpoint is the step's, kept
             self.output.save_checkpoint(self.checkpoint_state(epoch, step, partial))
 
     def checkpoint_state(self, epoch: int, step: int, partial: torch.Tensor | None = None) -> dict:
         return {
             "format": checkpoint.FORMAT, "run_id": self.output.run_id, "epoch": epoch, "step": step,
-            "seed": self.config.seed, "n_train": len(self.data.x_train),
+            "seed": self.config.seed, "n_train": self.data.n_train, "epoch_steps": self.plan.epoch_steps,
             "model": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -187,27 +166,26 @@ class Trainer:
         }
 
     # --- setup --------------------------------------------------------------------------------
-    def _wrap(self, net: nn.Module) -> nn.Module:
-        if not self.dist.enabled:
-            return net
-        from torch.nn.parallel import DistributedDataParallel
-
-        return DistributedDataParallel(net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-
     def _trainable(self) -> list:
         params = [p for p in self.module.parameters() if p.requires_grad]
         if not params:
             raise SpecError.at(None, "every layer is frozen: nothing to train", "remove `frozen` from some layer")
         return params
 
-    def _batches(self) -> list[tuple[int, int]]:
-        per_process = -(-len(self.data.x_train) // self.dist.world)
-        batch_norm = any(isinstance(m, BATCH_NORMS) and m.training for m in self.module.train().modules())
-        if batch_norm and per_process == 1:
-            raise SpecError.at(None, "batch norm cannot train on a single sample per step, and there is one "
-                                     "training sample" + (" per process" if self.dist.enabled else ""),
-                               "give more training data")
-        return batch_bounds(per_process, self.config.batch, merge_single=batch_norm)
+    def _readers(self, workers: int) -> tuple[Batches, Batches]:
+        """Where training and validation batches are read; data held in memory and read in this
+        process move to the device."""
+        def placed(samples):
+            return samples.to(self.device) if workers == 0 and isinstance(samples, TensorSamples) else samples
+
+        data, pin = self.data, self.device.type == "cuda" and workers > 0
+        train = placed(data.samples)
+        self.data = replace(data, samples=train,
+                            val_samples=train if data.val_samples is data.samples else placed(data.val_samples))
+        batches = Batches(train, workers, pin)
+        if self.data.val_samples is train:
+            return batches, batches
+        return batches, Batches(self.data.val_samples, workers, pin)
 
     def _callbacks(self) -> list[Callback]:
         config, user = self.config, list(self.options.callbacks)
@@ -235,6 +213,8 @@ class Trainer:
         start_epoch, start_step, partial = self._restore() if self.options.resume else self._seed()
         for callback in self.callbacks:  # may still refuse: nothing is written yet
             callback.on_train_begin(self)
+        if self.backend is not None:
+            self._compile()
         self._write_start()
         started = time.perf_counter()
         epoch = start_epoch
@@ -243,7 +223,7 @@ class Trainer:
                 for epoch in range(start_epoch, self.epochs):
                     first = start_step if epoch == start_epoch else 0
                     self._epoch(epoch, first, partial if first else None)
-                    if self.stop_training:
+                    if self.stop_training or self.ended_at_max_steps:
                         break
             except TrainingInterrupted:
                 self._end("interrupted", started)
@@ -254,7 +234,19 @@ class Trainer:
                 self.progress.close()
                 self.output.keep_unfinished()
                 raise TrainingInterrupted(self.output.run_dir, epoch + 1, 0, False) from None
+            finally:
+                self.batches.close()
+                self.val_batches.close()
         return self._end("completed", started)
+
+    def _compile(self) -> None:
+        """Compile before the first step, on a batch of each size the steps take (timed apart)."""
+        first = self.plan.epoch_rows(0, 0, self.data.samples.device)
+        sizes = {len(rows): rows for rows in (first[0], first[-1])}
+        batches = [self._on_device(*self.data.samples.read(rows)) for rows in sizes.values()]
+        seconds = compiling.warm_up(self.module, batches, lambda x, y: self._forward_loss(x, y)[0])
+        self.first_record = self.first_record.model_copy(update={"compile_s": round(seconds, 3)})
+        self.say(f"compiled the model in {seconds:.1f}s (torch.compile, {self.backend}; not counted in samples/s)")
 
     def _seed(self) -> tuple[int, int, None]:
         """A new run: every RNG from the seed (and this process's rank); it starts at epoch 0."""
@@ -274,9 +266,11 @@ class Trainer:
                               self.record("running"), self.checkpoint_state(0, 0))
         if self.output.note:
             self.say(self.output.note)
-        data, d = self.data, self.dist
-        self.say(f"training {self.model.name} on {data.source}: {len(data.x_train)} samples"
-                 + (f", validation {len(data.x_val)}" if self.has_validation else "")
+        data, d, workers = self.data, self.dist, self.first_record.workers
+        where = "in memory" if isinstance(data.samples, TensorSamples) else "read from disk"
+        self.say(f"training {self.model.name} on {data.source}: {data.n_train} samples"
+                 + (f", validation {data.n_val}" if self.has_validation else "")
+                 + f" ({where}" + (f", {workers} worker{'s' if workers > 1 else ''}" if workers else "") + ")"
                  + f"; {self.device.type}" + (f" x{d.world} (DDP)" if d.enabled else "")
                  + f"; run folder {self.output.run_dir}")
 
@@ -286,9 +280,12 @@ class Trainer:
         if self.output.run_id is not None and state["run_id"] != self.output.run_id:
             raise SpecError.at(None, f"{where}: checkpoint.pt is not from the run in run.json",
                                "train again into this folder with --overwrite")
-        if state["n_train"] != len(self.data.x_train):
+        if state["n_train"] != self.data.n_train:
             raise SpecError.at(None, f"{where}: the checkpoint was trained on {state['n_train']} samples, "
-                                     f"this data has {len(self.data.x_train)}", "resume with the same data and options")
+                                     f"this data has {self.data.n_train}", "resume with the same data and options")
+        if state.get("epoch_steps", self.plan.epoch_steps) != self.plan.epoch_steps:
+            raise SpecError.at(None, f"{where}: the checkpoint's epochs have {state['epoch_steps']} steps, this run's "
+                                     f"{self.plan.epoch_steps}", "resume with the same --batch and --steps-per-epoch")
         try:
             self.module.load_state_dict(state["model"])
         except RuntimeError as error:
@@ -304,7 +301,11 @@ class Trainer:
             if key in state["callbacks"]:
                 callback.load_state_dict(state["callbacks"][key])
         epoch, step = int(state["epoch"]), int(state["step"])
-        if epoch >= self.epochs and step == 0:
+        max_steps = self.plan.max_steps
+        if max_steps is not None and self.plan.steps_before(epoch, step) >= max_steps:
+            self.say(f"the checkpoint already holds {self.plan.steps_before(epoch, step)} step(s); raise --max-steps "
+                     "to train further")
+        elif epoch >= self.epochs and step == 0:
             self.say(f"the checkpoint already holds {epoch} epoch(s); raise --epochs to train further")
         else:
             self.say(f"resuming {where} at epoch {epoch + 1}" + (f", step {step + 1}" if step else ""))
@@ -312,45 +313,62 @@ class Trainer:
 
     def _epoch(self, epoch: int, first: int, partial: torch.Tensor | None) -> None:
         started = time.perf_counter()
-        x, y = self.x_train, self.y_train
-        order = ddp.shard(epoch_order(len(x), self.config.seed, epoch), self.dist).to(self.device)
+        steps = self.plan.steps_in(epoch)
         self.first_step = first
+        self.progress.steps = steps
         self.sums = Accumulator(self.measures, self.head, partial)
         if first == 0:
             self.aug_generator.manual_seed(derive(self.config.seed, epoch, self.dist.rank, 5))
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch + 1)
         self.module.train()
-        for step in range(first, self.steps):
+        rows = self.plan.epoch_rows(epoch, first, self.data.samples.device)
+        for step, (xb, yb) in enumerate(self.batches(rows), start=first):
             if self._stop_requested():
                 self.save_checkpoint(epoch, step, self.sums.tensor())
                 raise TrainingInterrupted(self.output.run_dir, epoch + 1, step, True)
-            start, end = self.bounds[step]
-            index = order[start:end]
-            self._step(x.index_select(0, index), y.index_select(0, index), epoch, step)
-            self.samples += len(index)
+            self._step(*self._on_device(xb, yb), epoch, step)
+            self.samples += len(xb)
             for callback in self.callbacks:
                 callback.on_batch_end(self, epoch + 1, step + 1)
+        if steps < self.plan.epoch_steps:  # max_steps ends the run inside this epoch
+            self.save_checkpoint(epoch, steps, self.sums.tensor())
+            self.ended_at_max_steps = True
         logs = logs_from(ddp.all_reduce(self.sums.tensor(self.device), self.dist).cpu(), self.measures)
         if self.has_validation:
-            validation = score(self.module, self.head, self.loss_fn, self.measures, self.x_val, self.y_val,
-                               self.config.batch, self.device, self.amp, self.dist)
+            rows = validation_rows(self.data.val_rows, self.config.batch, self.dist)
+            validation = score_batches(self.module, self.head, self.loss_fn, self.measures,
+                                       (self._on_device(x, y) for x, y in self.val_batches(rows)), self.device,
+                                       self.amp, self.dist)
             logs.update({f"val_{k}": v for k, v in validation.items()})
         logs = {"epoch": epoch + 1, **logs, "lr": self.lr, "time_s": round(time.perf_counter() - started, 4)}
         self.history.append(logs)
         for callback in self.callbacks:
             callback.on_epoch_end(self, epoch + 1, logs)
 
-    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, step: int) -> None:
-        if self.augment:
-            xb = self.augment(xb, self.aug_generator)
+    def _on_device(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch on the training device, in the model's memory format; y None: the target is x."""
+        x = x.to(self.device, non_blocking=True)
+        if self.memory_format is not None and x.ndim == 4:
+            x = x.contiguous(memory_format=self.memory_format)
+        return x, (x if y is None else y.to(self.device, non_blocking=True))
+
+    def _forward_loss(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's loss and the model's output (logits with a fused loss)."""
         with autocast(self.device, self.amp):
             z = self.net(xb)
         z = z.float()
         loss = self.loss_fn(z, yb)
         if self.module.has_regularization:
             loss = loss + self.module.regularization_loss()
-        check = self.device.type == "cpu" or self.dist.enabled or step % 50 == 49 or step == self.steps - 1
+        return loss, z
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, step: int) -> None:
+        if self.augment:
+            xb = self.augment(xb, self.aug_generator)
+        loss, z = self._forward_loss(xb, yb)
+        last = self.plan.steps_in(epoch) - 1
+        check = self.device.type == "cpu" or self.dist.enabled or step % 50 == 49 or step == last
         if check and not self._finite(loss):
             raise Diverged(epoch, step, float(loss.detach().float().reshape(-1)[0].item()))
         self.lr = self.optimizer.param_groups[0]["lr"]
@@ -394,6 +412,8 @@ class Trainer:
     def _end(self, status: str, started: float) -> TrainResult:
         for callback in self.callbacks:
             callback.on_train_end(self, status)
+        if self.memory_format is not None:
+            self.module.to(memory_format=torch.contiguous_format)
         elapsed = time.perf_counter() - started
         if self.kept is None:
             self.kept = (len(self.history), self.history[-1]) if self.history else (None, {})
@@ -425,10 +445,14 @@ class Trainer:
 
 
 def train(model, **overrides) -> TrainResult:
-    """`Model.train(**overrides)`: TrainConfig keys (epochs, batch, lr, loss, ...) and run
-    options (device, amp, out, resume, overwrite, init_from, progress, stream, callbacks)."""
+    """`Model.train(**overrides)`: TrainConfig keys (epochs, batch, lr, loss, max_steps, ...) and
+    run options (device, amp, out, resume, overwrite, init_from, progress, stream, callbacks,
+    threads, workers, compile)."""
     config_overrides, options = split_overrides(overrides)
-    config = resolve_config(spec_relative_paths(model), config_overrides).with_defaults()
+    if options.workers is not None and options.workers < 0:
+        raise UsageError(f"workers: {options.workers} is not a number of processes (0 reads in this process)")
+    resolved = resolve_config(spec_relative_paths(model), config_overrides)
+    config = resolved.with_defaults()
     device = pick_device(options.device)
     dist = ddp.setup(device.type)
     if dist.enabled and device.type == "cuda":
@@ -443,8 +467,13 @@ def train(model, **overrides) -> TrainResult:
             module = model.build(seed=config.seed)
             target = Target.of(model, module)
             config, data = prepare_data(config, target)
+            plan = StepPlan(data.train_rows, config.batch, config.seed, dist, trains_batch_norm(module),
+                            config.steps_per_epoch, config.max_steps)
+            config = config.model_copy(update={"epochs": plan.epochs_for(resolved.epochs, config.epochs)})
+            workers = options.workers if options.workers is not None else default_workers(data.samples, dist)
             record = run_record(model, config, data, target, options, device, dist.world, threads, output.run_id)
-            return Trainer(model, config, options, data, target, module, device, dist, output, record).fit()
+            record = record.model_copy(update={"workers": workers})
+            return Trainer(model, config, options, data, target, module, device, dist, output, record, plan).fit()
     finally:
         torch.set_num_threads(caller_threads)
         ddp.teardown(dist)

@@ -29,6 +29,8 @@ class RunOptions:
     callbacks: tuple = ()
     live: bool | None = None
     threads: int | None = None
+    workers: int | None = None  # DataLoader worker processes (None: dataset_loader.default_workers)
+    compile: bool | str = False  # torch.compile the model (True: inductor; or a backend's name)
 
 
 RUN_OPTIONS = tuple(f.name for f in fields(RunOptions))

@@ -28,12 +28,17 @@ Sources (`--data PATH`, or `data=` in the spec's train section):
   labels file is found by replacing ``images-idx3`` with ``labels-idx1``), or a folder
   holding one such pair (the ``train`` pair when there are several). Images are
   scaled to [0, 1] and adapted to the input like the digits.
+
+Data larger than memory: ``.npy`` files, uncompressed ``.npz`` members (``np.savez``), raw
+IDX files, image folders and CSV files are opened lazily, as columns read by rows
+(dataset_files.py, dataset_csv.py); data.py's `load_raw` reads a small data set whole. A
+compressed ``.npz`` member, a gzipped IDX file and a Fortran-ordered ``.npy`` are read whole.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -42,25 +47,28 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpecError
 from ..shapes import format_dims
+from .dataset_csv import LABEL_COLUMNS, index_csv, parse_number
+from .dataset_files import IDX_DTYPES, Column, ScaledColumn, data_error, idx_column, npy_column, npz_column
 from .target import Target
 
+__all__ = ["DIGITS", "IMAGE_SUFFIXES", "LABEL_COLUMNS", "ImageFiles", "Raw", "data_error", "idx_labels_for",
+           "idx_pair_in", "labels_file_for", "load_csv", "load_digits", "load_idx", "load_image_folder",
+           "load_npy_pair", "load_npz", "parse_number"]
+
 DIGITS = "digits (scikit-learn, bundled)"
-LABEL_COLUMNS = ("label", "labels", "target", "class", "y")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-def data_error(source: str, message: str, hint: str | None = None) -> SpecError:
-    return SpecError.at(None, f"{source}: {message}", hint)
+FLOAT_BYTES = 4  # what an input sample takes per value once adapted (float32)
 
 
 @dataclass
 class Raw:
-    """Data as read, before adaptation: `kind` says how x may be adapted."""
+    """Data as read, before adaptation: `kind` says how x may be adapted. x and y are arrays
+    in memory or Columns read by rows (dataset_files.py); y is None when the data hold
+    inputs only."""
 
-    x: Any  # np.ndarray, or a list of str for text
-    y: np.ndarray | None  # None: inputs only (reconstruction: the task makes the input the target)
+    x: Any  # np.ndarray, a Column, or a list of str for text
+    y: Any  # np.ndarray, a Column, or None: inputs only (reconstruction: the task makes the input the target)
     source: str
     kind: str  # "array" (strict shape), "rows" (flat rows, reshaped), "images" (N,H,W or N,C,H,W in [0,1]), "text"
     labels: list[str] | None = None  # class names read with the data (image folders)
@@ -68,9 +76,31 @@ class Raw:
     def __len__(self) -> int:
         return len(self.x)
 
+    @property
+    def lazy(self) -> bool:
+        """Some of it is still on disk."""
+        return isinstance(self.x, Column) or isinstance(self.y, Column)
+
+    @property
+    def nbytes(self) -> int:
+        """About what it takes in memory once adapted: inputs as float32 (text: its bytes)."""
+        if self.kind == "text":
+            x = self.x.nbytes if isinstance(self.x, Column) else sum(len(text) for text in self.x)
+        else:
+            x = len(self) * int(np.prod(self.x.shape[1:], dtype=np.int64)) * FLOAT_BYTES
+        return int(x) + (int(self.y.nbytes) if self.y is not None else 0)
+
+    def loaded(self) -> Raw:
+        """The same data, read whole into memory."""
+        return Raw(_whole(self.x), _whole(self.y), self.source, self.kind, self.labels)
+
     def take(self, index: np.ndarray) -> Raw:
         x = [self.x[i] for i in index] if isinstance(self.x, list) else self.x[index]
         return Raw(x, self.y[index] if self.y is not None else None, self.source, self.kind, self.labels)
+
+
+def _whole(column):
+    return column.read(np.arange(len(column))) if isinstance(column, Column) else column
 
 
 def load_digits() -> Raw:
@@ -88,17 +118,35 @@ def _np_load(path: Path, what: str):
         raise data_error(str(path), f"cannot read {what}: {error}") from None
 
 
+def _npy(path: Path, what: str):
+    """A .npy file: a column read by rows, or the array when it cannot be read so."""
+    try:
+        column = npy_column(path)
+    except (OSError, ValueError) as error:
+        raise data_error(str(path), f"cannot read {what}: {error}") from None
+    return column if column is not None else _np_load(path, what)
+
+
 def load_npz(path: Path) -> Raw:
-    arrays = _np_load(path, "the .npz file")
-    keys = set(arrays.files)
-    for xk, yk in (("x", "y"), ("x_train", "y_train"), ("X", "Y"), ("X", "y")):
-        if xk in keys and yk in keys:
-            return Raw(arrays[xk], arrays[yk], str(path), "array")
-    inputs = [k for k in ("x", "x_train", "X") if k in keys] or (sorted(keys) if len(keys) == 1 else [])
-    if inputs:  # inputs only: a reconstruction's data
-        return Raw(arrays[inputs[0]], None, str(path), "array")
+    with _np_load(path, "the .npz file") as arrays:
+        keys = set(arrays.files)
+        for xk, yk in (("x", "y"), ("x_train", "y_train"), ("X", "Y"), ("X", "y")):
+            if xk in keys and yk in keys:
+                return Raw(_npz_member(path, arrays, xk), _npz_member(path, arrays, yk), str(path), "array")
+        inputs = [k for k in ("x", "x_train", "X") if k in keys] or (sorted(keys) if len(keys) == 1 else [])
+        if inputs:  # inputs only: a reconstruction's data
+            return Raw(_npz_member(path, arrays, inputs[0]), None, str(path), "array")
     raise data_error(str(path), f"expected arrays `x` and `y`, found {', '.join(sorted(keys)) or 'none'}",
                      "save with np.savez(path, x=inputs, y=labels)")
+
+
+def _npz_member(path: Path, arrays, key: str):
+    """An .npz member as a column read by rows (stored uncompressed), else read whole."""
+    try:
+        column = npz_column(path, key)
+        return column if column is not None else arrays[key]
+    except (OSError, ValueError, KeyError) as error:
+        raise data_error(str(path), f"cannot read `{key}`: {error}") from None
 
 
 _PAIR = [(re.compile(r"(^|[_\-.])x($|[_\-.])"), "y"), (re.compile(r"(^|[_\-.])X($|[_\-.])"), "Y"),
@@ -120,77 +168,13 @@ def labels_file_for(x_path: Path) -> Path | None:
 def load_npy_pair(x_path: Path) -> Raw:
     y_path = labels_file_for(x_path)
     if y_path is None or not y_path.exists():  # inputs only: a reconstruction's data
-        return Raw(_np_load(x_path, "the inputs"), None, str(x_path), "array")
-    return Raw(_np_load(x_path, "the inputs"), _np_load(y_path, "the labels"), str(x_path), "array")
-
-
-def parse_number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
+        return Raw(_npy(x_path, "the inputs"), None, str(x_path), "array")
+    return Raw(_npy(x_path, "the inputs"), _npy(y_path, "the labels"), str(x_path), "array")
 
 
 def load_csv(path: Path, target: Target) -> Raw:
-    source = str(path)
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
-            sample = handle.read(65536)
-            handle.seek(0)
-            delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
-            if delimiter == "," and sample.count(";") > sample.count(",") and "\n" in sample:
-                delimiter = ";"
-            rows = [row for row in csv.reader(handle, delimiter=delimiter) if row and any(c.strip() for c in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise data_error(source, f"cannot read the CSV file: {error}") from None
-    if not rows:
-        raise data_error(source, "no samples (the file is empty)")
-    width = len(rows[0])
-    header = None
-    text_input = target.input_dtype == "int"
-    first = rows[0]
-    lowered = [c.strip().lower() for c in first]
-    if any(name in LABEL_COLUMNS for name in lowered) or (
-            not text_input and any(parse_number(c) is None for c in first[:-1])) or (
-            text_input and "text" in lowered):
-        header, rows = lowered, rows[1:]
-    if not rows:
-        raise data_error(source, "no samples (only a header row)")
-    for number, row in enumerate(rows, start=2 if header else 1):
-        if len(row) != width:
-            raise data_error(source, f"line {number} has {len(row)} columns, the first row has {width}")
-    label_col = width - 1
-    if header:
-        for name in LABEL_COLUMNS:
-            if name in header:
-                label_col = header.index(name)
-                break
-    y_text = [row[label_col].strip() for row in rows]
-    feature_cols = [i for i in range(width) if i != label_col]
-    if not feature_cols:
-        raise data_error(source, "needs at least one input column besides the label")
-    if text_input:
-        text_col = feature_cols[0]
-        if len(feature_cols) > 1:
-            if header and "text" in header:
-                text_col = header.index("text")
-            else:
-                raise data_error(source, f"a token input takes one text column and a label; found {width} columns",
-                                 "name the columns `text` and `label`")
-        texts = [row[text_col] for row in rows]
-        return Raw(texts, _labels_array(y_text), source, "text")
-    values = np.empty((len(rows), len(feature_cols)), dtype=np.float32)
-    for r, row in enumerate(rows):
-        for c, column in enumerate(feature_cols):
-            value = parse_number(row[column])
-            if value is None:
-                line = r + (2 if header else 1)
-                raise data_error(source, f"line {line}, column {column + 1}: `{row[column]}` is not a number",
-                                 "a numeric CSV holds numbers in every column but the label"
-                                 if target.input_dtype != "int" else None)
-            values[r, c] = value
-    return Raw(values, _labels_array(y_text), source, "rows")
+    rows, labels, _ = index_csv(path, target.input_dtype == "int")
+    return Raw(rows, _labels_array(labels), str(path), "text" if rows.text_column is not None else "rows")
 
 
 def _labels_array(texts: list[str]) -> np.ndarray:
@@ -198,6 +182,32 @@ def _labels_array(texts: list[str]) -> np.ndarray:
     if all(n is not None for n in numbers):
         return np.asarray(numbers, dtype=np.float64)
     return np.asarray(texts, dtype=object)
+
+
+class ImageFiles(Column):
+    """Image files decoded when read: converted to grayscale (C=1) or RGB (C=3), resized to
+    HxW (bilinear) and scaled to [0, 1], as float32 CxHxW."""
+
+    def __init__(self, files: list[Path], channels: int, height: int, width: int):
+        self.files = [str(f) for f in files]
+        self.shape, self.dtype = (len(self.files), channels, height, width), np.dtype(np.float32)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        _, channels, height, width = self.shape
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows), channels, height, width), dtype=np.float32)
+        for position, row in enumerate(rows):
+            file = self.files[row]
+            try:
+                with Image.open(file) as image:
+                    pixels = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+                    array = np.asarray(pixels, dtype=np.float32) / 255.0
+            except (OSError, UnidentifiedImageError) as error:
+                raise data_error(file, f"cannot read the image: {error}") from None
+            out[position] = array[None] if channels == 1 else array.transpose(2, 0, 1)
+        return out
 
 
 def load_image_folder(folder: Path, target: Target) -> Raw:
@@ -211,48 +221,50 @@ def load_image_folder(folder: Path, target: Target) -> Raw:
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise data_error(source, "no class subfolders", "put each class's images in a subfolder named after it")
-    from PIL import Image, UnidentifiedImageError
-
-    images, labels = [], []
-    mode = "L" if channels == 1 else "RGB"
+    files, labels = [], []
     for index, name in enumerate(classes):
         for file in sorted((folder / name).iterdir()):
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(file) as image:
-                    image = image.convert(mode).resize((width, height), Image.BILINEAR)
-                    array = np.asarray(image, dtype=np.float32) / 255.0
-            except (OSError, UnidentifiedImageError) as error:
-                raise data_error(str(file), f"cannot read the image: {error}") from None
-            images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
-            labels.append(index)
-    if not images:
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(file)
+                labels.append(index)
+    if not files:
         raise data_error(source, "no samples (no images in the class subfolders)")
-    return Raw(np.stack(images), np.asarray(labels, dtype=np.int64), source, "images", classes)
+    return Raw(ImageFiles(files, channels, height, width), np.asarray(labels, dtype=np.int64), source, "images",
+               classes)
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.name.endswith(".gz") else open
+def _idx_header(path: Path, head: bytes) -> tuple[np.dtype, tuple]:
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
+        raise data_error(str(path), "not an IDX file (bad magic number)")
+    if head[2] not in IDX_DTYPES:
+        raise data_error(str(path), f"unknown IDX element type 0x{head[2]:02x}")
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        raise data_error(str(path), "not an IDX file (the header is cut short)")
+    return np.dtype(IDX_DTYPES[head[2]]), struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim])
+
+
+def _read_idx(path: Path):
+    """A gzipped IDX file read whole; a raw one as a column read by rows."""
     try:
-        with opener(path, "rb") as handle:
-            data = handle.read()
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                data = handle.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(4 + 4 * 255)
     except OSError as error:
         raise data_error(str(path), f"cannot read the IDX file: {error}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise data_error(str(path), "not an IDX file (bad magic number)")
-    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if data[2] not in dtypes:
-        raise data_error(str(path), f"unknown IDX element type 0x{data[2]:02x}")
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    dtype = np.dtype(dtypes[data[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
-    body = data[4 + 4 * ndim:]
-    if len(body) != expected:
+    dtype, dims = _idx_header(path, data)
+    header = 4 + 4 * len(dims)
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    size = len(data) - header if path.name.endswith(".gz") else os.path.getsize(path) - header
+    if size != expected:
         raise data_error(str(path), f"the IDX header promises {format_dims(dims)} values but the file holds "
-                                    f"{len(body) // dtype.itemsize}")
-    return np.frombuffer(body, dtype=dtype).reshape(dims)
+                                    f"{size // dtype.itemsize}")
+    if path.name.endswith(".gz"):
+        return np.frombuffer(data[header:], dtype=dtype).reshape(dims)
+    return idx_column(path, data)
 
 
 def idx_labels_for(images: Path) -> Path:
@@ -282,13 +294,11 @@ def idx_pair_in(folder: Path) -> tuple[Path, Path] | None:
 
 def load_idx(images_path: Path, labels_path: Path) -> Raw:
     images = _read_idx(images_path)
-    labels = _read_idx(labels_path)
+    labels = np.asarray(_read_idx(labels_path))
     if images.ndim not in (3, 4):
         raise data_error(str(images_path), f"expected images N x H x W, the file holds {format_dims(images.shape)}")
     if labels.ndim != 1:
         raise data_error(str(labels_path), f"expected one label per image, the file holds {format_dims(labels.shape)}")
-    scale = 255.0 if images.dtype == np.uint8 else 1.0
-    return Raw((images.astype(np.float32) / scale), labels.astype(np.int64), str(images_path), "images")
-
-
-# --- adaptation and checks ----------------------------------------------------------
+    scale = 1 / 255.0 if images.dtype == np.uint8 else 1.0
+    x = ScaledColumn(images, scale) if isinstance(images, Column) else images.astype(np.float32) * np.float32(scale)
+    return Raw(x, labels.astype(np.int64), str(images_path), "images")

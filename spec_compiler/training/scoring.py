@@ -3,6 +3,8 @@ logs, validation and `specc evaluate`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 from . import ddp
@@ -59,15 +61,23 @@ def logs_from(sums: torch.Tensor, measures: list[Measure]) -> dict:
 def score(module, head: Head, loss_fn, measures: list[Measure], x: torch.Tensor, y: torch.Tensor, batch: int,
           device: torch.device, amp: torch.dtype | None, dist: ddp.Dist = ddp.SINGLE) -> dict:
     """Loss and metrics of `module` over (x, y), in eval mode, sharded across DDP processes."""
+    index = ddp.shard(torch.arange(len(x), device=x.device), dist, pad=False)
+    batches = ((x.index_select(0, part), y.index_select(0, part)) for part in index.split(max(batch, 256)))
+    return score_batches(module, head, loss_fn, measures, batches, device, amp, dist)
+
+
+@torch.no_grad()
+def score_batches(module, head: Head, loss_fn, measures: list[Measure], batches: Iterable, device: torch.device,
+                  amp: torch.dtype | None, dist: ddp.Dist = ddp.SINGLE) -> dict:
+    """Loss and metrics of `module` over this process's (x, y) batches (y None: the target is
+    x), in eval mode; the sums are reduced across DDP processes."""
     was_training = module.training
     module.eval()
-    index = ddp.shard(torch.arange(len(x), device=x.device), dist, pad=False)
     sums = Accumulator(measures, head)
-    step = max(batch, 256)
     regularization = module.regularization_loss() if module.has_regularization else None
-    for start in range(0, len(index), step):
-        part = index[start:start + step]
-        xb, yb = x.index_select(0, part).to(device), y.index_select(0, part).to(device)
+    for xb, yb in batches:
+        xb = xb.to(device, non_blocking=True)
+        yb = xb if yb is None else yb.to(device, non_blocking=True)
         with autocast(device, amp):
             z = module.forward_logits(xb) if head.fused else module(xb)
         z = z.float()

@@ -71,6 +71,7 @@ class TaskRules:
 
     spatial_targets: ClassVar[bool] = False  # targets aligned with the input's pixels: no geometric augmentation
     class_dim: ClassVar[int] = -1  # the dim of the outputs holding the classes, counted from the end
+    rewrites_targets: ClassVar[bool] = False  # prepare() makes the targets from the inputs
 
     def check(self, target: Target, raw: Raw) -> None:
         """Refuse a spec or data this task cannot train (SpecError with a hint)."""
@@ -171,6 +172,7 @@ class Reconstruction(choice("reconstruction"), TaskRules):
     """The input is the target: an autoencoder's output has the input's shape."""
 
     spatial_targets: ClassVar[bool] = True
+    rewrites_targets: ClassVar[bool] = True
 
     def check(self, target: Target, raw: Raw) -> None:
         if target.input_dtype != "float":

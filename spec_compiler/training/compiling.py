@@ -1,0 +1,97 @@
+"""`--compile` and channels_last: the two speed options of the training step, kept thin so
+the CPU path that the tests cover is the GPU path too.
+
+- torch.compile wraps the module the step runs (inductor, or another backend by name from
+  Python: "aot_eager" and "eager" compile in seconds, for checks). Compilation is lazy in
+  torch, so the loop compiles before its first step, on one batch of each size the steps
+  take, and reports that time apart (progress output and run.json's `compile_s`): the
+  run's samples/s are those of the compiled steps alone. The warm-up leaves no trace: the
+  weights, batch-norm statistics, gradients and random state are as they were.
+- channels_last (NHWC) for a model with 2-D convolutions, on the CPU and on CUDA: the
+  model's weights and each input batch. cuDNN's kernels prefer it on CUDA; on the CPU
+  (oneDNN) it was measured faster for LeNet-5 (1.04-1.10x), small 3x32x32 convnets with and
+  without batch norm (1.1-1.6x) and one with depthwise convolutions (1.39x), and 0.96x for
+  LeNet-5 with batch norm (process CPU time per step, batch 32, one thread; the channels_last
+  figure of bench/train_speed.py). The run's weights are saved in the default layout.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from . import ddp
+
+BACKENDS = ("inductor", "aot_eager", "eager")
+
+
+def backend_of(option: bool | str | None) -> str | None:
+    """`compile=True` is inductor; a backend name picks that backend; False/None: eager."""
+    if option in (None, False):
+        return None
+    if option is True:
+        return "inductor"
+    if option not in BACKENDS:
+        raise UsageError(f"compile: unknown backend `{option}` ({', '.join(BACKENDS)})")
+    return option
+
+
+def memory_format(module: nn.Module) -> torch.memory_format | None:
+    """channels_last for a model with 2-D convolutions; None (as it is) otherwise."""
+    return torch.channels_last if any(isinstance(m, nn.Conv2d) for m in module.modules()) else None
+
+
+class StepModule(nn.Module):
+    """What a training step runs: the model's forward_logits (fused losses) or forward."""
+
+    def __init__(self, module: nn.Module, logits: bool):
+        super().__init__()
+        self.module, self.logits = module, logits
+
+    def forward(self, x):
+        return self.module.forward_logits(x) if self.logits else self.module(x)
+
+
+def step_module(module: nn.Module, logits: bool, dist: ddp.Dist, device: torch.device,
+                backend: str | None) -> nn.Module:
+    """The step's module: wrapped in DistributedDataParallel under torchrun, then compiled
+    with `backend` (None: eager)."""
+    net: nn.Module = StepModule(module, logits)
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return net if backend is None else compile_module(net, backend)
+
+
+def compile_module(net: nn.Module, backend: str) -> nn.Module:
+    return torch.compile(net, backend=backend)
+
+
+def warm_up(module: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
+            step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
+    """Seconds spent compiling: `step(x, y)` (forward, loss) and its backward run once per
+    batch, then the module's state, its gradients and every random generator are restored."""
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    rng = (torch.get_rng_state(), np.random.get_state(), random.getstate(),
+           torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None)
+    started = time.perf_counter()
+    for x, y in batches:
+        step(x, y).backward()
+    if any(p.is_cuda for p in module.parameters()):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    module.load_state_dict(state)
+    module.zero_grad(set_to_none=True)
+    torch.set_rng_state(rng[0])
+    np.random.set_state(rng[1])
+    random.setstate(rng[2])
+    if rng[3] is not None:
+        torch.cuda.set_rng_state_all(rng[3])
+    return seconds
