@@ -17,18 +17,7 @@ import click
 
 from .errors import SpecError, UsageError
 from .extras import EVALUATION, EXPORT, LANGUAGE_SERVER, TORCH, TRAINING, require_extra
-from .limits import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits
-
-
-def _size(text: str) -> int:
-    """'16GiB', '512MiB', '1e9' -> bytes."""
-    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6, "gb": 10**9, "b": 1}
-    lowered = text.strip().lower()
-    for unit, factor in units.items():
-        if lowered.endswith(unit):
-            return int(float(lowered[: -len(unit)]) * factor)
-    return int(float(lowered))
-
+from .limits import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits, parse_size
 
 # More intra-op threads than this per CPU never help, and torch crashes on absurd counts.
 THREADS_PER_CPU = 4
@@ -94,7 +83,7 @@ def _finite_count(context, parameter, value: float) -> float:
 
 def _memory_size(context, parameter, value: str) -> str:
     try:
-        size = _size(value)
+        size = parse_size(value)
     except (ValueError, OverflowError):  # OverflowError: `inf`
         raise click.BadParameter(f"cannot read `{value}` (use e.g. 8GiB)") from None
     if size < 1:
@@ -116,7 +105,7 @@ def spec_options(command):
 
 def limits_from(max_params: float, max_activation_memory: str) -> Limits:
     """The size limits of the (already validated) --max-params and --max-activation-memory."""
-    return Limits(int(max_params), _size(max_activation_memory))
+    return Limits(int(max_params), parse_size(max_activation_memory))
 
 
 def _write_or_print(text: str, output: str | None) -> None:
