@@ -132,11 +132,32 @@ def _write_or_print(text: str, output: str | None) -> None:
         click.echo(text)
 
 
-def load_model(spec: str, plugins, max_params, max_activation_memory):
-    """The checked model; its warnings (valid values that are probably mistakes) go to stderr."""
-    from .model import load
+def set_option(command):
+    """`--set KEY=VALUE` (repeatable): change a value of the spec (docs/experiments.md)."""
+    return click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                        help="Change a value of the spec: train.lr=3e-4, BLOCK.PARAM=64, dense_2.units=64 "
+                             "(repeatable).")(command)
 
-    model = load(spec, plugins, limits_from(max_params, max_activation_memory))
+
+def log_option(command):
+    return click.option("--log", type=click.Choice(["mlflow"]), default=None,
+                        help="Also log to MLflow (MLFLOW_TRACKING_URI; needs mlflow installed).")(command)
+
+
+def tracking_callbacks(log: str | None, experiment: str) -> list:
+    """TensorBoard is written in every run folder; `--log mlflow` adds MLflow."""
+    if log != "mlflow":
+        return []
+    from .training.tracking import MlflowLogger
+
+    return [MlflowLogger(experiment)]
+
+
+def load_model(spec: str, plugins, max_params, max_activation_memory, assignments=()):
+    """The checked model (with `--set` overrides); its warnings go to stderr."""
+    from .experiments.overrides import load_variant, parse_assignments
+
+    model = load_variant(spec, parse_assignments(assignments), plugins, limits_from(max_params, max_activation_memory))
     if model.warnings:
         click.echo(model.warning_text(), err=True)
     return model
@@ -163,19 +184,32 @@ def main(debug: bool) -> None:
               help="What to produce: the summary, or a standalone PyTorch source file.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the output to this file.")
 @click.option("--depth", type=click.IntRange(min=0), default=None, help="How deep to show nested layers in the table.")
+@set_option
 @spec_options
 @handle_errors
-def compile_command(spec, as_json, emit, output, depth, plugins, max_params, max_activation_memory):
-    """Check SPEC and print its summary: shapes, parameters, FLOPs, memory."""
-    model = load_model(spec, plugins, max_params, max_activation_memory)
+def compile_command(spec, as_json, emit, output, depth, assignments, plugins, max_params, max_activation_memory):
+    """Check SPEC and print its summary: shapes, parameters, FLOPs, memory. A spec with search
+    values is checked at every choice and shown at its default point, with its space."""
+    from .experiments.overrides import check_space, parse_assignments, read_variant
+
+    variant = read_variant(spec, parse_assignments(assignments))
+    model, checked = check_space(variant, plugins, limits_from(max_params, max_activation_memory))
+    if model.warnings:
+        click.echo(model.warning_text(), err=True)
+    space = [value.to_dict() for value in variant.space.values()]
     if emit == "torch":
         from .backends.torch_source import emit_source
 
         text = emit_source(model)
     elif as_json:
-        text = json.dumps(model.summary(), indent=None if output is None else 2)
+        summary = {**model.summary(), **({"search_space": space, "points_checked": checked} if space else {})}
+        text = json.dumps(summary, indent=None if output is None else 2)
     else:
         text = model.table(depth)
+        if space:
+            from .experiments.space import space_text
+
+            text += "\n" + space_text(variant.space, checked)
     _write_or_print(text, output)
 
 
@@ -218,15 +252,22 @@ def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
 @click.option("--weights", type=click.Path(exists=True), default=None, metavar="RUN",
               help="A run folder written by `specc train` (or a .safetensors file). Without it: the untrained network.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .onnx file to write.")
-@click.option("--opset", type=int, default=None, help="ONNX opset version (default 17).")
+@click.option("--opset", type=int, default=None,
+              help="ONNX opset version: 13 to the newest the installed onnxruntime runs (default 17).")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Quantize to int8 with onnxruntime.")
+@click.option("--external-data", is_flag=True,
+              help="Put the weights in OUT.onnx.data beside the .onnx (automatic for models over 1 GiB of weights).")
+@click.option("--simplify", is_flag=True, help="Simplify the graph with onnxslim; kept only if it verifies.")
 @click.option("--json", "as_json", is_flag=True, help="Print the export report as one JSON object.")
+@set_option
 @spec_options
 @handle_errors
-def export_command(spec, weights, output, opset, quantize, as_json, plugins, max_params, max_activation_memory):
+def export_command(spec, weights, output, opset, quantize, external_data, simplify, as_json, assignments, plugins,
+                   max_params, max_activation_memory):
     """Export SPEC to ONNX, verified against PyTorch (nothing is written when the check fails)."""
-    model = load_model(spec, plugins, max_params, max_activation_memory)
-    report = model.export(output, weights=weights, opset=opset, quantize=quantize)
+    model = load_model(spec, plugins, max_params, max_activation_memory, assignments)
+    report = model.export(output, weights=weights, opset=opset, quantize=quantize, external_data=external_data,
+                          simplify=simplify)
     click.echo(json.dumps(_with_warnings(report.to_dict(), model)) if as_json else report.render())
 
 
@@ -235,12 +276,31 @@ def export_command(spec, weights, output, opset, quantize, as_json, plugins, max
 @click.argument("inputs", metavar="INPUT", nargs=-1, required=True)
 @click.option("--top", "top", type=click.IntRange(min=1), default=3, show_default=True, help="How many classes to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+@click.option("-o", "--output", type=click.Path(), default=None, metavar="FILE.png|DIR",
+              help="For a model whose output is a picture (segmentation mask, reconstructed image): write it as "
+                   "PNG, to FILE.png for one sample, else into the folder DIR.")
 @handle_errors
-def predict_command(model_file, inputs, top, as_json):
+def predict_command(model_file, inputs, top, as_json, output):
     """Run MODEL.onnx on INPUT: a .npy/.npz file, an image file, a .txt file, or text."""
     from .predict import predict_main
 
-    click.echo(predict_main(model_file, inputs, top, as_json))
+    click.echo(predict_main(model_file, inputs, top, as_json, output))
+
+
+@main.command("generate")
+@click.argument("model_file", metavar="MODEL.onnx", type=click.Path(exists=True, dir_okay=False))
+@click.argument("prompt")
+@click.option("--tokens", type=click.IntRange(min=0), default=100, show_default=True, help="How many tokens to add.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Sharpen (below 1) or flatten (above 1) the distribution; 0 takes the most probable token.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample among the k most probable tokens.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (the same text each time).")
+@handle_errors
+def generate_command(model_file, prompt, tokens, temperature, top_k, seed):
+    """Continue PROMPT with a language model exported by `specc export` (no torch needed)."""
+    from .predict import generate_main
+
+    click.echo(generate_main(model_file, prompt, tokens, temperature, top_k, seed))
 
 
 @main.command("train")
@@ -266,18 +326,24 @@ def predict_command(model_file, inputs, top, as_json):
 @click.option("--threads", type=click.IntRange(min=1, max=THREADS_PER_CPU * cpu_count()), default=None,
               help="CPU threads (default: 1 for small models, else the cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@log_option
+@set_option
 @spec_options
 @handle_errors
 def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, out, resume, overwrite, init_from,
-                  threads, as_json, plugins, max_params, max_activation_memory):
+                  threads, as_json, log, assignments, plugins, max_params, max_activation_memory):
     """Train SPEC (its train section, overridden by these options); write a run folder."""
+    from .experiments.overrides import parse_assignments
     from .training import TrainingInterrupted
+    from .training.tracking import RunLabels
 
-    model = load_model(spec, plugins, max_params, max_activation_memory)
+    model = load_model(spec, plugins, max_params, max_activation_memory, assignments)
+    callbacks = [RunLabels(overrides=parse_assignments(assignments)), *tracking_callbacks(log, model.name)]
     try:
         result = model.train(data=data, validation_data=val_data, epochs=epochs, batch=batch, lr=lr, seed=seed,
                              device=device, amp=amp, out=out, resume=resume, overwrite=overwrite,
-                             init_from=init_from, threads=threads, stream=sys.stderr if as_json else sys.stdout)
+                             init_from=init_from, threads=threads, stream=sys.stderr if as_json else sys.stdout,
+                             callbacks=callbacks)
     except TrainingInterrupted as stop:
         where = stop.run_dir
         if stop.saved:
@@ -295,6 +361,53 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
         kept = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
         click.echo(f"kept weights of epoch {result.best_epoch}: {kept}")
         click.echo(f"run folder: {result.run_dir}")
+
+
+@main.command("tune")
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--trials", type=click.IntRange(min=1), required=True,
+              help="Trials wanted in all (a resumed search counts those done).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop starting trials after S seconds.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Trials run at once (threads).")
+@click.option("--metric", default="val_loss", show_default=True, help="The logged value to optimize and prune on.")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="The search folder: study.db, one run folder per trial, best.json.")
+@click.option("--data", type=click.Path(exists=True), default=None, help="Training data (as for `specc train`).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs per trial (default: the spec's).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line of stdout.")
+@log_option
+@set_option
+@spec_options
+@handle_errors
+def tune_command(spec, trials, timeout, jobs, metric, out, data, epochs, as_json, log, assignments, plugins,
+                 max_params, max_activation_memory):
+    """Search SPEC's choice/range/log_range values with Optuna; each trial is a run folder in --out."""
+    from .experiments.overrides import parse_assignments, read_variant
+    from .experiments.tune import tune
+
+    variant = read_variant(spec, parse_assignments(assignments))
+    result = tune(variant, trials, Path(out), timeout=timeout, jobs=jobs, metric=metric, plugins=plugins,
+                  limits=limits_from(max_params, max_activation_memory), train_options={"data": data, "epochs": epochs},
+                  callbacks=lambda: tracking_callbacks(log, Path(spec).stem))
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        click.echo(f"{result.trials_run} trial(s) run, {result.trials_pruned} pruned")
+        if result.best_run:
+            click.echo(f"best {metric} {result.best_value:.4f}: {result.best_run} "
+                       + " ".join(f"{k}={v}" for k, v in result.best_params.items()))
+
+
+@main.command("runs")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False), default="runs", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as one JSON list.")
+@handle_errors
+def runs_command(folder, as_json):
+    """List the runs under FOLDER (default runs/): spec, overrides, state, epochs, best validation metric, time."""
+    from .experiments.runs import run_rows, runs_table
+
+    rows = run_rows(Path(folder))
+    click.echo(json.dumps(rows) if as_json else runs_table(rows))
 
 
 @main.command("evaluate")

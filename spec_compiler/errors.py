@@ -166,9 +166,33 @@ class DiagnosticSink:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """A 'did you mean' hint for a misspelt name, or None."""
-    matches = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
-    return f"did you mean `{matches[0]}`?" if matches else None
+    """A 'did you mean' hint for a misspelt name, or None. Only close matches: a few
+    typing slips (at most a third of the word, at least 2), or a name at most doubled
+    (`vocabulary` for `vocab`). Sharing a long tail is not enough: `conv_transpose`
+    must not send the user to `transpose`."""
+    candidates = difflib.get_close_matches(word, sorted(set(choices)), n=5, cutoff=0.6)
+    close = [c for c in candidates if edit_distance(word, c) <= max(2, len(word) // 3) or _extends(word, c)]
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _extends(a: str, b: str) -> bool:
+    """One word is the other with at most as much again added at the end (`batchsize`, `batch`)."""
+    short, long = sorted((a, b), key=len)
+    return long.startswith(short) and len(long) <= 2 * len(short)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps
+    of neighbours (`batchnrom`) each cost 1."""
+    previous, current = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        before, previous, current = previous, current, [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if before is not None and i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+    return current[len(b)]
 
 
 _DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")

@@ -81,12 +81,13 @@ class Model:
         return evaluate(self, weights, data=data, **options)
 
     def export(self, path: str | Path, weights: str | Path | None = None, opset: int | None = None,
-               quantize: str | None = None):
+               quantize: str | None = None, external_data: bool = False, simplify: bool = False):
         """Write a verified ONNX file (see spec_compiler/export/); `weights` is a run folder
         or a .safetensors file (None: the freshly initialized network). Returns an ExportReport."""
         from .export import export_model
 
-        return export_model(self, path, weights=weights, opset=opset, quantize=quantize)
+        return export_model(self, path, weights=weights, opset=opset, quantize=quantize, external_data=external_data,
+                            simplify=simplify)
 
 
 def load_plugins(plugins: Iterable[str]) -> tuple[str, ...]:

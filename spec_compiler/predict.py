@@ -1,4 +1,5 @@
-"""`specc predict MODEL.onnx INPUT...`: top classes from an exported model (no torch).
+"""`specc predict MODEL.onnx INPUT...`: top classes from an exported model, and `specc generate
+MODEL.onnx PROMPT`: a language model's continuation (no torch).
 
 INPUT is a .npy/.npz file (a batch, or one sample), an image file, a .txt file (one
 text), or text itself. For a text model given words that are not files, the words are
@@ -7,18 +8,23 @@ joined into one text, so `specc predict spam.onnx win a free phone` works unquot
 Labels come from the model file and input names from the command line: in the text
 output their control characters (terminal escape sequences, bidi overrides) are shown
 escaped (`\x1b`), never sent to the terminal; `--json` escapes them as JSON does.
+
+A model whose output is a picture (a segmentation's KxHxW softmax: each pixel's class id;
+a reconstruction's CxHxW image) writes it as PNG with `-o`: to `-o FILE.png` for one
+sample, else into the folder `-o DIR`, one `NAME.png` per sample named after its input.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SpecError, UsageError
-from .runtime import IMAGE_SUFFIXES, ModelInputError, load, load_array, top_classes
+from .runtime import IMAGE_SUFFIXES, ModelInputError, load, load_array, save_picture, top_classes
 
 
 def _inputs(model, items: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
@@ -50,7 +56,45 @@ def _inputs(model, items: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
     return names, np.concatenate(arrays)
 
 
-def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: bool) -> str:
+def picture_paths(names: list[str], output: str) -> list[Path]:
+    """Where each sample's picture goes: `output` itself for one sample named *.png, else
+    `output/NAME.png` (NAME from the input's name, made safe; repeated names get `_2`, ...)."""
+    target = Path(output)
+    if len(names) == 1 and target.suffix.lower() == ".png":
+        return [target]
+    if target.suffix.lower() == ".png":
+        raise UsageError(f"-o {output}: {len(names)} pictures need a folder, not one .png file")
+    paths, seen = [], set()
+    for name in names:
+        file, _, index = name.partition("[")  # `x.npy[3]`: sample 3 of x.npy
+        stem = Path(file).stem + (f"_{index.rstrip(']')}" if index else "")
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "output"
+        candidate, count = stem, 1
+        while candidate in seen:
+            count += 1
+            candidate = f"{stem}_{count}"
+        seen.add(candidate)
+        paths.append(target / f"{candidate}.png")
+    return paths
+
+
+def write_pictures(model, names: list[str], y, output: str) -> list[str]:
+    """Each sample's output as a PNG picture (see the module's docstring); the paths written."""
+    if model.output_picture is None:
+        shape = "x".join(map(str, model.info.output.shape)) if model.info.output else "?"
+        raise UsageError(f"-o writes pictures, and this model's output ({shape}) is not one: a CxHxW image of "
+                         "1, 3 or 4 channels, or a KxHxW softmax")
+    paths = picture_paths(names, output)
+    for path, row in zip(paths, y):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_picture(model.picture(row), path)
+        except OSError as error:
+            raise SpecError.at(None, f"cannot write {path}: {error.strerror or error}") from None
+    return [str(path) for path in paths]
+
+
+def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: bool, output: str | None = None) -> str:
     try:
         model = load(model_file)
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds for bad files
@@ -66,12 +110,15 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
         raise SpecError.at(None, f"cannot read the input: {error}") from None
     except Exception as error:  # noqa: BLE001 - onnxruntime's errors on a bad input
         raise SpecError.at(None, f"ONNX Runtime rejected the input: {str(error).strip().splitlines()[0]}") from None
-    output = model.info.output
-    is_classifier = output is not None and output.activation in ("softmax", "sigmoid")
+    pictures = write_pictures(model, names, y, output) if output else None
+    info = model.info.output
+    is_classifier = info is not None and info.activation in ("softmax", "sigmoid")
     results = []
-    for name, row in zip(names, y):
+    for index, (name, row) in enumerate(zip(names, y)):
         entry = {"input": name}
-        if is_classifier and row.ndim == 1:
+        if pictures:
+            entry["picture"] = pictures[index]
+        elif is_classifier and row.ndim == 1:
             entry["top"] = [{"label": label, "probability": p} for label, p in top_classes(row, model.labels, top)]
         else:
             entry["output"] = np.asarray(row).tolist()
@@ -81,7 +128,9 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
     lines = []
     for entry in results:
         name = printable(entry["input"])
-        if "top" in entry:
+        if "picture" in entry:
+            lines.append(f"{name}: wrote {printable(entry['picture'])}")
+        elif "top" in entry:
             lines.append(f"{name}:")
             lines.extend(f"  {printable(t['label']):>12}  {t['probability']:.4f}" for t in entry["top"])
         else:
@@ -89,6 +138,20 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
             shown = ", ".join(f"{v:.4g}" for v in flat[:8]) + (", ..." if flat.size > 8 else "")
             lines.append(f"{name}: output {'x'.join(map(str, np.shape(entry['output'])))} [{shown}]")
     return "\n".join(lines)
+
+
+def generate_main(model_file: str, prompt: str, tokens: int, temperature: float, top_k: int | None,
+                  seed: int | None) -> str:
+    """`specc generate`: the prompt and its continuation."""
+    try:
+        model = load(model_file)
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds for bad files
+        raise SpecError.at(None, f"cannot load {model_file}: {str(error).strip().splitlines()[0]}") from None
+    try:
+        text = prompt + model.generate(prompt, tokens, temperature, top_k, seed)
+    except ModelInputError as error:
+        raise SpecError.at(None, str(error)) from None
+    return "".join(ch if ch in "\n\t" else printable(ch) for ch in text)  # the model's tokens: no terminal codes
 
 
 def printable(text: str) -> str:

@@ -6,6 +6,9 @@
     model.top_k(x, k=3)                         # [[("7", 0.98), ("1", 0.01), ...], ...]
     spam = runtime.load("spam.onnx")
     spam.predict(["win a free phone now", "see you at lunch"])
+    runtime.load("char_lm.onnx").generate("def ", tokens=80, temperature=0.8, seed=0)
+    seg = runtime.load("shapes.onnx")
+    runtime.save_picture(seg.picture(seg.predict("shapes.png")[0]), "mask.png")
 
 `predict(array)` returns exactly what a raw `onnxruntime.InferenceSession` returns for
 the array (normalization and the final softmax/sigmoid are inside the graph). Arrays of
@@ -19,6 +22,10 @@ The metadata is read only through the run package's OnnxMetadata (`model.info`; 
 dict in `model.metadata`), which checks every size a file claims against its caps: a file
 claiming a huge image size or text length gets a ModelInputError, not an allocation.
 
+A model exported with external data (over 1 GiB of weights, or `--external-data`) is
+two files, `m.onnx` and `m.onnx.data` beside it: load the .onnx; ONNX Runtime reads the
+weights from the side file.
+
 This module never imports torch (tests check it), so an app needs only
 `onnxruntime`, `numpy` and, for image files, `pillow`.
 """
@@ -26,6 +33,7 @@ This module never imports torch (tests check it), so an app needs only
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +43,7 @@ import numpy as np
 from .run.records import ImageFormat, OnnxMetadata
 from .text import Tokenizer
 
+MAX_GENERATE_CONTEXT = 1024  # tokens fed to a language model of run-time length
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
@@ -52,8 +61,16 @@ class Model:
         self.path = Path(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(self.path), options,
-                                            providers=list(providers or ["CPUExecutionProvider"]))
+        try:  # the real path: ONNX Runtime finds external data beside a symlink's target, not beside the link
+            self.session = ort.InferenceSession(os.path.realpath(self.path), options,
+                                                providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
+            if "external data" not in str(error).lower():
+                raise
+            line = str(error).strip().splitlines()[0]
+            detail = re.split(r"\S+\.cc:\d+ \S+ ", line)[-1]  # the innermost reason, without C++ places
+            raise ModelInputError(f"{self.path} keeps its weights in a file beside it that cannot be read "
+                                  f"({detail}): keep the .onnx and its .onnx.data together") from None
         self.raw_metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         try:
             self.info = OnnxMetadata.from_props(self.raw_metadata, str(self.path))
@@ -153,6 +170,127 @@ class Model:
         """Per sample, the k most probable classes as (label, probability)."""
         return [top_classes(row, self.labels, k) for row in self.predict(x)]
 
+    # --- image outputs -----------------------------------------------------------
+    @property
+    def output_picture(self) -> str | None:
+        """What one sample's output is as a picture: "mask" for a KxHxW softmax (a segmentation:
+        the class of each pixel), "image" for a CxHxW output of 1, 3 or 4 channels without one
+        (a reconstruction), else None."""
+        output = self.info.output
+        if output is None or len(output.shape) != 3 or not all(isinstance(d, int) for d in output.shape):
+            return None
+        if output.activation == "softmax":
+            return "mask"
+        return "image" if output.shape[0] in (1, 3, 4) else None
+
+    def picture(self, output: np.ndarray) -> np.ndarray:
+        """One sample's output (CxHxW) as pixels: for a mask, each pixel's class id (HxW, uint8,
+        or uint16 past 256 classes); for an image, the values turned back into 0..255 as image
+        inputs are read (the inverse of the input's scale and invert), HxW or HxWxC uint8."""
+        kind = self.output_picture
+        if kind is None:
+            raise ModelInputError(f"this model's output {self.info.output.shape if self.info.output else '?'} is "
+                                  "not an image (a CxHxW output of 1, 3 or 4 channels, or a KxHxW softmax)")
+        output = np.asarray(output)
+        if kind == "mask":
+            ids = output.argmax(axis=0)
+            return ids.astype(np.uint8 if output.shape[0] <= 256 else np.uint16)
+        image = self.image or ImageFormat(channels=output.shape[0], height=output.shape[1], width=output.shape[2])
+        values = float(image.max_value) - output if image.invert else output
+        pixels = np.clip(np.rint(values / float(image.scale)), 0, 255).astype(np.uint8)
+        return pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)
+
+    # --- language models ---------------------------------------------------------
+    def generate(self, prompt: str | Sequence[int], tokens: int = 100, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int | None = None) -> str | list[int]:
+        """Sample `tokens` tokens after `prompt` from a language model (token input, TxV softmax
+        output), one at a time, each fed back as input. The prompt is text, encoded with the
+        model's vocabulary (its labels: characters, or the tokens of a tokenizer file, matched
+        longest first), or token ids; the continuation comes back the same way. temperature 0
+        takes the most probable token; top_k keeps the k most probable; seed fixes the draws.
+
+        The model must be causal (each step's output depends only on the steps up to it): a
+        fixed-length input is filled from the start, padded after the context, and read at the
+        context's last step; a run-time length is fed the context (its last 1024 tokens) alone."""
+        vocabulary = self._vocabulary()
+        as_text = isinstance(prompt, str)
+        try:
+            ids = encode_tokens(prompt, self.labels) if as_text else [int(i) for i in prompt]
+        except ModelInputError as error:
+            raise ModelInputError(f"the prompt: {error}") from None
+        if not ids:
+            raise ModelInputError("the prompt is empty: give at least one token to continue")
+        if tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
+            raise ModelInputError("tokens and temperature must be 0 or more, top_k 1 or more")
+        self._check_token_ids(np.asarray([ids]))
+        rng = np.random.default_rng(seed)
+        fixed = self.input_shape[1] if isinstance(self.input_shape[1], int) else None
+        new: list[int] = []
+        for _ in range(tokens):
+            context = (ids + new)[-(fixed or MAX_GENERATE_CONTEXT):]
+            row = np.zeros((1, fixed or len(context)), dtype=np.int64)
+            row[0, :len(context)] = context
+            probabilities = self.session.run([self.output_name], {self.input_name: row})[0][0, len(context) - 1]
+            new.append(sample_token(probabilities[:vocabulary], temperature, top_k, rng))
+        return "".join(self.labels[i] for i in new) if as_text else new
+
+    def _vocabulary(self) -> int:
+        """How many tokens the model can generate (its labels, when it has them); refuses a
+        model that is not a language model."""
+        output = self.info.output
+        if self.kind != "tokens" or output is None or len(output.shape) != 2 or output.activation != "softmax":
+            raise ModelInputError("generate needs a language model: a token input and a TxV softmax output")
+        units = output.shape[1]
+        if self.labels is None:
+            return units if isinstance(units, int) else self.vocab
+        return min(len(self.labels), units) if isinstance(units, int) else len(self.labels)
+
+
+def encode_tokens(text: str, vocabulary: list[str] | None) -> list[int]:
+    """Token ids of `text`: at each position the longest token of `vocabulary` that matches
+    (for a character vocabulary, one id per character)."""
+    if not vocabulary:
+        raise ModelInputError("this model file carries no vocabulary (labels); give the prompt as token ids")
+    index = {token: i for i, token in enumerate(vocabulary) if token}
+    longest = max(len(token) for token in index)
+    ids, position = [], 0
+    while position < len(text):
+        for size in range(min(longest, len(text) - position), 0, -1):
+            token = index.get(text[position:position + size])
+            if token is not None:
+                ids.append(token)
+                position += size
+                break
+        else:
+            raise ModelInputError(f"{text[position]!r} (character {position}) starts no token of the vocabulary")
+    return ids
+
+
+def sample_token(probabilities: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:
+    """One token drawn from a step's probabilities, sharpened by `temperature` (0: the most
+    probable) and cut to the `top_k` most probable."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if temperature == 0:
+        return int(np.argmax(probabilities))
+    logits = np.log(np.clip(probabilities, 1e-12, None)) / temperature
+    if top_k is not None and top_k < len(logits):
+        logits[np.argsort(-logits, kind="stable")[top_k:]] = -np.inf
+    weights = np.exp(logits - logits.max())
+    return int(rng.choice(len(weights), p=weights / weights.sum()))
+
+
+def save_picture(pixels: np.ndarray, path: str | os.PathLike) -> None:
+    """Write pixels (HxW, or HxWxC of 3 or 4 channels) as a PNG file, atomically."""
+    import io
+
+    from PIL import Image
+
+    from .files import write_bytes_atomic
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    write_bytes_atomic(Path(path), buffer.getvalue())
+
 
 def top_classes(row: np.ndarray, labels: list[str] | None, k: int) -> list[tuple[str, float]]:
     """One output row -> [(label, probability)], best first. A single sigmoid output is two classes."""
@@ -224,4 +362,5 @@ def load(path: str | os.PathLike, providers: Sequence[str] | None = None) -> Mod
     return Model(path, providers)
 
 
-__all__ = ["Model", "ModelInputError", "load", "load_array", "load_image", "top_classes"]
+__all__ = ["Model", "ModelInputError", "encode_tokens", "load", "load_array", "load_image", "sample_token",
+           "save_picture", "top_classes"]

@@ -56,6 +56,19 @@ class TensorType:
         return format_dims(self.dims)
 
 
+def known_size(x: TensorType, axis: int, kind: str, what: str = "features") -> int:
+    """The size a rule computes weights or FLOPs from (features, channels). Only a
+    sequence's length may be unknown, but permute, expand_dims or a reduction can move
+    that length to this axis, where no weight can be sized by it."""
+    size = x.dims[axis]
+    if not isinstance(size, int):
+        raise ShapeError(f"{kind} needs a known number of {what}, got {size} (a length known only at run time) "
+                         f"in its input {x}",
+                         "a run-time length cannot size weights: permute it back to where it was, or declare a fixed length",
+                         about_input=True)
+    return size
+
+
 def format_dims(dims: tuple[Dim, ...]) -> str:
     return "x".join(str(d) for d in dims) if dims else "scalar"
 

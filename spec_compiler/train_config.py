@@ -6,8 +6,9 @@ validates it, so mistakes surface before training. Each option family is declare
 its schema beside its implementation, in spec_compiler/training/options/ (early stopping
 in training/callbacks.py); this module gathers them into TrainConfig.
 
-Defaults: loss from the final activation and the labels (training/options/losses.py:
-default_loss); adam (each optimizer has its default learning rate: sgd 1e-2, the others
+Defaults: the task from the output and the data (training/tasks.py), and from the task the
+loss (for classification and regression from the final activation and the labels,
+training/options/losses.py: default_loss) and the metrics; adam (each optimizer has its default learning rate: sgd 1e-2, the others
 1e-3); a constant learning rate; batch 32; 10 epochs; seed 0; validation_split 0.2 when
 there is no validation file; metrics [accuracy] for classifiers.
 """
@@ -23,10 +24,11 @@ from .training.callbacks import EarlyStoppingOptions
 from .training.options import Fraction, NonNegative, Positive, PositiveInt
 from .training.options.augmentations import AUGMENTATIONS
 from .training.options.losses import LOSS_ALIASES, LOSSES
-from .training.options.metrics import METRIC_ALIASES, METRICS, Accuracy
+from .training.options.metrics import METRIC_ALIASES, METRICS
 from .training.options.normalizations import NORMALIZATIONS
 from .training.options.optimizers import DEFAULT_OPTIMIZER, OPTIMIZERS
 from .training.options.schedules import SCHEDULE_ALIASES, SCHEDULES, Constant
+from .training.tasks import TASK_ALIASES, TASKS
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH = 32
@@ -42,6 +44,7 @@ Metric = choice_type("metric", METRICS, METRIC_ALIASES)
 Augmentation = choice_type("augmentation", AUGMENTATIONS)
 Normalization = choice_type("normalization", NORMALIZATIONS)
 EarlyStopping = choice_type("early stopping", {"early_stopping": EARLY_STOPPING})
+Task = choice_type("task", TASKS, TASK_ALIASES)
 
 
 class TrainConfig(BaseModel):
@@ -49,6 +52,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
+    task: Task | None = None
     loss: Loss | None = None
     optimizer: Optimizer | None = None
     lr: Positive | None = None
@@ -99,8 +103,8 @@ class TrainConfig(BaseModel):
             "epochs": self.epochs or DEFAULT_EPOCHS, "seed": self.seed if self.seed is not None else DEFAULT_SEED,
             "validation_split": 0.0 if self.validation_data else split})
 
-    def with_task(self, default_loss, classifier: bool) -> TrainConfig:
-        """The loss (`default_loss` unless the section names one) and the metrics (the
-        section's, else [accuracy] for a classifier)."""
-        metrics = self.metrics if self.metrics is not None else ([Accuracy()] if classifier else [])
-        return self.model_copy(update={"loss": self.loss or default_loss, "metrics": metrics})
+    def with_task(self, task, default_loss, default_metrics: list) -> TrainConfig:
+        """The task (inferred or the section's), the loss (`default_loss` unless the section
+        names one) and the metrics (the section's, else the task's defaults)."""
+        metrics = self.metrics if self.metrics is not None else default_metrics
+        return self.model_copy(update={"task": task, "loss": self.loss or default_loss, "metrics": metrics})

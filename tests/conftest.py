@@ -62,7 +62,8 @@ def golden(overwrite):
 # tests (and the editor, language-server and layout checks) run without torch installed:
 # `python -m pytest -m compiler` is what CI runs in its torch-free environment.
 STAGE_MARKERS = {"compiler": "compiler", "lsp": "compiler", "editors": "compiler", "architecture": "compiler",
-                 "lowering": "torch", "training": "torch", "export": "torch", "zoo": "torch", "fuzz": "torch"}
+                 "lowering": "torch", "training": "torch", "export": "torch", "zoo": "torch",
+                 "experiments": "torch", "fuzz": "torch"}
 
 
 def _torch_installed() -> bool:

@@ -62,7 +62,8 @@ class _Expander:
             use = self.block_use(layer, ctx)
             return [use] if use else []
         if layer.word in self.markers:
-            owners = " or ".join(f"`{o}`" for o in self.markers[layer.word])
+            owners = [f"`{o}`" for o in self.markers[layer.word]]
+            owners = ", ".join(owners[:-1]) + " or " + owners[-1] if len(owners) > 1 else owners[0]
             self.report.error(layer.span, f"`{layer.word} {{ }}` is only allowed directly inside {owners}")
             return []
         kind = REGISTRY.lookup(layer.word)
@@ -85,8 +86,21 @@ class _Expander:
         if layer.body is None:
             self.report.error(layer.span, "repeat needs a body", "write `repeat 3 { conv 64 3x3 pad=same relu }`")
             return []
+        if not layer.body:
+            self.report.error(layer.span, "repeat needs at least one layer in its body",
+                              "write `repeat 3 { conv 64 3x3 pad=same relu }`, or remove the empty repeat")
+            return []
+        times = args[0].value
+        at_least = times * sum(len(item.layers) if isinstance(item, ast.Chain) else 1 for item in layer.body)
+        if self.layers_made + at_least > MAX_LAYERS:  # refused before copying anything
+            if not self.too_many_reported:
+                self.too_many_reported = True
+                self.report.error(layer.span, f"the model expands to more than {MAX_LAYERS:,} layers "
+                                              f"(this repeat adds at least {at_least:,})",
+                                  "use fewer or smaller `repeat`s and block uses")
+            return []
         uses: list[Use] = []
-        for copy in range(args[0].value):
+        for copy in range(times):
             if self.layers_made >= MAX_LAYERS:
                 self.layer(layer, ctx)  # reports the limit once
                 break

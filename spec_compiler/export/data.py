@@ -104,7 +104,7 @@ def _reload(p: Prepared, model) -> RunData | None:
         return RunData(x_train.numpy(), None, None, raw.source, raw.source)
     x_val, _ = loaders.adapt_inputs(val_raw, target, tokenizer)
     y_val = None
-    if p.is_classifier:
+    if p.is_classifier and len(p.output_dims) == 1:  # one class per sample (not per pixel or step)
         loss = (record.config.get("loss") or {}).get("kind")
         named = val_raw.y.dtype == object or val_raw.y.dtype.kind in "US"
         names = p.preprocess.labels if p.preprocess is not None and named else None

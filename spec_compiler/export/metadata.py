@@ -1,15 +1,13 @@
 """The `specc.*` metadata an exported file carries (the run package's OnnxMetadata), and
-the finishing touches: producer, doc string, onnx.checker."""
+the finishing touches: producer, doc string."""
 
 from __future__ import annotations
 
 import onnx_ir as ir
 from pydantic import ValidationError
 
-from ..errors import SpecError
 from ..run import ImageFormat, OnnxInput, OnnxMetadata, OnnxOutput
 from ..version import __version__
-from .messages import first_line
 from .prepare import Prepared
 
 LAYOUTS = {"sequence": "NTF", "vector": "NF", "tokens": "NT"}
@@ -56,14 +54,3 @@ def finish(graph: ir.Model, metadata: OnnxMetadata) -> None:
     graph.doc_string = f"{metadata.model}: exported by specc {metadata.version} from {metadata.spec_path}"
     graph.model_version = 1
 
-
-def checked_bytes(graph: ir.Model) -> bytes:
-    """The serialized model, after onnx.checker's full check."""
-    import onnx
-
-    proto = ir.to_proto(graph)
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise SpecError.at(None, f"the exported ONNX graph is invalid: {first_line(error)}") from None
-    return proto.SerializeToString()

@@ -49,6 +49,9 @@ class ExportReport:
     quantization: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     relative_tolerance: float = 0.0
+    converted_from: int | None = None  # the opset the exporter wrote when the version converter raised it
+    external_data: dict[str, Any] | None = None  # {"path", "bytes"}: the weights' side file
+    simplified: dict[str, Any] | None = None  # --simplify: kept or why not, nodes, size, latency before/after
 
     @property
     def max_abs_diff(self) -> float:
@@ -61,9 +64,11 @@ class ExportReport:
         return out
 
     def render(self) -> str:
+        exporter = f"{self.exporter} exporter" + (f" at opset {self.converted_from}, version-converted"
+                                                  if self.converted_from else "")
         lines = [
             (f"exported {self.model} to {self.path} ({megabytes(self.size_bytes)}, opset {self.opset}, "
-             f"{self.exporter} exporter, {self.export_seconds:.2f} s)"),
+             f"{exporter}, {self.export_seconds:.2f} s)"),
             f"  input  `{self.input_name}`: {self.input_dtype} batch x {_shape(self.input_shape)}",
             f"  output `{self.output_name}`: batch x {_shape(self.output_shape)}",
             f"  weights: {self.weights or 'freshly initialized (no --weights: untrained)'}",
@@ -75,8 +80,13 @@ class ExportReport:
         if self.labels:
             shown = ", ".join(self.labels[:10]) + (", ..." if len(self.labels) > 10 else "")
             lines.append(f"  labels: {shown}")
+        if self.external_data:
+            lines.append(f"  weights in {self.external_data['path']} ({megabytes(self.external_data['bytes'])}), "
+                         "beside the .onnx: keep the two files together")
         lines.append(self._parity_line())
         lines.append(self._validation_line())
+        if self.simplified:
+            lines.extend(_simplified_lines(self.simplified))
         if self.quantization:
             lines.extend(_quantization_lines(self.quantization))
         lines.extend(f"  note: {note}" for note in self.notes)
@@ -111,6 +121,15 @@ def _describe_norm(norm: dict[str, Any]) -> str:
         return "[" + ", ".join(f"{a:.4g}" for a in v[:4]) + (", ...]" if v.size > 4 else "]")
 
     return f"{norm.get('kind', 'custom')}: (x - {short(norm['mean'])}) / {short(norm['std'])}"
+
+
+def _simplified_lines(s: dict[str, Any]) -> list[str]:
+    if not s["kept"]:
+        return [f"  simplification (onnxslim): not kept, the exported graph is written: {s['reason']}"]
+    return [f"  simplification (onnxslim): kept, verified like the export; nodes {s['nodes_before']} -> "
+            f"{s['nodes_after']}, size {megabytes(s['bytes_before'])} -> {megabytes(s['bytes_after'])}, "
+            f"batch-1 latency {s['latency_before_ms']:.3f} -> {s['latency_after_ms']:.3f} ms "
+            f"({s['latency_ratio']:.2f}x)"]
 
 
 def _quantization_lines(q: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,13 +40,16 @@ NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
 STATUS = re.compile(r"Status Message: (.*)")
 
 
-def ort_session(data: bytes, optimized: bool = True):
+def ort_session(data: bytes, optimized: bool = True, folder: Path | None = None):
+    """An ONNX Runtime session of a serialized model; `folder` holds its external data file."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # errors are reported as SpecErrors
     if not optimized:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if folder is not None:
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(folder))
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
@@ -59,6 +63,7 @@ class OrtGraph:
     output_name: str
     logits_name: str | None = None  # a second output of `session`
     logits_session: Any = None  # a separate logits graph, when the output could not be split
+    folder: Path | None = None  # where the graph's external data file lies
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         outputs, logits = [], []
@@ -120,7 +125,7 @@ def predicted_classes(y: np.ndarray) -> np.ndarray:
 
 def accuracy(y_pred: np.ndarray, y_true: np.ndarray | None) -> float | None:
     """Share of samples whose top class is the label (labels as ids or one-hot); None without labels."""
-    if y_true is None:
+    if y_true is None or y_pred.ndim > 2:  # a class per position (segmentation, sequences): not one per sample
         return None
     y_true = np.asarray(y_true)
     if y_true.ndim == 2 and y_true.shape[1] > 1:
@@ -159,7 +164,7 @@ def _check(p: Prepared, model, graph: OrtGraph, what: str, x: np.ndarray,
         got, got_logits = graph.run(x)
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
         raise runtime_error(graph.data, graph.input_name, model, error, f"{what} inputs {dims_text(x.shape)}", x,
-                            output) from None
+                            output, graph.folder) from None
     differences = [compare(reference, got)]
     if reference_logits is not None and got_logits is not None:
         if got_logits.size == reference_logits.size:
@@ -177,16 +182,16 @@ def _check(p: Prepared, model, graph: OrtGraph, what: str, x: np.ndarray,
 
 
 def runtime_error(data: bytes, input_name: str, model, error: BaseException, inputs: str | None,
-                  x: np.ndarray | None, output: str) -> SpecError:
+                  x: np.ndarray | None, output: str, folder: Path | None = None) -> SpecError:
     """An ONNX Runtime failure as a SpecError at the spec layer whose node failed: running
-    `data` on `x` (described by `inputs`), or loading it (`inputs` None)."""
+    `data` (external data in `folder`) on `x` (described by `inputs`), or loading it (`inputs` None)."""
     op, node, status = _parse(first_line(error), str(error))
     layers = layer_index(model.info.layers)
     layer = layer_of_node(node, layers) if node else None
     only_optimized = False
     if layer is None and x is not None:  # a node ONNX Runtime fused: find it in the plain graph
         try:
-            ort_session(data, optimized=False).run(None, {input_name: x[:CHUNK]})
+            ort_session(data, optimized=False, folder=folder).run(None, {input_name: x[:CHUNK]})
             only_optimized = True
         except Exception as plain_error:  # noqa: BLE001 - onnxruntime raises its own kinds
             plain = _parse(first_line(plain_error), str(plain_error))

@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (registration)
     norm,
     recurrent,
     residual_branch,
+    spatial,
     structure,
     transformer,
 )

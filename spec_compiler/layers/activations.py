@@ -33,6 +33,11 @@ def _same(p, x: TensorType) -> TensorType:
     return x
 
 
+def _unchanged(p, x: TensorType) -> TensorType:
+    """Any input, token ids included: `identity` passes everything on."""
+    return x
+
+
 def _axis_check(p, x: TensorType) -> TensorType:
     require_float(x, "an activation")
     from ..shapes import ShapeError
@@ -115,13 +120,29 @@ register(LayerKind(
     doc="log(1 + exp(x))", example="softplus", category="activation", is_activation=True,
 ))
 register(LayerKind(
-    name="hard_sigmoid", params=NoParams, shape=_same, build=_torch("Hardsigmoid"),
-    doc="piecewise-linear sigmoid: relu6(x + 3) / 6 (PyTorch's and Keras 3's definition)",
+    name="hard_sigmoid", aliases=("hardsigmoid",), params=NoParams, shape=_same, build=_torch("Hardsigmoid"),
+    doc="piecewise-linear sigmoid: relu6(x + 3) / 6 (PyTorch's and Keras 3's definition), as MobileNetV3's "
+        "squeeze-and-excitation gate uses",
     example="hard_sigmoid", category="activation", is_activation=True,
 ))
 register(LayerKind(
-    name="linear", aliases=("identity",), params=NoParams, shape=_same, build=_torch("Identity"),
-    doc="the identity: no activation", example="linear", category="activation", is_activation=True,
+    name="hardswish", aliases=("hard_swish",), params=NoParams, shape=_same, build=_torch("Hardswish"),
+    doc="x * relu6(x + 3) / 6, MobileNetV3's cheap swish (Howard et al. 2019)",
+    example="hardswish", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="mish", params=NoParams, shape=_same, build=_torch("Mish"),
+    doc="x * tanh(softplus(x)) (Misra 2019)", example="mish", category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="linear", params=NoParams, shape=_same, build=_torch("Identity"),
+    doc="the identity as an activation word: `dense 10 linear` is `dense 10`", example="linear",
+    category="activation", is_activation=True,
+))
+register(LayerKind(
+    name="identity", params=NoParams, shape=_unchanged, build=_torch("Identity"),
+    doc="passes its input on unchanged: the skip branch of a merge (`add { branch { identity }; branch { ... } }`; "
+        "an empty `branch { }` is the same)", example="identity", category="activation", is_activation=True,
 ))
 register(LayerKind(
     name="leaky_relu", params=LeakyReluParams, slots=(Slot("negative_slope"),), shape=_same, build=_build_leaky,

@@ -47,7 +47,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..options import Constraint, Initializer, Regularizer, WeightOptions
-from ..shapes import ShapeError, TensorType, describe
+from ..shapes import ShapeError, TensorType, describe, known_size
 from .base import Count, LayerKind, LayerParams, Slot, WeightRoles, divisors, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
@@ -61,6 +61,7 @@ def _steps(d) -> int:
 def require_sequence(x: TensorType, kind: str) -> None:
     require_float(x, kind)
     if x.rank == 2:
+        known_size(x, -1, kind)
         return
     message = f"{kind} expects a sequence TxF, got {describe(x)}"
     if x.rank == 1:

@@ -301,7 +301,7 @@ def _known_activation(word: str) -> str:
 
     if word not in REGISTRY.activations():
         raise UnknownChoice("activation", word, REGISTRY.activations())
-    return word
+    return REGISTRY.lookup(word).name  # an alias (`swish`) names its kind (`silu`)
 
 
 # A trailing activation word: `dense 120 relu`.

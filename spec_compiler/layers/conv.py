@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar, Literal, Union
 from pydantic import Field, model_validator
 
 from ..options import WeightOptions
-from ..shapes import ShapeError, TensorType, as_tuple, describe, window_output
+from ..shapes import ShapeError, TensorType, as_tuple, describe, known_size, window_output
 from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
@@ -62,11 +62,18 @@ def _require(x: TensorType, dims: int, kind: str) -> None:
     require_float(x, kind)
     if dims == 2 and x.rank != 3:
         hint = "use conv1d / maxpool1d on a TxF sequence" if x.rank == 2 else (
-            "reshape the vector to CxHxW first" if x.rank == 1 else None)
+            "reshape the vector to CxHxW first (after global pooling, `keepdims=true` keeps Cx1x1)" if x.rank == 1
+            else None)
         raise ShapeError(f"{kind} expects an image CxHxW, got {describe(x)}", hint, about_input=True)
     if dims == 1 and x.rank != 2:
         hint = "use conv / maxpool (2d) on an image" if x.rank == 3 else None
         raise ShapeError(f"{kind} expects a sequence TxF, got {describe(x)}", hint, about_input=True)
+
+
+def _known_channels(x: TensorType, dims: int, kind: str) -> int:
+    """The input channels a conv's weights are sized by (a pool needs none)."""
+    _require(x, dims, kind)
+    return known_size(x, -1 if dims == 1 else 0, kind, "channels")
 
 
 def window_sizes(p, x: TensorType, dims: int, kernel, what: str) -> tuple:
@@ -106,8 +113,7 @@ CONV_WEIGHTS = WeightRoles(kernel=("weight",), bias=("bias",), onnx_ops=("Conv",
 
 def _conv_shape(dims: int, kind: str):
     def shape(p: ConvParams, x: TensorType) -> TensorType:
-        _require(x, dims, kind)
-        _, channels = _spatial(x, dims)
+        channels = _known_channels(x, dims, kind)
         if channels % p.groups or p.filters % p.groups:
             raise ShapeError(
                 f"groups={p.groups} must divide both the input channels ({channels}) and filters ({p.filters})",
@@ -164,6 +170,107 @@ register(LayerKind(
 ))
 
 
+# --- transposed convolutions (upsampling by a learned kernel) ----------------------
+
+class ConvTransposeParams(ConvParams):
+    output_padding: NonNeg | tuple[NonNeg, ...] = 0
+
+    @model_validator(mode="after")
+    def _output_padding(self):
+        _check_tuple("output_padding", self.output_padding, self.DIMS)
+        if self.pad == "same" and self.output_padding != 0:
+            raise ValueError("pad=same already gives stride x the input size: leave output_padding out")
+        for extra, stride, dilation in zip(*(as_tuple(v, self.DIMS) for v in
+                                            (self.output_padding, self.stride, self.dilation))):
+            if extra >= max(stride, dilation):
+                raise ValueError(f"output_padding must be smaller than the stride or the dilation, got {extra}")
+        return self
+
+
+class ConvTranspose1dParams(ConvTransposeParams):
+    DIMS: ClassVar[int] = 1
+
+
+def transposed_sizes(p: ConvTransposeParams, x: TensorType, dims: int, kind: str) -> tuple:
+    """Output spatial sizes of a transposed conv: (n - 1) * stride - 2 * pad + dilation * (kernel - 1)
+    + output_padding + 1 (PyTorch's formula); pad=same gives n * stride, as Keras."""
+    sizes, _ = _spatial(x, dims)
+    kernel, stride, dilation, extra = (as_tuple(v, dims) for v in (p.kernel, p.stride, p.dilation, p.output_padding))
+    pad = (0,) * dims if p.pad in ("valid", "same") else as_tuple(p.pad, dims)
+    out = []
+    for axis, size in enumerate(sizes):
+        if not isinstance(size, int):
+            out.append(size)
+        elif p.pad == "same":
+            out.append(size * stride[axis])
+        else:
+            length = (size - 1) * stride[axis] - 2 * pad[axis] + dilation[axis] * (kernel[axis] - 1) + extra[axis] + 1
+            if length < 1:
+                axis_name = ("time",) if dims == 1 else ("height", "width")
+                raise ShapeError(f"{kind} pad={_x(p.pad)} is too large for its input {x}: the {axis_name[axis]} "
+                                 f"would be {length}", "use a smaller pad", about_input=True)
+            out.append(length)
+    return tuple(out)
+
+
+def _transpose_shape(dims: int, kind: str):
+    def shape(p: ConvTransposeParams, x: TensorType) -> TensorType:
+        channels = _known_channels(x, dims, kind)
+        if channels % p.groups or p.filters % p.groups:
+            raise ShapeError(
+                f"groups={p.groups} must divide both the input channels ({channels}) and filters ({p.filters})",
+                about_input=True,
+            )
+        return _pack(x, dims, transposed_sizes(p, x, dims, kind), p.filters)
+
+    return shape
+
+
+def _transpose_flops(dims: int):
+    def flops(p: ConvTransposeParams, x: TensorType, y: TensorType) -> int:
+        sizes, channels = _spatial(x, dims)
+        in_positions = prod(d if isinstance(d, int) else 1 for d in sizes)
+        return in_positions * channels * (p.filters // p.groups) * prod(as_tuple(p.kernel, dims))
+
+    return flops
+
+
+def _transpose_build(dims: int):
+    def build(p: ConvTransposeParams, x: TensorType, y: TensorType):
+        from ..modules.conv import conv_transpose
+
+        _, channels = _spatial(x, dims)
+        return conv_transpose(dims, channels, p.filters, as_tuple(p.kernel, dims), as_tuple(p.stride, dims), p.pad,
+                              as_tuple(p.output_padding, dims), as_tuple(p.dilation, dims), p.groups, p.bias)
+
+    return build
+
+
+# The same count as a conv: in_channels * filters / groups * kernel area (+ filters). The
+# weight is laid out input first, (in, filters / groups, *kernel): its fans are PyTorch's and
+# Keras' for a transposed conv, which count the filters as the fan-in.
+TRANSPOSE_WEIGHTS = WeightRoles(kernel=("weight",), bias=("bias",), onnx_ops=("ConvTranspose",))
+
+register(LayerKind(
+    name="conv_transpose", aliases=("conv_transpose2d", "deconv"), params=ConvTransposeParams,
+    slots=(Slot("filters"), Slot("kernel", "dims")), shape=_transpose_shape(2, "conv_transpose"),
+    count=_conv_count(2), flops=_transpose_flops(2), build=_transpose_build(2), weights=TRANSPOSE_WEIGHTS,
+    category="convolution", example="conv_transpose 64 4x4 stride=2 pad=1",
+    doc="transposed 2d convolution (PyTorch's ConvTranspose2d; a learned upsampling, as in DCGAN and U-Net) on a "
+        "CxHxW image: each size n becomes (n-1)*stride - 2*pad + dilation*(kernel-1) + output_padding + 1; "
+        "pad=same gives n*stride (Keras' Conv2DTranspose); groups, bias",
+))
+
+register(LayerKind(
+    name="conv_transpose1d", params=ConvTranspose1dParams, slots=(Slot("filters"), Slot("kernel", "dims")),
+    shape=_transpose_shape(1, "conv_transpose1d"), count=_conv_count(1), flops=_transpose_flops(1),
+    build=_transpose_build(1), weights=TRANSPOSE_WEIGHTS, category="convolution",
+    example="conv_transpose1d 16 4 stride=2 pad=1",
+    doc="transposed 1d convolution along time on a TxF sequence (Keras' Conv1DTranspose): returns T'xfilters "
+        "with T' as conv_transpose computes it",
+))
+
+
 # --- depthwise and separable (MobileNet) ------------------------------------------
 
 class DepthwiseParams(_ConvParams):
@@ -171,7 +278,7 @@ class DepthwiseParams(_ConvParams):
 
 
 def _depthwise_shape(p: DepthwiseParams, x: TensorType) -> TensorType:
-    _require(x, 2, "depthwise")
+    _known_channels(x, 2, "depthwise")
     return x.with_dims(x.dims[0] * p.multiplier, *window_sizes(p, x, 2, p.kernel, "depthwise kernel"))
 
 
@@ -181,7 +288,7 @@ def _depthwise_count(p: DepthwiseParams, x: TensorType, y: TensorType) -> Count:
 
 
 def _depthwise_flops(p: DepthwiseParams, x: TensorType, y: TensorType) -> int:
-    return y.dims[0] * y.dims[1] * y.dims[2] * prod(as_tuple(p.kernel, 2))
+    return y.numel_estimate() * prod(as_tuple(p.kernel, 2))
 
 
 def _depthwise_build(p: DepthwiseParams, x: TensorType, y: TensorType):
@@ -206,7 +313,7 @@ class SeparableParams(DepthwiseParams):
 
 
 def _separable_shape(p: SeparableParams, x: TensorType) -> TensorType:
-    _require(x, 2, "separable")
+    _known_channels(x, 2, "separable")
     return x.with_dims(p.filters, *window_sizes(p, x, 2, p.kernel, "separable kernel"))
 
 
@@ -216,7 +323,7 @@ def _separable_count(p: SeparableParams, x: TensorType, y: TensorType) -> Count:
 
 
 def _separable_flops(p: SeparableParams, x: TensorType, y: TensorType) -> int:
-    positions = y.dims[1] * y.dims[2]
+    positions = prod(d if isinstance(d, int) else 1 for d in y.dims[1:])  # a run-time length counts as 1
     mid = x.dims[0] * p.multiplier
     return positions * mid * prod(as_tuple(p.kernel, 2)) + positions * mid * p.filters
 
@@ -261,6 +368,12 @@ def _pool_shape(dims: int, kind: str):
     def shape(p: PoolParams, x: TensorType) -> TensorType:
         _require(x, dims, kind)
         _, channels = _spatial(x, dims)
+        for name in ("size", "stride", "pad"):
+            value = getattr(p, name)
+            if isinstance(value, tuple) and len(value) not in (1, dims):
+                wanted = "1 size" if dims == 1 else f"1 or {dims} sizes"
+                raise ShapeError(f"{kind} {name} needs {wanted}, got {_x(value)}",
+                                 f"write one size per axis of its {'sequence' if dims == 1 else 'image'}")
         if not isinstance(p.pad, str) and any(
                 2 * pad > size for pad, size in zip(as_tuple(p.pad, dims), as_tuple(p.size, dims))):
             raise ShapeError(f"{kind} padding {_x(p.pad)} is more than half its window {_x(p.size)}",
@@ -309,15 +422,15 @@ register(LayerKind(
 # --- global pooling --------------------------------------------------------------
 
 class GlobalPoolParams(LayerParams):
-    pass
+    keepdims: bool = False  # keep the pooled axes with size 1: Cx1x1, 1xF
 
 
-def _global_shape(p, x: TensorType) -> TensorType:
+def _global_shape(p: GlobalPoolParams, x: TensorType) -> TensorType:
     require_float(x, "global pooling")
     if x.rank == 3:
-        return x.with_dims(x.dims[0])
+        return x.with_dims(x.dims[0], 1, 1) if p.keepdims else x.with_dims(x.dims[0])
     if x.rank == 2:
-        return x.with_dims(x.dims[1])
+        return x.with_dims(1, x.dims[1]) if p.keepdims else x.with_dims(x.dims[1])
     raise ShapeError(f"global pooling expects an image CxHxW or a sequence TxF, got {describe(x)}", about_input=True)
 
 
@@ -325,7 +438,7 @@ def _global_build(mode: str):
     def build(p, x: TensorType, y: TensorType):
         from ..modules.conv import GlobalPool
 
-        return GlobalPool(mode, spatial_dims=(2, 3) if x.rank == 3 else (1,))
+        return GlobalPool(mode, spatial_dims=(2, 3) if x.rank == 3 else (1,), keepdims=p.keepdims)
 
     return build
 
@@ -333,11 +446,13 @@ def _global_build(mode: str):
 register(LayerKind(
     name="global_avgpool", aliases=("global_avgpool2d", "global_avgpool1d"), params=GlobalPoolParams,
     shape=_global_shape, build=_global_build("avg"), category="pooling", example="global_avgpool",
-    doc="average over all positions: CxHxW to C, TxF to F",
+    doc="average over all positions: CxHxW to C, TxF to F; keepdims=true keeps the pooled axes with size 1 "
+        "(Cx1x1, 1xF), as a squeeze-and-excitation gate needs",
 ))
 
 register(LayerKind(
     name="global_maxpool", aliases=("global_maxpool2d", "global_maxpool1d"), params=GlobalPoolParams,
     shape=_global_shape, build=_global_build("max"), category="pooling", example="global_maxpool",
-    doc="maximum over all positions: CxHxW to C, TxF to F",
+    doc="maximum over all positions: CxHxW to C, TxF to F; keepdims=true keeps the pooled axes with size 1 "
+        "(Cx1x1, 1xF)",
 ))

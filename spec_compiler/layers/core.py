@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from ..options import WeightOptions
-from ..shapes import ShapeError, TensorType, describe, format_dims
+from ..shapes import ShapeError, TensorType, describe, format_dims, known_size
 from .base import ActivationName, Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -29,6 +29,7 @@ def _dense_shape(p: DenseParams, x: TensorType) -> TensorType:
             f"dense expects a flat input, got {x}", "add `flatten` before it, or global pooling",
             about_input=True,
         )
+    known_size(x, -1, "dense")
     return x.with_dims(*x.dims[:-1], p.units)
 
 

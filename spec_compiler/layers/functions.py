@@ -6,18 +6,20 @@ A .spec file never holds code, so the functions course material writes as
     l2_normalize [axis]      x / max(||x||_2, 1e-12) along an axis (default the last)
     scale FACTOR             x * FACTOR
     clip [MIN] [MAX]         clamps into [MIN, MAX] (`clip 0 6`, `clip min=0`)
-    permute ORDER            reorders the axes, numbered from 1 as in Keras' Permute
-                             (`permute 2x1` swaps T and F of a TxF sequence)
+    permute ORDER            reorders the axes (`permute 1x0` swaps T and F of a TxF sequence)
     mean|sum|max [axis]      reduces one axis (default the last); keepdims=true keeps it as 1
     abs, square, sqrt, exp, log
                              elementwise (sqrt and log give NaN below 0, log gives -inf at 0)
     expand_dims [axis]       inserts a size-1 axis (default 0: TxF to 1xTxF, an image)
     squeeze AXIS             removes a size-1 axis
+    slice [START] [END]      a range along an axis (default the channels of an image)
+    channel_shuffle GROUPS   interleaves channel groups (ShuffleNet)
 
-Axes (except permute's) count from 0 over a sample's axes, the batch excluded; a
-negative axis counts from the end (-1 is the last), as `softmax axis=` does. None of
-them holds parameters; like activations they count no FLOPs. Anything beyond this
-library is a plugin layer (`--plugin module`).
+One axis rule everywhere: an axis (and every number of permute's order) counts from 0
+over a sample's axes, the batch excluded; a negative axis counts from the end (-1 is
+the last), as `softmax axis=` and `concat axis=` do. None of them holds parameters;
+like activations they count no FLOPs. Anything beyond this library is a plugin layer
+(`--plugin module`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from ..shapes import ShapeError, TensorType, describe, format_dims
+from ..shapes import ShapeError, TensorType, describe, format_dims, known_size
 from .base import LayerKind, LayerParams, Slot, register, require_float
 
 
@@ -133,32 +135,39 @@ def _as_order(value):
 
 
 class PermuteParams(LayerParams):
-    order: Annotated[tuple[Annotated[int, Field(gt=0)], ...], BeforeValidator(_as_order)] = Field(min_length=1)
+    order: Annotated[tuple[Annotated[int, Field(ge=0)], ...], BeforeValidator(_as_order)] = Field(min_length=1)
 
 
 def _permute_shape(p: PermuteParams, x: TensorType) -> TensorType:
-    if sorted(p.order) != list(range(1, x.rank + 1)):
-        identity = format_dims(tuple(range(1, x.rank + 1)))
+    if sorted(p.order) != list(range(x.rank)):
+        if sorted(p.order) == list(range(1, x.rank + 1)):  # Keras' Permute numbers axes from 1
+            from_zero = format_dims(tuple(axis - 1 for axis in p.order))
+            raise ShapeError(
+                f"permute {format_dims(p.order)} numbers the axes from 1, as Keras' Permute does; "
+                f"specc counts every axis from 0",
+                f"write `permute {from_zero}` (the batch is not an axis)",
+            )
+        identity = format_dims(tuple(range(x.rank)))
         raise ShapeError(
             f"permute {format_dims(p.order)} is not an order of the {x.rank} axes of {describe(x)}",
-            f"name each axis once, numbered from 1 as in Keras' Permute (the batch excluded): "
-            f"{identity} keeps the order" + (", `permute 2x1` swaps a sequence's T and F" if x.rank == 2 else ""),
+            f"name each axis once, counting from 0 (the batch excluded): {identity} keeps the order"
+            + (", `permute 1x0` swaps a sequence's T and F" if x.rank == 2 else ""),
             about_input=True,
         )
-    return TensorType(tuple(x.dims[i - 1] for i in p.order), x.dtype, x.vocab)
+    return TensorType(tuple(x.dims[i] for i in p.order), x.dtype, x.vocab)
 
 
 def _permute_build(p: PermuteParams, x: TensorType, y: TensorType):
     from ..modules.functions import Permute
 
-    return Permute(p.order)
+    return Permute(tuple(axis + 1 for axis in p.order))
 
 
 register(LayerKind(
     name="permute", aliases=("transpose",), params=PermuteParams, slots=(Slot("order", "dims"),),
-    shape=_permute_shape, build=_permute_build, category="function", example="permute 2x1",
-    doc="reorders the axes of each sample, numbered from 1 as in Keras' Permute (the batch stays first): "
-        "`permute 2x1` turns TxF into FxT, `permute 2x3x1` turns CxHxW into HxWxC",
+    shape=_permute_shape, build=_permute_build, category="function", example="permute 1x0",
+    doc="reorders the axes of each sample, counted from 0 like every axis (the batch stays first): "
+        "`permute 1x0` turns TxF into FxT, `permute 1x2x0` turns CxHxW into HxWxC",
 ))
 
 
@@ -312,4 +321,86 @@ register(LayerKind(
     name="squeeze", params=SqueezeParams, slots=(Slot("axis"),), shape=_squeeze_shape, build=_squeeze_build,
     category="function", example="squeeze 0",
     doc="removes an axis of size 1 (`squeeze 0` turns a 1xTxF image back into a TxF sequence)",
+))
+
+
+# --- slice / channel_shuffle -----------------------------------------------------------
+
+def merge_axis(axis: int | None, x: TensorType) -> int:
+    """The axis `concat` and `slice` act on: `axis` from 0 (negative from the end) or, by
+    default, the channels of an image and the last axis (features) of anything else."""
+    if axis is None:
+        return 0 if x.rank == 3 else x.rank - 1
+    return axis % x.rank if -x.rank <= axis < x.rank else axis
+
+
+class SliceParams(LayerParams):
+    start: int = 0
+    end: int | None = None
+    axis: int | None = None  # default: channels of an image, the last axis otherwise
+
+
+def _slice_range(p: SliceParams, x: TensorType) -> tuple[int, int, int]:
+    """(axis, start, end) with start and end from 0, checked against the axis' size."""
+    if p.axis is not None:
+        _check_axis(p.axis, x, "slice")
+    axis = merge_axis(p.axis, x)
+    size = x.dims[axis]
+    if not isinstance(size, int):
+        raise ShapeError(f"slice along axis {axis} of {describe(x)} needs its size known", about_input=True)
+    kept = range(size)[p.start:p.end]  # Python's slice rules: negatives count from the end, ends clamp
+    start, end = kept.start, kept.stop
+    if end <= start:
+        shown = f"{p.start}" + (f" to {p.end}" if p.end is not None else " to the end")
+        raise ShapeError(f"slice {shown} of axis {axis} (size {size}) of {x} is empty",
+                         "start and end count from 0; a negative one counts from the end", about_input=True)
+    return axis, start, end
+
+
+def _slice_shape(p: SliceParams, x: TensorType) -> TensorType:
+    axis, start, end = _slice_range(p, x)
+    return TensorType(x.dims[:axis] + (end - start,) + x.dims[axis + 1:], x.dtype, x.vocab)
+
+
+def _slice_build(p: SliceParams, x: TensorType, y: TensorType):
+    from ..modules.functions import Slice
+
+    axis, start, end = _slice_range(p, x)
+    return Slice(axis + 1, start, end)
+
+
+register(LayerKind(
+    name="slice", params=SliceParams, slots=(Slot("start"), Slot("end")), shape=_slice_shape, build=_slice_build,
+    category="function", example="slice 0 2",
+    doc="keeps positions start to end (end excluded; negative ones count from the end) along an axis, by default "
+        "the channels of an image and the features otherwise: `slice end=58` and `slice start=58` split "
+        "ShuffleNet's 116 channels in two",
+))
+
+
+class ShuffleParams(LayerParams):
+    groups: Annotated[int, Field(gt=0)]
+
+
+def _shuffle_shape(p: ShuffleParams, x: TensorType) -> TensorType:
+    require_float(x, "channel_shuffle")
+    if x.rank != 3:
+        raise ShapeError(f"channel_shuffle expects an image CxHxW, got {describe(x)}", about_input=True)
+    if known_size(x, 0, "channel_shuffle", "channels") % p.groups:
+        raise ShapeError(f"channel_shuffle groups={p.groups} must divide the {x.dims[0]} channels of {x}",
+                         about_input=True)
+    return x
+
+
+def _shuffle_build(p: ShuffleParams, x: TensorType, y: TensorType):
+    from ..modules.functions import ChannelShuffle
+
+    return ChannelShuffle(p.groups)
+
+
+register(LayerKind(
+    name="channel_shuffle", params=ShuffleParams, slots=(Slot("groups"),), shape=_shuffle_shape,
+    build=_shuffle_build, category="function", example="channel_shuffle 3",
+    doc="interleaves G groups of channels (ShuffleNet, Zhang et al. 2018): channels seen as GxC/G are transposed "
+        "to C/GxG, so every group gets channels of every other",
 ))

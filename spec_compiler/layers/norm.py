@@ -28,12 +28,13 @@ window of squares).
 
 from __future__ import annotations
 
+from math import prod
 from typing import Annotated
 
 from pydantic import Field, model_validator
 
 from ..options import WeightOptions
-from ..shapes import ShapeError, TensorType, describe
+from ..shapes import ShapeError, TensorType, describe, known_size
 from .base import ActivationName, Advice, Count, LayerKind, LayerParams, Slot, WeightRoles, divisors, register, require_float
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -69,9 +70,9 @@ def _features(x: TensorType, kind: str) -> int:
     """The normalized axis' size: channels of an image, the last axis otherwise."""
     require_float(x, kind)
     if x.rank == 3:
-        return x.dims[0]
+        return known_size(x, 0, kind, "channels")
     if x.rank in (1, 2):
-        return x.dims[-1]
+        return known_size(x, -1, kind)
     hint = ("normalize each frame of a TxCxHxW video with `timedistributed { " + kind + " }`"
             if x.rank == 4 else None)
     raise ShapeError(f"{kind} expects an image CxHxW, a sequence TxF or a vector, got {describe(x)}", hint,
@@ -175,13 +176,20 @@ register(LayerKind(
 def _channels(x: TensorType, kind: str, vectors: bool) -> int:
     require_float(x, kind)
     if x.rank == 3:
-        return x.dims[0]
+        return known_size(x, 0, kind, "channels")
     if x.rank == 2 or (vectors and x.rank == 1):
-        return x.dims[-1]
+        return known_size(x, -1, kind, "channels")
     wanted = "an image CxHxW, a sequence TxF or a vector" if vectors else "an image CxHxW or a sequence TxF"
     hint = ("a vector's features have no positions to take statistics over: use `layernorm` or `batchnorm`"
             if x.rank == 1 else f"normalize each frame of a TxCxHxW video with `timedistributed {{ {kind} }}`")
     raise ShapeError(f"{kind} expects {wanted}, got {describe(x)}", hint, about_input=True)
+
+
+def _positions(x: TensorType) -> int | None:
+    """Positions per channel (height x width, or time steps; 1 for a vector); None when a
+    run-time length makes it unknown."""
+    spatial = x.dims[1:] if x.rank == 3 else x.dims[:-1]
+    return prod(spatial) if all(isinstance(d, int) for d in spatial) else None
 
 
 class GroupNormParams(_AffineOptions):
@@ -194,6 +202,10 @@ def _groupnorm_shape(p: GroupNormParams, x: TensorType) -> TensorType:
         raise ShapeError(f"groupnorm groups={p.groups} must divide the {channels} channels of its input {x}",
                          f"each group normalizes channels/groups channels together: use groups= one of "
                          f"{divisors(channels)}", about_input=True)
+    if _positions(x) == 1 and channels == p.groups:
+        raise ShapeError(f"groupnorm groups={p.groups} leaves one value per group of its input {x}",
+                         "a single value has no statistics (PyTorch refuses to train it): use fewer groups, "
+                         "or `layernorm` on a vector", about_input=True)
     return x
 
 
@@ -224,6 +236,10 @@ class InstanceNormParams(_AffineOptions):
 
 def _instancenorm_shape(p: InstanceNormParams, x: TensorType) -> TensorType:
     _channels(x, "instancenorm", vectors=False)
+    if _positions(x) == 1:
+        raise ShapeError(f"instancenorm needs more than one position per channel, got {describe(x)}",
+                         "it normalizes each channel over its positions, and one value has no statistics (PyTorch "
+                         "refuses it): use `layernorm` or `batchnorm` here", about_input=True)
     return x
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ..options import Constraint, Initializer, Regularizer, WeightOptions
-from ..shapes import ShapeError, TensorType, describe
+from ..shapes import ShapeError, TensorType, describe, known_size
 from .base import SEQUENCE, BodyResult, Count, InferBody, LayerKind, LayerParams, Slot, WeightRoles, register
 
 Pos = Annotated[int, Field(gt=0)]
@@ -123,6 +123,7 @@ def _require_sequence(x: TensorType, kind: str) -> None:
     if x.dtype == "int":
         raise ShapeError(message, "add `embedding N` before it to turn token ids into vectors", about_input=True)
     if x.rank == 2:
+        known_size(x, -1, kind)
         return
     if x.rank == 1:
         hint = (f"to stack recurrent layers, give the one before it return_sequences=true (or use layers=N); "

@@ -19,7 +19,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..shapes import ShapeError, TensorType, describe
+from ..shapes import ShapeError, TensorType, describe, known_size
 from .base import Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 # --- layer_scale ---------------------------------------------------------------------
@@ -31,9 +31,9 @@ class LayerScaleParams(LayerParams):
 def _scaled_channels(x: TensorType) -> int:
     require_float(x, "layer_scale")
     if x.rank == 3:
-        return x.dims[0]
+        return known_size(x, 0, "layer_scale", "channels")
     if x.rank in (1, 2):
-        return x.dims[-1]
+        return known_size(x, -1, "layer_scale")
     raise ShapeError(f"layer_scale expects an image CxHxW, a sequence TxF or a vector, got {describe(x)}",
                      about_input=True)
 

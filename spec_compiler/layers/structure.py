@@ -1,12 +1,14 @@
 """Structural kinds: a block instance, residual, and parallel branches merged by
-concat or add. Their bodies are inferred by the engine; these rules combine them."""
+concat or elementwise (add, multiply, maximum, minimum, average, broadcasting size-1
+axes). Their bodies are inferred by the engine; these rules combine them."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from ..shapes import ShapeError, TensorType, describe
+from ..shapes import ShapeError, TensorType, describe, format_dims
 from .base import BRANCHES, GROUP, MAIN_AND_SHORTCUT, InferBody, LayerKind, LayerParams, register
+from .functions import merge_axis
 
 
 class GroupParams(LayerParams):
@@ -33,9 +35,21 @@ class ResidualParams(LayerParams):
     pass
 
 
+def _refuse_arithmetic_on_ids(kind: str, outputs: list[TensorType], names: tuple[str, ...] = ()) -> None:
+    """Token ids are labels: their sum is no id of the vocabulary (and PyTorch keeps it int64
+    while the summary would say float)."""
+    for index, output in enumerate(outputs):
+        if output.dtype == "int":
+            name = names[index] if names else f"branch {index + 1}"
+            raise ShapeError(f"{kind} cannot combine token ids: {name} gives {describe(output)}",
+                             f"turn the ids into vectors first: `embedding N` before the {kind} or inside {name}",
+                             body=index)
+
+
 def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
     main = infer(0, x).output
     shortcut = infer(1, x).output
+    _refuse_arithmetic_on_ids("residual", [main, shortcut], ("its body", "its shortcut"))
     if main.dims != shortcut.dims:
         if shortcut.dims == x.dims:
             raise ShapeError(
@@ -69,20 +83,22 @@ class ConcatParams(LayerParams):
     axis: int | None = None  # default: channels of an image, features otherwise
 
 
-def _concat_axis(p: ConcatParams, x: TensorType) -> int:
-    if p.axis is None:
-        return 0 if x.rank == 3 else x.rank - 1
-    return p.axis % x.rank if -x.rank <= p.axis < x.rank else p.axis
-
-
 def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorType:
     outputs = [infer(i, x).output for i in range(infer.bodies)]
     first = outputs[0]
+    ids = [o.dtype == "int" for o in outputs]
+    if any(ids) and not all(ids):
+        index = ids.index(not ids[0])
+        raise ShapeError(f"concat mixes token ids and float features: branch 1 gives {describe(first)}, "
+                         f"branch {index + 1} gives {describe(outputs[index])}",
+                         "give every branch the same kind of data: `embedding N` turns ids into vectors",
+                         body=index)
     if any(o.rank != first.rank for o in outputs):
         raise ShapeError("concat branches give different ranks: " + ", ".join(describe(o) for o in outputs))
-    axis = _concat_axis(p, first)
+    axis = merge_axis(p.axis, first)
     if not 0 <= axis < first.rank:
-        raise ShapeError(f"concat axis {p.axis} is out of range for rank-{first.rank} outputs")
+        raise ShapeError(f"concat axis {p.axis} is out of range for the branches' outputs ({describe(first)})",
+                         f"axes count from 0 over a sample's {first.rank} axes, the batch excluded (-1 is the last)")
     for index, other in enumerate(outputs[1:], start=2):
         for dim in range(first.rank):
             if dim != axis and first.dims[dim] != other.dims[dim]:
@@ -96,13 +112,15 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
     joined = list(first.dims)
     sizes = [o.dims[axis] for o in outputs]
     joined[axis] = sum(sizes) if all(isinstance(s, int) for s in sizes) else "?"
+    if all(ids):  # ids joined are still ids of the vocabularies'
+        return TensorType(tuple(joined), "int", max(o.vocab or 0 for o in outputs) or None)
     return first.with_dims(*joined)
 
 
 def _concat_build(p, x, y, children):
     from ..modules.structure import Concat
 
-    return Concat(children, dim=_concat_axis(p, y) + 1)
+    return Concat(children, dim=merge_axis(p.axis, y) + 1)
 
 
 register(LayerKind(
@@ -114,31 +132,98 @@ register(LayerKind(
 ))
 
 
-class AddParams(LayerParams):
+class MergeParams(LayerParams):
     pass
 
 
-def _add_shape(p, x: TensorType, infer: InferBody) -> TensorType:
-    outputs = [infer(i, x).output for i in range(infer.bodies)]
+def _broadcast_branches(kind: str, outputs: list[TensorType]) -> TensorType:
+    """The shape the branches' outputs combine to elementwise. Sizes broadcast as in NumPy
+    and PyTorch, axis by axis: equal, or 1 in one of them (a Cx1x1 gate scales a CxHxW
+    image per channel). Ranks must be equal: right-aligning a vector C against CxHxW would
+    silently pair C with the width."""
+    dims = list(outputs[0].dims)
     for index, other in enumerate(outputs[1:], start=2):
-        if other.dims != outputs[0].dims:
+        so_far = (f"branch 1 gives {outputs[0]}" if index == 2
+                  else f"branches 1 to {index - 1} give {format_dims(tuple(dims))}")
+        if other.rank != len(dims):
+            pooled = other.rank < len(dims) and len(dims) == 3
             raise ShapeError(
-                f"add branches give different shapes: branch 1 gives {outputs[0]}, branch {index} gives {other}",
-                "every branch of an add must produce the same shape",
+                f"{kind} branches give different ranks: {so_far}, branch {index} gives {describe(other)}",
+                "write `global_avgpool keepdims=true` to pool to Cx1x1, which broadcasts over CxHxW" if pooled else
+                "broadcasting needs the same number of axes in every branch: reshape to size-1 axes, e.g. Cx1x1",
                 body=index - 1,
             )
-    return outputs[0]
+        for axis, (mine, theirs) in enumerate(zip(dims, other.dims)):
+            if mine == theirs or theirs == 1:
+                continue
+            if mine == 1:
+                dims[axis] = theirs
+                continue
+            raise ShapeError(
+                f"{kind} branches do not broadcast: {so_far}, branch {index} gives {other} "
+                f"(axis {axis}: {mine} and {theirs})",
+                "along each axis the sizes must be equal, or 1 in one branch (Cx1x1 times CxHxW scales each channel)",
+                body=index - 1,
+            )
+    return outputs[0].with_dims(*dims)
 
 
-def _add_build(p, x, y, children):
-    from ..modules.structure import Add
+def _merge_shape(kind: str):
+    def shape(p, x: TensorType, infer: InferBody) -> TensorType:
+        outputs = [infer(i, x).output for i in range(infer.bodies)]
+        _refuse_arithmetic_on_ids(kind, outputs)
+        return _broadcast_branches(kind, outputs)
 
-    return Add(children)
+    return shape
 
+
+def _merge_build(op: str):
+    def build(p, x, y, children):
+        if op == "add":
+            from ..modules.structure import Add
+
+            return Add(children)
+        from ..modules.structure import Merge
+
+        return Merge(children, op)
+
+    return build
+
+
+MERGED = "; shapes broadcast (along each axis: equal sizes, or 1)"
 
 register(LayerKind(
-    name="add", params=AddParams, shape=_add_shape, build=_add_build,
+    name="add", params=MergeParams, shape=_merge_shape("add"), build=_merge_build("add"),
     layout=replace(BRANCHES, merge="add"), category="structure",
     example="add { branch { conv 64 3x3 pad=same }; branch { conv 64 1x1 } }",
-    doc="runs each `branch { }` on the same input and adds the outputs elementwise",
+    doc="runs each `branch { }` on the same input and adds the outputs elementwise" + MERGED,
+))
+
+register(LayerKind(
+    name="multiply", params=MergeParams, shape=_merge_shape("multiply"), build=_merge_build("multiply"),
+    layout=replace(BRANCHES, merge="multiply"), category="structure",
+    example="multiply { branch { identity }; branch { global_avgpool keepdims=true -> conv 16 1x1 sigmoid } }",
+    doc="runs each `branch { }` on the same input and multiplies the outputs elementwise "
+        "(a squeeze-and-excitation gate: CxHxW times Cx1x1)" + MERGED,
+))
+
+register(LayerKind(
+    name="maximum", params=MergeParams, shape=_merge_shape("maximum"), build=_merge_build("maximum"),
+    layout=replace(BRANCHES, merge="maximum"), category="structure",
+    example="maximum { branch { conv 64 3x3 pad=same }; branch { conv 64 1x1 } }",
+    doc="runs each `branch { }` on the same input and keeps the elementwise maximum" + MERGED,
+))
+
+register(LayerKind(
+    name="minimum", params=MergeParams, shape=_merge_shape("minimum"), build=_merge_build("minimum"),
+    layout=replace(BRANCHES, merge="minimum"), category="structure",
+    example="minimum { branch { conv 64 3x3 pad=same }; branch { conv 64 1x1 } }",
+    doc="runs each `branch { }` on the same input and keeps the elementwise minimum" + MERGED,
+))
+
+register(LayerKind(
+    name="average", params=MergeParams, shape=_merge_shape("average"), build=_merge_build("average"),
+    layout=replace(BRANCHES, merge="average"), category="structure",
+    example="average { branch { conv 64 3x3 pad=same }; branch { conv 64 1x1 } }",
+    doc="runs each `branch { }` on the same input and averages the outputs elementwise" + MERGED,
 ))

@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ..options import WeightOptions
-from ..shapes import ShapeError, TensorType, describe
+from ..shapes import ShapeError, TensorType, describe, known_size
 from .base import Count, LayerKind, LayerParams, Slot, WeightRoles, register, require_float
 
 Pos = Annotated[int, Field(gt=0)]
@@ -35,11 +35,12 @@ def require_steps(x: TensorType, kind: str) -> None:
     """A TxF sequence; an image's hint says how ViT makes one of its patches."""
     require_float(x, kind)
     if x.rank == 2:
+        known_size(x, -1, kind)
         return
     if x.rank == 3:
         c, h, w = x.dims
         hint = (f"an image is not a sequence: make its {h}x{w} positions the steps with `reshape {c}x{h * w} -> "
-                f"permute 2x1` ({h * w}x{c})")
+                f"permute 1x0` ({h * w}x{c})")
     elif x.rank == 1:
         hint = "a vector has no steps: put it before the pooling (`class_pool`, `global_avgpool`)"
     else:

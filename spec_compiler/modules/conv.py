@@ -1,6 +1,6 @@
-"""PyTorch modules for the convolution and pooling kinds (layers/conv.py): convs and
-pools with Keras' `same` padding, 1d layers over (N, T, F) sequences, separable convs
-and global pooling."""
+"""PyTorch modules for the convolution and pooling kinds (layers/conv.py): convs,
+transposed convs and pools with Keras' `same` padding, 1d layers over (N, T, F)
+sequences, separable convs and global pooling."""
 
 from __future__ import annotations
 
@@ -69,6 +69,66 @@ def conv(dims: int, in_channels: int, out_channels: int, kernel, stride, pad, di
     return nn.Conv2d(in_channels, out_channels, kernel, stride, 0 if pad == "valid" else pad, dilation, groups, bias)
 
 
+def _same_transpose_padding(kernel, stride, dilation) -> tuple[list[int], list[int], list[int]]:
+    """padding, output_padding and trailing trim per axis so that a transposed conv gives
+    size * stride, cropping as Keras' `same` does (the extra row or column at the end)."""
+    padding, extra, trim = [], [], []
+    for k, s, d in zip(kernel, stride, dilation):
+        total = d * (k - 1) + 1 - s  # how much longer than size * stride the full output is
+        padding.append(max(total, 0) // 2)
+        trim.append(max(total, 0) % 2)
+        extra.append(max(-total, 0))  # shorter: output_padding appends positions (they get the bias)
+    return padding, extra, trim
+
+
+class ConvTranspose2dTrimmed(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d that drops the last row and/or column (`trim`): Keras' `same`
+    when the crop it needs is odd; same parameters as nn.ConvTranspose2d."""
+
+    trim: tuple = (0, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        if self.trim[0]:
+            y = y[:, :, :-1, :]
+        if self.trim[1]:
+            y = y[:, :, :, :-1]
+        return y
+
+
+class ConvTranspose1dSequence(nn.ConvTranspose1d):
+    """nn.ConvTranspose1d over a (N, T, F) sequence (`trim`: drop the last step); same parameters."""
+
+    trim: int = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x.transpose(1, 2))
+        if self.trim:
+            y = y[:, :, :-1]
+        return y.transpose(1, 2)
+
+
+def conv_transpose(dims: int, in_channels: int, out_channels: int, kernel, stride, pad, output_padding, dilation,
+                   groups: int, bias: bool):
+    """nn.ConvTranspose1d/2d with Keras' `same` (size * stride). 1d ones take (N, T, F)."""
+    trim = [0] * dims
+    if pad == "same":
+        pad, output_padding, trim = _same_transpose_padding(kernel, stride, dilation)
+    elif pad == "valid":
+        pad = 0
+    if dims == 1:
+        module = ConvTranspose1dSequence(in_channels, out_channels, kernel, stride, pad, output_padding, groups,
+                                         bias, dilation)
+        module.trim = trim[0]
+        return module
+    if any(trim):
+        module = ConvTranspose2dTrimmed(in_channels, out_channels, kernel, stride, pad, output_padding, groups, bias,
+                                        dilation)
+        module.trim = tuple(trim)
+        return module
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel, stride, pad, output_padding, groups, bias, dilation)
+
+
 class SeparableConv2d(nn.Module):
     """Keras' SeparableConv2D: depthwise (no bias) then pointwise 1x1 (with bias)."""
 
@@ -119,11 +179,13 @@ class Pool(_SamePadded):
 
 
 class GlobalPool(nn.Module):
-    def __init__(self, mode: str, spatial_dims: tuple[int, ...]):
+    """Average or maximum over every position; `keepdims` keeps the pooled axes with size 1."""
+
+    def __init__(self, mode: str, spatial_dims: tuple[int, ...], keepdims: bool = False):
         super().__init__()
-        self.mode, self.spatial_dims = mode, spatial_dims
+        self.mode, self.spatial_dims, self.keepdims = mode, spatial_dims, keepdims
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "avg":
-            return x.mean(dim=self.spatial_dims)
-        return x.amax(dim=self.spatial_dims)
+            return x.mean(dim=self.spatial_dims, keepdim=self.keepdims)
+        return x.amax(dim=self.spatial_dims, keepdim=self.keepdims)

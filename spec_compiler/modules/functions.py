@@ -55,7 +55,7 @@ class Clip(nn.Module):
 
 
 class Permute(nn.Module):
-    """Reorders the axes of each sample; `order` numbers them from 1 (Keras' Permute)."""
+    """Reorders the axes of each sample; `order` holds their torch dims (the batch is dim 0)."""
 
     def __init__(self, order: tuple[int, ...]):
         super().__init__()
@@ -136,3 +136,34 @@ class Squeeze(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
+
+
+class Slice(nn.Module):
+    """Keeps positions start to end (end excluded) along one torch dim."""
+
+    def __init__(self, dim: int, start: int, end: int):
+        super().__init__()
+        self.dim, self.start, self.end = dim, start, end
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.narrow(self.dim, self.start, self.end - self.start)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, start={self.start}, end={self.end}"
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle of (N, C, H, W): view the channels as (groups, C/groups),
+    transpose to (C/groups, groups), flatten back."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2)
+        return x.reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"

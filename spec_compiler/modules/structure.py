@@ -92,7 +92,7 @@ class Concat(nn.Module):
 
 
 class Add(nn.Module):
-    """Runs every branch on the same input and adds the outputs elementwise."""
+    """Runs every branch on the same input and adds the outputs elementwise (broadcasting size-1 axes)."""
 
     def __init__(self, branches: list):
         super().__init__()
@@ -105,3 +105,33 @@ class Add(nn.Module):
         for branch in branches:
             total = total + branch(x)
         return total
+
+
+class Merge(nn.Module):
+    """Runs every branch on the same input and combines the outputs elementwise
+    (multiply, maximum, minimum or average), broadcasting size-1 axes."""
+
+    def __init__(self, branches: list, op: str):
+        super().__init__()
+        if op not in ("multiply", "maximum", "minimum", "average"):
+            raise ValueError(f"unknown merge {op!r}")
+        self.op = op
+        for index, branch in enumerate(branches, start=1):
+            self._modules[f"branch_{index}"] = branch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [branch(x) for branch in self._modules.values()]
+        merged = outputs[0]
+        for other in outputs[1:]:
+            if self.op == "multiply":
+                merged = merged * other
+            elif self.op == "maximum":
+                merged = torch.maximum(merged, other)
+            elif self.op == "minimum":
+                merged = torch.minimum(merged, other)
+            else:
+                merged = merged + other
+        return merged / len(outputs) if self.op == "average" else merged
+
+    def extra_repr(self) -> str:
+        return self.op

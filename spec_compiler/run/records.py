@@ -152,6 +152,15 @@ class DataInfo(Record):
     n_val: int = Field(0, ge=0)
 
 
+class TrialInfo(Record):
+    """A run made by `specc tune`: its study, trial number and search values."""
+
+    study: str
+    number: int = Field(ge=0)
+    params: dict[str, str] = {}
+    pruned: bool = False
+
+
 class RunRecord(Record):
     """run.json: which run this is, what it was trained from and how, and how it ended.
 
@@ -179,6 +188,8 @@ class RunRecord(Record):
     final_metrics: dict[str, float | None] = {}
     time_s: float | None = None
     samples_per_s: float | None = None
+    overrides: dict[str, str] = {}  # `--set KEY=VALUE`, as given
+    trial: TrialInfo | None = None
 
 
 # --- ONNX metadata ---------------------------------------------------------------------

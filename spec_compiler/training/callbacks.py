@@ -60,10 +60,10 @@ class Callback:
 # --- the one monitor rule ---------------------------------------------------------------
 
 def monitor_mode(name: str, mode: str = "auto") -> str:
-    """auto: higher is better for accuracies, precision and recall; lower for everything else."""
+    """auto: higher is better for accuracies, precision, recall, F1 and IoU; lower for everything else."""
     if mode != "auto":
         return mode
-    return "max" if any(word in name.lower() for word in ("acc", "precision", "recall")) else "min"
+    return "max" if any(word in name.lower() for word in ("acc", "precision", "recall", "f1", "iou")) else "min"
 
 
 class Monitor:

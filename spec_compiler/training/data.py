@@ -16,6 +16,8 @@ import torch
 from ..run.records import Normalization
 from ..shapes import format_dims
 from ..text import Tokenizer
+from .corpus_reader import CORPUS_SUFFIXES, load_corpus
+from .folder_readers import is_mask_folder, is_unlabelled_folder, load_mask_folder, load_unlabelled_images
 from .readers import (
     DIGITS,
     Raw,
@@ -46,8 +48,14 @@ def load_raw(path: str | None, target: Target) -> Raw:
             return load_npy_pair(x)
         if idx_pair_in(p) is not None:
             return load_idx(*idx_pair_in(p))
+        if is_mask_folder(p):
+            return load_mask_folder(p, target)
+        if is_unlabelled_folder(p):
+            return load_unlabelled_images(p, target)
         return load_image_folder(p, target)
     name = p.name.lower()
+    if name.endswith(CORPUS_SUFFIXES):
+        return load_corpus(p, target)
     if name.endswith(".npz"):
         return load_npz(p)
     if name.endswith(".npy"):
@@ -57,8 +65,8 @@ def load_raw(path: str | None, target: Target) -> Raw:
     if "idx" in name or name.endswith("-ubyte") or name.endswith("-ubyte.gz"):
         return load_idx(p, idx_labels_for(p))
     raise data_error(path, "unknown data format",
-                     "use .npz (x, y), x.npy + y.npy, .csv, an image folder (one subfolder per class) "
-                     "or MNIST IDX files")
+                     "use .npz (x, y), x.npy + y.npy, .csv, an image folder (one subfolder per class), "
+                     "a .txt corpus or MNIST IDX files")
 
 
 # --- adaptation and checks ----------------------------------------------------------
@@ -83,7 +91,7 @@ def adapt_inputs(raw: Raw, target: Target, tokenizer: Tokenizer | None = None) -
     x = np.asarray(raw.x)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise data_error(source, f"the inputs are not numbers (dtype {x.dtype})")
-    if x.shape[0] != len(raw.y):
+    if raw.y is not None and x.shape[0] != len(raw.y):
         raise data_error(source, f"{x.shape[0]} inputs but {len(raw.y)} labels")
     dims = target.input_dims
     if raw.kind == "images" and not _shape_matches(x.shape[1:], dims):
@@ -177,7 +185,7 @@ def adapt_labels(raw: Raw, target: Target, loss_kind: str | None, names: list[st
     units = target.units
     wants_one_hot = loss_kind == "categorical_crossentropy"
     as_ids = y.ndim == 1 or (y.ndim == len(out) and out[-1] != 1 and y.ndim >= 1 and
-                             target.final_activation == "softmax" and tuple(y.shape[1:]) == tuple(out[:-1]))
+                             target.final_activation == "softmax" and _shape_matches(tuple(y.shape[1:]), tuple(out[:-1])))
     if target.final_activation == "softmax" and units and units > 1 and as_ids and not (
             y.ndim == 2 and y.shape[1] == units and len(out) == 1):
         whole = y == np.round(y)

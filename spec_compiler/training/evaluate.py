@@ -17,13 +17,14 @@ from ..run.records import json_safe
 from ..text import Tokenizer
 from ..train_config import TrainConfig
 from .checkpoint import load_weights
+from .corpus_reader import recode
 from .data import adapt_inputs, adapt_labels, apply_normalization, load_raw
 from .devices import amp_dtype, pick_device
-from .options.losses import Head, default_loss
-from .options.metrics import Task, measures
+from .options.metrics import measures
 from .readers import Raw
 from .scoring import score
 from .target import Target
+from .tasks import resolve_task
 
 
 def _config(record: RunRecord | None, model) -> TrainConfig:
@@ -69,11 +70,15 @@ def evaluate(model, weights, data: str | None = None, batch: int | None = None, 
     text = preprocess.text if preprocess is not None else None
     if raw.kind == "text" and text is None:
         raise SpecError.at(None, f"{weights_file.parent}: preprocess.json holds no vocabulary for this text data")
-    x, _ = adapt_inputs(raw, target, Tokenizer.from_json(text.model_dump()) if text else None)
-    config = config.with_task(default_loss(target, raw.y), target.is_classifier)
     names = (preprocess.labels if preprocess is not None else None) or (list(config.labels) if config.labels else None)
+    if raw.kind == "corpus" and names:  # numbered as the run's training text
+        raw = recode(raw, names)
+    x, _ = adapt_inputs(raw, target, Tokenizer.from_json(text.model_dump()) if text else None)
+    task = resolve_task(config.task, target, raw, [])
+    raw = task.prepare(raw, x)
+    config = config.with_task(task, task.default_loss(target, raw.y), task.default_metrics(target))
     named = raw.y.dtype == object or raw.y.dtype.kind in "US"  # label names map through the run's labels
-    y, _ = adapt_labels(raw, target, config.loss.kind, names if named else None)
+    y, _ = adapt_labels(raw, task.label_view(target), config.loss.kind, names if named else None)
     x = apply_normalization(x, preprocess.normalize if preprocess is not None else None)
     try:
         module.load_state_dict(load_weights(weights_file))
@@ -82,8 +87,8 @@ def evaluate(model, weights, data: str | None = None, batch: int | None = None, 
                                  f"{str(error).splitlines()[0]}") from None
     on = pick_device(device)
     module.to(on).eval()
-    head = Head.of(config.loss, module.final_activation)
-    task = Task(config.loss.kind, not y.is_floating_point(), target.units)
-    logs = score(module, head, config.loss.function(head), measures(config.metrics, task), x, y,
+    head = task.head(config.loss, module.final_activation, target)
+    metric_task = task.metric_task(config.loss.kind, not y.is_floating_point(), target)
+    logs = score(module, head, config.loss.function(head), measures(config.metrics, metric_task), x, y,
                  batch or config.batch, on, amp_dtype(amp))
     return json_safe({"weights": str(weights_file), "data": source, "samples": len(x), **logs})

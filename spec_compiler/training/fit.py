@@ -36,8 +36,7 @@ from . import checkpoint, ddp
 from .callbacks import Callback, Checkpoint, MetricsLogger
 from .devices import amp_dtype, cpu_threads, pick_device
 from .options.augmentations import Augmenter
-from .options.losses import Head
-from .options.metrics import Task, measures
+from .options.metrics import measures
 from .output import RunOutput, open_output
 from .overrides import RunOptions, resolve_config, spec_relative_paths, split_overrides
 from .prepare import TrainingData, prepare_data, preprocess_record, run_record
@@ -45,6 +44,7 @@ from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
 from .scoring import Accumulator, autocast, logs_from, score
 from .target import Target
+from .tracking import TensorBoardLogger, tensorboard_available
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -128,12 +128,12 @@ class Trainer:
         if options.init_from:
             self.say(checkpoint.init_from(module, options.init_from))
         self.module = module.to(device)
-        self.head = Head.of(config.loss, module.final_activation)
+        self.head = data.task.head(config.loss, module.final_activation, target)
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
         self.net = self._wrap(_Net(self.module, self.head.fused))
         self.loss_fn = config.loss.function(self.head)
-        self.measures = measures(config.metrics, Task(config.loss.kind, not data.y_train.is_floating_point(),
-                                                      target.units))
+        self.measures = measures(config.metrics, data.task.metric_task(config.loss.kind,
+                                                                       not data.y_train.is_floating_point(), target))
         self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims))
         self.amp = amp_dtype(options.amp)
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
@@ -223,6 +223,8 @@ class Trainer:
         callbacks += [*user, Checkpoint(best)]
         if self.output.writes:
             callbacks.append(MetricsLogger(self.output, self.model.name))
+            if tensorboard_available():
+                callbacks.append(TensorBoardLogger())
         return callbacks
 
     def _keyed_callbacks(self):

@@ -23,10 +23,11 @@ from ..run import (
 from ..text import Tokenizer
 from ..train_config import TrainConfig
 from ..version import __version__
+from .corpus_reader import recode
 from .data import adapt_inputs, adapt_labels, apply_normalization, load_raw
-from .options.losses import default_loss
 from .readers import DIGITS, data_error
 from .target import Target
+from .tasks import TaskRules, resolve_task
 
 DIGITS_ADAPTATION = "bilinear resize of the 8x8 image to HxW, /16 to [0,1], repeated over C"
 
@@ -43,6 +44,7 @@ class TrainingData:
     labels: list[str] | None
     tokenizer: Tokenizer | None
     normalization: Normalization | None
+    task: TaskRules  # what the outputs mean (training/tasks.py)
 
     @property
     def has_validation(self) -> bool:
@@ -55,17 +57,21 @@ def prepare_data(config: TrainConfig, target: Target) -> tuple[TrainConfig, Trai
     file, or run.validation_split of the data; the vocabulary and the normalization come
     from the training part only."""
     raw = load_raw(config.data, target)
+    x_all = None
     if raw.kind != "text":  # inputs are checked first: a wrong input is the first thing to fix
         x_all, _ = adapt_inputs(raw, target)
-    config = config.with_task(default_loss(target, raw.y), target.is_classifier)
+    task = resolve_task(config.task, target, raw, config.augment)
+    raw = task.prepare(raw, x_all)
+    config = config.with_task(task, task.default_loss(target, raw.y), task.default_metrics(target))
     loss = config.loss.kind
     names = list(config.labels) if config.labels else None
-    y_all, labels = adapt_labels(raw, target, loss, names)
-    if loss == "sparse_categorical_crossentropy" and y_all.is_floating_point():
-        raise data_error(raw.source, "sparse_categorical_crossentropy takes class ids as labels; these are one-hot "
+    view = task.label_view(target)
+    y_all, labels = adapt_labels(raw, view, loss, names)
+    if loss in ("sparse_categorical_crossentropy", "dice") and y_all.is_floating_point():
+        raise data_error(raw.source, f"{loss} takes class ids as labels; these are one-hot "
                                      "or probabilities", "use loss=categorical_crossentropy")
-    if names and target.units and target.final_activation == "softmax" and len(names) != target.units:
-        raise SpecError.at(None, f"labels= names {len(names)} classes but the output has {target.units} units")
+    if names and view.units and view.final_activation == "softmax" and len(names) != view.units:
+        raise SpecError.at(None, f"labels= names {len(names)} classes but the output has {view.units} units")
     train_index, val_index = validation_split(len(raw), config.validation_split, config.seed)
     tokenizer = None
     if raw.kind == "text":
@@ -75,8 +81,11 @@ def prepare_data(config: TrainConfig, target: Target) -> tuple[TrainConfig, Trai
     x_train, y_train = x_all[train_rows], y_all[train_rows]
     if config.validation_data:
         val_raw = load_raw(config.validation_data, target)
-        y_val, _ = adapt_labels(val_raw, target, loss, labels or names)
+        if val_raw.kind == "corpus":  # numbered as the training text's characters
+            val_raw = recode(val_raw, labels)
+        task.check(target, val_raw)
         x_val, _ = adapt_inputs(val_raw, target, tokenizer)
+        y_val, _ = adapt_labels(task.prepare(val_raw, x_val), view, loss, labels or names)
     else:
         val_rows = torch.from_numpy(val_index)
         x_val, y_val = x_all[val_rows], y_all[val_rows]
@@ -86,7 +95,7 @@ def prepare_data(config: TrainConfig, target: Target) -> tuple[TrainConfig, Trai
             raise SpecError.at(None, "normalize= applies to float inputs; this spec's input is token ids")
         normalization = config.normalize.fit(x_train, target.input_kind)
     x_train, x_val = apply_normalization(x_train, normalization), apply_normalization(x_val, normalization)
-    return config, TrainingData(x_train, y_train, x_val, y_val, raw.source, labels, tokenizer, normalization)
+    return config, TrainingData(x_train, y_train, x_val, y_val, raw.source, labels, tokenizer, normalization, task)
 
 
 def preprocess_record(data: TrainingData, target: Target, run_id: str) -> Preprocess:

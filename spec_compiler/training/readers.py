@@ -60,17 +60,17 @@ class Raw:
     """Data as read, before adaptation: `kind` says how x may be adapted."""
 
     x: Any  # np.ndarray, or a list of str for text
-    y: np.ndarray
+    y: np.ndarray | None  # None: inputs only (reconstruction: the task makes the input the target)
     source: str
     kind: str  # "array" (strict shape), "rows" (flat rows, reshaped), "images" (N,H,W or N,C,H,W in [0,1]), "text"
     labels: list[str] | None = None  # class names read with the data (image folders)
 
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.x)
 
     def take(self, index: np.ndarray) -> Raw:
         x = [self.x[i] for i in index] if isinstance(self.x, list) else self.x[index]
-        return Raw(x, self.y[index], self.source, self.kind, self.labels)
+        return Raw(x, self.y[index] if self.y is not None else None, self.source, self.kind, self.labels)
 
 
 def load_digits() -> Raw:
@@ -94,6 +94,9 @@ def load_npz(path: Path) -> Raw:
     for xk, yk in (("x", "y"), ("x_train", "y_train"), ("X", "Y"), ("X", "y")):
         if xk in keys and yk in keys:
             return Raw(arrays[xk], arrays[yk], str(path), "array")
+    inputs = [k for k in ("x", "x_train", "X") if k in keys] or (sorted(keys) if len(keys) == 1 else [])
+    if inputs:  # inputs only: a reconstruction's data
+        return Raw(arrays[inputs[0]], None, str(path), "array")
     raise data_error(str(path), f"expected arrays `x` and `y`, found {', '.join(sorted(keys)) or 'none'}",
                      "save with np.savez(path, x=inputs, y=labels)")
 
@@ -116,11 +119,8 @@ def labels_file_for(x_path: Path) -> Path | None:
 
 def load_npy_pair(x_path: Path) -> Raw:
     y_path = labels_file_for(x_path)
-    if y_path is None:
-        raise data_error(str(x_path), "cannot tell which file holds the labels",
-                         "name the pair x.npy and y.npy (or x_train.npy and y_train.npy), or pass a .npz")
-    if not y_path.exists():
-        raise data_error(str(x_path), f"the labels file {y_path} is missing", "save the labels beside the inputs")
+    if y_path is None or not y_path.exists():  # inputs only: a reconstruction's data
+        return Raw(_np_load(x_path, "the inputs"), None, str(x_path), "array")
     return Raw(_np_load(x_path, "the inputs"), _np_load(y_path, "the labels"), str(x_path), "array")
 
 

@@ -17,6 +17,7 @@ class Target:
     vocab: int | None
     output_dims: tuple
     final_activation: str | None
+    softmax_axis: int = -1  # the axis, counted from the end, a final softmax runs along (segmentation: -3)
 
     @classmethod
     def of(cls, model, module=None) -> Target:
@@ -24,7 +25,8 @@ class Target:
         ir = model.ir
         final = (module if module is not None else model.build()).final_activation
         t = ir.input.type
-        return cls(ir.input.kind, tuple(t.dims), t.dtype, t.vocab, tuple(model.info.output.dims), final)
+        return cls(ir.input.kind, tuple(t.dims), t.dtype, t.vocab, tuple(model.info.output.dims), final,
+                   final_softmax_axis(model.info.layers))
 
     @property
     def input_text(self) -> str:
@@ -39,3 +41,17 @@ class Target:
     @property
     def is_classifier(self) -> bool:
         return self.final_activation in ("softmax", "sigmoid")
+
+
+def final_softmax_axis(layers) -> int:
+    """The axis, counted from the end, along which the last layer's softmax runs: a `softmax N`
+    step's own axis, else the last (a trailing `softmax` word, or one nested in a block)."""
+    if not layers:
+        return -1
+    last = layers[-1]
+    if last.node.kind == "softmax":
+        axis = last.node.params.axis
+        return axis - last.output.rank if axis >= 0 else axis
+    if last.children and getattr(last.node.params, "activation", None) is None:
+        return final_softmax_axis(last.children[0])
+    return -1

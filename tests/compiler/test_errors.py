@@ -66,7 +66,14 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
                                "(from input vector at line 2)"),
     "concat_mismatch": (5, 3, 1, "concat branches must agree on every size except channels: branch 1 gives 8x32x32, "
                                  "branch 2 gives 8x30x30"),
-    "add_mismatch": (5, 3, 1, "add branches give different shapes: branch 1 gives 16x32x32, branch 2 gives 32x32x32"),
+    "multiply_broadcast": (5, 3, 1, "multiply branches do not broadcast: branch 1 gives 32x16x16, branch 2 gives "
+                                    "16x1x1 (axis 0: 32 and 16)"),
+    "multiply_rank": (5, 3, 1, "multiply branches give different ranks: branch 1 gives 32x16x16, branch 2 gives "
+                               "32 (a vector)"),
+    "permute_from_one": (3, 1, 1, "permute 2x1 numbers the axes from 1, as Keras' Permute does; specc counts every "
+                                  "axis from 0"),
+    "add_mismatch": (5, 3, 1, "add branches do not broadcast: branch 1 gives 16x32x32, branch 2 gives 32x32x32 "
+                              "(axis 0: 16 and 32)"),
     "residual_no_projection": (3, 1, 1, "residual body changes the shape from 16x32x32 to 32x16x16, "
                                         "so its input cannot be added to it"),
     "residual_wrong_projection": (5, 3, 1, "residual body gives 32x16x16 but its shortcut gives 32x32x32: "
@@ -81,7 +88,8 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "block_unknown_name": (2, 23, 1, "unknown name `d` in block `basic`"),
     "block_argument_type": (4, 12, 2, "conv stride must be greater than 0, got 0"),
     "repeat_count": (3, 8, 1, "repeat needs one whole number of times, at least 1"),
-    "body_marker_outside": (3, 1, 1, "`branch { }` is only allowed directly inside `concat` or `add`"),
+    "body_marker_outside": (3, 1, 1, "`branch { }` is only allowed directly inside `concat`, `add`, "
+                                  "`multiply`, `maximum`, `minimum` or `average`"),
     # kinds of data
     "embedding_float": (3, 1, 1, "embedding expects token ids, got 64 (a vector) (from input vector at line 2)"),
     "conv_on_tokens": (3, 1, 1, "conv1d expects float features, got token ids 100 (from input tokens at line 2)"),

@@ -188,13 +188,13 @@ def test_built_in_word_lists_follow_the_registry():
     activations = {word for kind in builtin if kind.is_activation for word in (kind.name, *kind.aliases)}
     in_grammar = _alternatives(repository["layer-word"]["match"], "[\\t ]*(?:")
     assert in_grammar == words, (
-        f"update the layer-word list in {GRAMMAR.relative_to(ROOT)}: "
+        f"run `python editors/gen_word_lists.py` to update {GRAMMAR.relative_to(ROOT)}: "
         f"add {sorted(words - in_grammar)}, remove {sorted(in_grammar - words)}")
     activation_rule = next(p["match"] for p in repository["value"]["patterns"]
                            if p.get("name") == "support.constant.activation.spec")
     in_grammar = _alternatives(activation_rule, "(?<![A-Za-z0-9_.])")
     assert in_grammar == activations, (
-        f"update the activation list in {GRAMMAR.relative_to(ROOT)}: "
+        f"run `python editors/gen_word_lists.py` to update {GRAMMAR.relative_to(ROOT)}: "
         f"add {sorted(activations - in_grammar)}, remove {sorted(in_grammar - activations)}")
 
 

@@ -1,7 +1,7 @@
 """`specc export`, `specc predict` and the app runtime (spec_compiler.runtime).
 
-The big ImageNet specs (AlexNet, VGG-16, ResNet-18, MobileNet, ConvNeXt-Tiny, ViT-B/16) take a
-minute or more to build, export and verify on a laptop CPU; they run when SPECC_SLOW=1 (CI sets it).
+The big specs (the ImageNet models and U-Net) take a minute or more to build, export and verify
+on a laptop CPU; they run when SPECC_SLOW=1 (CI sets it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from spec_compiler.text import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.spec"))
-BIG = {"alexnet", "vgg16", "resnet18", "mobilenet", "convnext_tiny", "vit_b_16"}
+BIG = {"alexnet", "vgg16", "resnet18", "mobilenet", "efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small",
+       "regnet_y_400mf", "shufflenet_v2_x1_0", "unet", "convnext_tiny", "vit_b_16"}
 SLOW = os.environ.get("SPECC_SLOW") == "1"
 PLUGIN = '''
 from spec_compiler import LayerKind, LayerParams, register

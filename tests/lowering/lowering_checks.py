@@ -17,7 +17,8 @@ from spec_compiler.backends.torch_build import SpecModule
 from spec_compiler.ir import Node
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "specs").glob("*.spec"))
-LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d", "class_token"}  # may change a dynamic length
+# may change a dynamic length
+LENGTH_CHANGING = {"conv1d", "maxpool1d", "avgpool1d", "class_token", "conv_transpose1d", "upsample", "pad", "crop"}
 BIG_FLOPS = 300_000_000  # per sample: such specs run one real forward (batch 1)
 
 
@@ -147,7 +148,8 @@ def image_specs(draw) -> str:
     for _ in range(draw(st.integers(1, 6))):
         choice = draw(st.sampled_from(
             ["conv", "conv_valid", "strided", "pool", "block", "repeat", "residual", "projection",
-             "concat", "add", "norm", "separable", "depthwise", "dropout", "groupnorm", "convnext"]))
+             "concat", "add", "norm", "separable", "depthwise", "dropout", "groupnorm", "convnext",
+             "gate", "merge", "transpose", "upsample", "pad_crop", "shuffle"]))
         f = draw(st.integers(1, 6))
         if choice == "conv":
             k = draw(st.sampled_from([1, 3, 5]))
@@ -199,6 +201,35 @@ def image_specs(draw) -> str:
         elif choice == "convnext":
             lines.append(f"residual {{ depthwise 3x3 pad=same -> layernorm -> conv {2 * c} 1x1 gelu -> conv {c} 1x1 "
                          f"-> layer_scale {draw(st.sampled_from(['1e-6', '0.5']))} -> drop_path 0.1 }}")
+        elif choice == "gate":  # squeeze-and-excitation: CxHxW times Cx1x1
+            inner = draw(st.sampled_from(["relu", "hardswish", "mish"]))
+            gate = draw(st.sampled_from(["sigmoid", "hard_sigmoid"]))
+            lines.append(f"multiply {{ branch {{ identity }}; branch {{ global_avgpool keepdims=true -> "
+                         f"conv {f} 1x1 {inner} -> conv {c} 1x1 {gate} }} }}")
+        elif choice == "merge":
+            merge = draw(st.sampled_from(["add", "multiply", "maximum", "minimum", "average"]))
+            lines.append(f"{merge} {{ branch {{ conv {c} 3x3 pad=same }}; branch {{ }}; "
+                         "branch { mean 1 keepdims=true } }")
+        elif choice == "transpose" and h * w <= 100:
+            k, s = draw(st.sampled_from([(2, 2), (3, 2), (4, 2), (3, 1), (1, 3)]))
+            lines.append(f"conv_transpose {f} {k}x{k} stride={s} pad=same{draw(activation)}{draw(options)}")
+            c, h, w = f, h * s, w * s
+        elif choice == "upsample" and h * w <= 100:
+            line, dh, dw = draw(st.sampled_from([("upsample 2", 2, 2), ("upsample 2 mode=bilinear", 2, 2),
+                                                 ("upsample 2x1", 2, 1)]))
+            lines.append(line)
+            h, w = h * dh, w * dw
+        elif choice == "pad_crop" and min(h, w) >= 3:  # (line, change of height, change of width)
+            line, dh, dw = draw(st.sampled_from([("pad 1 -> crop 1", 0, 0),
+                                                 ("pad [0, 1, 2, 0] mode=replicate -> crop 1x0", -1, 2),
+                                                 ("crop [0, 1, 1, 0] -> pad 1 mode=reflect", 1, 1)]))
+            lines.append(line)
+            h, w = h + dh, w + dw
+        elif choice == "shuffle" and c % 2 == 0:
+            half = c // 2
+            lines.append(f"concat {{ branch {{ slice end={half} }}; "
+                         f"branch {{ slice start={half} -> conv {half} 1x1 relu }} }}")
+            lines.append("channel_shuffle 2")
     lines.append(draw(st.sampled_from(["flatten", "global_avgpool", "global_maxpool"])))
     lines.append(f"dense {draw(st.integers(1, 8))}{draw(st.sampled_from(['', ' relu', ' softmax', ' sigmoid']))}")
     if draw(st.booleans()):

@@ -408,8 +408,8 @@ FUNCTIONS = [
     ("input vector 6\nclip -0.5 0.25", (6,), lambda x: x.clamp(-0.5, 0.25)),
     ("input vector 6\nclip min=0", (6,), lambda x: x.clamp(min=0)),
     ("input vector 6\nclip max=0.1", (6,), lambda x: x.clamp(max=0.1)),
-    ("input sequence ?x6\npermute 2x1", (6, "?"), lambda x: x.transpose(1, 2)),
-    ("input image 3x4x5\npermute 2x3x1", (4, 5, 3), lambda x: x.permute(0, 2, 3, 1)),
+    ("input sequence ?x6\npermute 1x0", (6, "?"), lambda x: x.transpose(1, 2)),
+    ("input image 3x4x5\npermute 1x2x0", (4, 5, 3), lambda x: x.permute(0, 2, 3, 1)),
     ("input sequence ?x6\nmean 0", (6,), lambda x: x.mean(1)),
     ("input sequence 4x6\nsum", (4,), lambda x: x.sum(2)),
     ("input sequence 4x6\nmax axis=-1 keepdims=true", (4, 1), lambda x: x.amax(2, keepdim=True)),
@@ -446,11 +446,16 @@ def test_function_chains_compose():
 
 
 def test_function_errors():
-    diagnostic = spec_error("input sequence 4x6\npermute 1x3")
-    assert diagnostic.message == ("permute 1x3 is not an order of the 2 axes of 4x6 (a sequence, TxF) "
+    diagnostic = spec_error("input sequence 4x6\npermute 0x2")
+    assert diagnostic.message == ("permute 0x2 is not an order of the 2 axes of 4x6 (a sequence, TxF) "
                                   "(from input sequence at line 1)")
-    assert diagnostic.hint == ("name each axis once, numbered from 1 as in Keras' Permute (the batch excluded): "
-                               "1x2 keeps the order, `permute 2x1` swaps a sequence's T and F")
+    assert diagnostic.hint == ("name each axis once, counting from 0 (the batch excluded): "
+                               "0x1 keeps the order, `permute 1x0` swaps a sequence's T and F")
+    # Keras' numbering from 1 (specc's before every axis counted from 0) is named as such
+    diagnostic = spec_error("input image 3x4x5\npermute 2x3x1")
+    assert diagnostic.message == ("permute 2x3x1 numbers the axes from 1, as Keras' Permute does; specc counts "
+                                  "every axis from 0")
+    assert diagnostic.hint == "write `permute 1x2x0` (the batch is not an axis)"
     diagnostic = spec_error("input vector 6\nmean")
     assert diagnostic.message == ("mean over the only axis of 6 (a vector) leaves one number per sample, "
                                   "not a tensor (from input vector at line 1)")
@@ -480,6 +485,8 @@ def test_every_new_kind_has_docs_and_an_example_that_compiles():
         source = f"{inputs[kind.category]}\n{kind.example}"
         if kind.name == "squeeze":
             source = f"{inputs['function']}\nexpand_dims -> squeeze 0"
+        if kind.name == "channel_shuffle":  # shuffles the channels of an image
+            source = f"input image 6x4x4\n{kind.example}"
         info(source)
 
 
@@ -503,7 +510,7 @@ def test_plugin_word_is_unknown_without_the_plugin_and_compiles_with_it(tmp_path
         f"{spec}:2:1: error: unknown layer `gated_dense`",
         "  2 | gated_dense 8 relu",
         "    | ^^^^^^^^^^^",
-        "hint: did you mean `dense`?",
+        "hint: see docs/language.md for the layer catalogue",  # `dense` is not close: only a shared tail
     ]
     with_plugin = _specc("compile", str(spec), "--plugin", str(PLUGIN), "--json", cwd=tmp_path)
     assert with_plugin.returncode == 0, with_plugin.stderr
@@ -539,10 +546,10 @@ input sequence 6x16
 layernorm scale=false -> batchnorm center=false
 bahdanau_attention 8 -> mha 4 causal=true -> attention general scale=true -> luong_attention
 l2_normalize -> scale 3 -> abs -> sqrt -> square -> exp -> log -> clip -2 2
-expand_dims -> squeeze 0 -> permute 2x1 -> permute 2x1
+expand_dims -> squeeze 0 -> permute 1x0 -> permute 1x0
 mean 0 keepdims=true -> squeeze 0 -> expand_dims -1 -> max -1
 reshape 4x2x2 -> lrn 3 -> batchnorm scale=false -> layernorm
-permute 2x3x1 -> reshape 4x4 -> attention_pool
+permute 1x2x0 -> reshape 4x4 -> attention_pool
 """
 
 

@@ -47,7 +47,7 @@ def randomize_affine(module: torch.nn.Module) -> None:
 # --- groupnorm and instancenorm ------------------------------------------------------------
 
 @pytest.mark.parametrize("source, trainable", [
-    ("input image 8x5x5\ngroupnorm 4", 16), ("input sequence ?x8\ngroup_norm 2", 16), ("input vector 8\ngroupnorm 8", 16),
+    ("input image 8x5x5\ngroupnorm 4", 16), ("input sequence ?x8\ngroup_norm 2", 16), ("input vector 8\ngroupnorm 4", 16),
     ("input image 8x5x5\ngroupnorm 2 center=false", 8), ("input image 8x5x5\ninstancenorm", 16),
     ("input sequence 6x8\ninstance_norm scale=false", 8), ("input image 8x5x5\ninstancenorm center=false scale=false", 0),
 ])
@@ -154,7 +154,7 @@ def test_positional_embedding_errors():
     assert diagnostic.message == ("positional_embedding expects a sequence TxF, got 8x4x4 (an image, CxHxW) "
                                   "(from input image at line 1)")
     assert diagnostic.hint == ("an image is not a sequence: make its 4x4 positions the steps with "
-                               "`reshape 8x16 -> permute 2x1` (16x8)")
+                               "`reshape 8x16 -> permute 1x0` (16x8)")
 
 
 def test_positions_take_initializers_as_an_embedding_table():

@@ -53,7 +53,9 @@ def job(tmp_path):
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Each file's bytes; a subfolder (tensorboard/, whose file names hold a time) as one entry."""
+    return {p.name + ("/" if p.is_dir() else ""): b"".join(f.read_bytes() for f in sorted(p.rglob("*")) if f.is_file())
+            if p.is_dir() else p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def run_ids(folder: Path) -> set:
@@ -130,7 +132,7 @@ def test_a_finished_run_is_replaced_only_with_overwrite_and_then_whole(tmp_path,
     assert new_id != old_id and set(files(out)) == set(before) and files(out) != before
     RunFolder(out).check_one_run()
     no_leftovers(out)
-    assert {(out / name).stat().st_mode for name in before} == {(out / "run.json").stat().st_mode}
+    assert {p.stat().st_mode for p in out.rglob("*") if p.is_file()} == {(out / "run.json").stat().st_mode}
     both = job(out, "--overwrite", "--resume")
     assert both.exit_code == 2 and "choose one" in both.output
 

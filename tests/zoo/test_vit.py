@@ -24,7 +24,7 @@ block encoder(f, heads, hidden) {
   residual { layernorm eps=1e-6 -> dense hidden gelu -> dense f }
 }
 conv 32 8x8 stride=8
-reshape 32x16 -> permute 2x1
+reshape 32x16 -> permute 1x0
 class_token
 positional_embedding
 repeat 2 { encoder 32 4 64 }

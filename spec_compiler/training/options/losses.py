@@ -6,6 +6,10 @@ in sigmoid with binary cross-entropy, is trained on ``forward_logits`` with
 softmax/sigmoid ending gives probabilities, and the loss takes them as probabilities (Keras'
 ``from_logits=False``); a model without a final softmax/sigmoid trained with a cross-entropy
 has its outputs taken as logits (``from_logits=True``).
+
+The head also says where the classes are (the last axis, or a segmentation's class axis
+of KxHxW) and which label id counts nowhere (a sequence labelling's padding): the task
+(training/tasks.py) decides both.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import ClassVar
 
 from ...options import choice
 from ..target import Target
-from . import Positive, Probability, by_kind
+from . import NonNegative, Positive, Probability, by_kind
 
 EPS = 1e-7
 
@@ -28,10 +32,12 @@ class Head:
 
     final_activation: str | None
     fused: bool  # trained on forward_logits
+    class_dim: int = -1  # the dim of the outputs holding the classes, counted from the end
+    ignore: int | None = None  # a label id that counts nowhere (padding)
 
     @classmethod
-    def of(cls, loss, final_activation: str | None) -> Head:
-        return cls(final_activation, loss.fuses is not None and loss.fuses == final_activation)
+    def of(cls, loss, final_activation: str | None, class_dim: int = -1, ignore: int | None = None) -> Head:
+        return cls(final_activation, loss.fuses is not None and loss.fuses == final_activation, class_dim, ignore)
 
     @property
     def gives_probabilities(self) -> bool:
@@ -44,12 +50,25 @@ class Head:
             return z
         import torch
 
-        return torch.softmax(z, dim=-1) if self.final_activation == "softmax" else torch.sigmoid(z)
+        return torch.softmax(z, dim=self.class_dim) if self.final_activation == "softmax" else torch.sigmoid(z)
+
+    def log_probabilities(self, z):
+        """Log class probabilities from what the step computed (logits, or probabilities)."""
+        import torch
+
+        if self.gives_probabilities:
+            return torch.log(z.clamp(EPS, 1.0))
+        return torch.log_softmax(z, dim=self.class_dim)
+
+    @property
+    def ignore_index(self) -> int:
+        """F.cross_entropy's ignore_index: the padding id, else PyTorch's default (-100, never a class)."""
+        return self.ignore if self.ignore is not None else -100
 
 
-def class_last(z):
-    """(N, ..., C) -> (N, C, ...) as F.cross_entropy wants."""
-    return z if z.ndim == 2 else z.movedim(-1, 1)
+def class_second(z, class_dim: int = -1):
+    """The classes at dim 1, (N, C, ...), as F.cross_entropy wants."""
+    return z if z.ndim == 2 else z.movedim(class_dim, 1)
 
 
 def one_hot_like(y, z):
@@ -71,10 +90,11 @@ def _cross_entropy(smoothing: float, head: Head, one_hot: bool) -> Callable:
 
     def cross_entropy(z, y):
         if one_hot and y.is_floating_point():
-            y = class_last(y)
+            y = class_second(y)
         if head.gives_probabilities:
             z = torch.log(z.clamp(EPS, 1.0))
-        return F.cross_entropy(class_last(z), y, label_smoothing=smoothing)
+        return F.cross_entropy(class_second(z, head.class_dim), y, label_smoothing=smoothing,
+                               ignore_index=head.ignore_index)
 
     return cross_entropy
 
@@ -127,6 +147,33 @@ class BinaryCrossentropy(choice("binary_crossentropy", ("label_smoothing",), lab
         return binary
 
 
+class Dice(choice("dice", ("smooth", "crossentropy"), smooth=(Positive, 1.0), crossentropy=(NonNegative, 0.0))):
+    """1 - the soft Dice coefficient (Milletari et al. 2016), averaged over the classes, for class-id
+    masks; plus `crossentropy` times the per-pixel cross-entropy."""
+
+    fuses: ClassVar[str | None] = "softmax"
+
+    def function(self, head: Head) -> Callable:
+        import torch.nn.functional as F
+
+        smooth, weight = self.smooth, self.crossentropy
+        cross_entropy = _cross_entropy(0.0, head, one_hot=False)
+
+        def dice(z, y):
+            probabilities = class_second(head.log_probabilities(z).exp(), head.class_dim)  # (N, C, ...)
+            classes = probabilities.shape[1]
+            keep = (y != head.ignore_index).unsqueeze(1).to(probabilities.dtype)
+            truth = F.one_hot(y.long().clamp(0, classes - 1), classes).movedim(-1, 1).to(probabilities.dtype) * keep
+            probabilities = probabilities * keep
+            axes = [0, *range(2, probabilities.ndim)]
+            overlap = (probabilities * truth).sum(axes)
+            total = probabilities.sum(axes) + truth.sum(axes)
+            loss = 1 - ((2 * overlap + smooth) / (total + smooth)).mean()
+            return loss + weight * cross_entropy(z, y) if weight else loss
+
+        return dice
+
+
 class Mse(choice("mse")):
     """Mean squared error."""
 
@@ -160,7 +207,7 @@ class Huber(choice("huber", ("delta",), delta=(Positive, 1.0))):
         return _regression(functools.partial(F.huber_loss, delta=self.delta))
 
 
-LOSSES = by_kind(BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, Mse, Mae, Huber)
+LOSSES = by_kind(BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy, Dice, Mse, Mae, Huber)
 LOSS_ALIASES = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "bce": "binary_crossentropy",
                 "cce": "categorical_crossentropy", "sparse_cce": "sparse_categorical_crossentropy"}
 
