@@ -21,9 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, default=None, help="replay one case and print it")
     parser.add_argument("--json", type=Path, default=None, help="write the figures and classes here")
     parser.add_argument("--examples", type=Path, default=None, help="write the shortest example of each class here")
-    parser.add_argument("--progress", type=int, default=1000, help="print a line every N cases (0: never)")
+    parser.add_argument("--progress", type=int, default=1000,
+                        help="print a line (and write --json so far) every N cases (0: never)")
+    parser.add_argument("--memory-limit", type=float, default=6.0,
+                        help="GiB of address space: a case that needs more fails inside (a finding), "
+                             "rather than the system killing the whole run")
     args = parser.parse_args(argv)
+    if args.memory_limit > 0 and hasattr(resource, "RLIMIT_AS"):
+        limit = int(args.memory_limit * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import torch
 
     torch.set_num_threads(1)  # tiny models: one thread is as fast, and the machine is shared
@@ -76,59 +85,82 @@ def main(argv: list[str] | None = None) -> int:
         print(result.outcome, f"{result.seconds:.3f} s")
         return 0
 
-    outcomes: Counter[str] = Counter()
-    classes: dict[str, dict] = {}
-    slowest = 0.0
-    over_limit = 0  # cases over LIMIT_SECONDS of CPU, but for a known hang
-    known_slow = 0
-    exported = 0
+    tally = Tally()
     started = time.perf_counter()
     for index in range(args.cases):
         kind, source, options = case(args.seed, index, args.emit_every, args.onnx_every)
-        result = check_case(source, **options)
-        exported += options["onnx"]
-        outcomes[f"{kind} {result.outcome}"] += 1
+        tally.add(index, kind, source, options, check_case(source, **options))
+        if args.progress and (index + 1) % args.progress == 0:
+            print(f"{index + 1} cases, {time.perf_counter() - started:.0f} s, {len(tally.classes)} classes", flush=True)
+            if args.json:  # so far: a run that is stopped still leaves its figures
+                tally.write_json(args.json, args.seed, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    print(tally.report(args.seed, elapsed))
+    if args.examples:
+        tally.write_examples(args.examples)
+    if args.json:
+        tally.write_json(args.json, args.seed, elapsed)
+    return 1 if tally.new or tally.over_limit else 0
+
+
+@dataclass
+class Tally:
+    """What the cases so far came to: outcomes, CPU times, finding classes with their shortest example."""
+
+    cases: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    classes: dict[str, dict] = field(default_factory=dict)
+    slowest: float = 0.0
+    over_limit: int = 0  # cases over LIMIT_SECONDS of CPU, but for a known hang
+    known_hangs: int = 0
+    exported: int = 0
+
+    def add(self, index: int, kind: str, source, options: dict, result) -> None:
+        self.cases += 1
+        self.exported += options["onnx"]
+        self.outcomes[f"{kind} {result.outcome}"] += 1
         if result.seconds > LIMIT_SECONDS and result.findings and not result.unknown:
-            known_slow += 1  # interrupted by the oracle: a known hang
+            self.known_hangs += 1  # interrupted by the oracle in a known hang
         else:
-            slowest = max(slowest, result.seconds)
-            over_limit += result.seconds > LIMIT_SECONDS
+            self.slowest = max(self.slowest, result.seconds)
+            self.over_limit += result.seconds > LIMIT_SECONDS
         for finding in result.findings:
-            entry = classes.setdefault(finding.key, {"count": 0, "known": finding.known, "detail": finding.detail,
-                                                     "case": index, "example": source})
+            entry = self.classes.setdefault(finding.key, {"count": 0, "known": finding.known, "detail": finding.detail,
+                                                          "case": index, "example": source})
             entry["count"] += 1
             if len(source) < len(entry["example"]):
                 entry.update(case=index, example=source, detail=finding.detail)
-        if args.progress and (index + 1) % args.progress == 0:
-            print(f"{index + 1} cases, {time.perf_counter() - started:.0f} s, {len(classes)} classes", flush=True)
 
-    elapsed = time.perf_counter() - started
-    new = {k: v for k, v in classes.items() if v["known"] is None}
-    print(f"\n{args.cases:,} cases in {elapsed:.0f} s (seed {args.seed}); {exported} ONNX exports")
-    for key, count in sorted(outcomes.items()):
-        print(f"  {key}: {count:,}")
-    print(f"slowest compile + fmt (CPU): {slowest:.2f} s; over {LIMIT_SECONDS:g} s: {over_limit} "
-          f"(and {known_slow} interrupted in a known hang)")
-    print(f"finding classes: {len(classes)} ({len(new)} not in tests/fuzz/known.py)")
-    owners = {known.name: known.owner for known in KNOWN}
-    for key, entry in sorted(classes.items(), key=lambda item: -item[1]["count"]):
-        tag = f"known, for {owners[entry['known']]}: {entry['known']}" if entry["known"] else "NEW"
-        print(f"  [{tag}] {entry['count']:>6}x {key}\n      {entry['detail']}\n      replay: --only {entry['case']}")
-    if args.examples:
-        args.examples.mkdir(parents=True, exist_ok=True)
-        for number, (key, entry) in enumerate(sorted(classes.items())):
+    @property
+    def new(self) -> dict[str, dict]:
+        return {k: v for k, v in self.classes.items() if v["known"] is None}
+
+    def report(self, seed: int, seconds: float) -> str:
+        lines = [f"\n{self.cases:,} cases in {seconds:.0f} s (seed {seed}); {self.exported} ONNX exports"]
+        lines += [f"  {key}: {count:,}" for key, count in sorted(self.outcomes.items())]
+        lines.append(f"slowest compile + fmt (CPU): {self.slowest:.2f} s; over {LIMIT_SECONDS:g} s: {self.over_limit} "
+                     f"(and {self.known_hangs} interrupted in a known hang)")
+        lines.append(f"finding classes: {len(self.classes)} ({len(self.new)} not in tests/fuzz/known.py)")
+        owners = {known.name: known.owner for known in KNOWN}
+        for key, entry in sorted(self.classes.items(), key=lambda item: -item[1]["count"]):
+            tag = f"known, for {owners[entry['known']]}: {entry['known']}" if entry["known"] else "NEW"
+            lines.append(f"  [{tag}] {entry['count']:>6}x {key}\n      {entry['detail']}\n      replay: --only {entry['case']}")
+        return "\n".join(lines)
+
+    def write_examples(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, (key, entry) in enumerate(sorted(self.classes.items())):
             data = entry["example"]
-            path = args.examples / f"class{number:02d}.spec"
-            path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
-            (args.examples / f"class{number:02d}.txt").write_text(f"{key}\n{entry['detail']}\n", encoding="utf-8")
-    if args.json:
-        figures = {"cases": args.cases, "seed": args.seed, "seconds": round(elapsed, 1), "outcomes": dict(outcomes),
-                   "slowest_seconds": round(slowest, 3), "over_limit": over_limit, "known_hangs": known_slow,
-                   "onnx_exports": exported,
+            (folder / f"class{number:02d}.spec").write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+            (folder / f"class{number:02d}.txt").write_text(f"{key}\n{entry['detail']}\n", encoding="utf-8")
+
+    def write_json(self, path: Path, seed: int, seconds: float) -> None:
+        figures = {"cases": self.cases, "seed": seed, "seconds": round(seconds, 1), "outcomes": dict(self.outcomes),
+                   "slowest_seconds": round(self.slowest, 3), "over_limit": self.over_limit,
+                   "known_hangs": self.known_hangs, "onnx_exports": self.exported,
                    "classes": {k: {key: v[key] for key in ("count", "known", "detail", "case")}
-                               for k, v in classes.items()}}
-        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
-    return 1 if new or over_limit else 0
+                               for k, v in self.classes.items()}}
+        path.write_text(json.dumps(figures, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ TORCH = "backends/torch_build.py, torch_source.py, modules/ (H1)"
 @dataclass(frozen=True)
 class Known:
     name: str
-    owner: str
+    owner: str  # where the fix belongs
     stage: str
-    error: str
+    error: str  # the exception's type ("" for any)
     site: str  # a prefix of the finding's site ("" for any)
     reproduce: str  # a minimal spec
     text: str = ""  # a regular expression the spec must contain (for hangs, whose site varies)

@@ -38,6 +38,7 @@ LIMIT_SECONDS = 5.0  # a compile (or fmt) taking more CPU time than this is a fi
 HANG_SECONDS = 6.0  # ... and one still running after this much is interrupted
 DEEP_MAX_PARAMS = 2_000_000  # larger models are only compiled (building them is slow)
 DEEP_MAX_FLOPS = 50_000_000
+DEEP_MAX_BYTES = 64 * 2**20  # ... and so are models whose activations (at the longest `?` length tried) are larger
 
 
 class Timeout(Exception):
@@ -239,7 +240,12 @@ def _check_built(run: _Run, model, emit: bool, onnx: bool) -> None:
     from . import differential
 
     summary = model.summary()
-    if summary["total_params"] > DEEP_MAX_PARAMS or summary["flops"] > DEEP_MAX_FLOPS:
+    longest = max(differential.LENGTHS)
+    activations = max(model.info.activation_bytes, 4 * model.info.ir.input.type.numel_estimate(longest))
+    if not model.info.ir.input.type.is_static:
+        activations *= longest
+    if summary["total_params"] > DEEP_MAX_PARAMS or summary["flops"] > DEEP_MAX_FLOPS or \
+            differential.BATCH * activations > DEEP_MAX_BYTES:
         return
     checks = [("build", differential.check_build)] + ([("emit", differential.check_emitted)] if emit else [])
     for stage, check in checks:
