@@ -292,7 +292,10 @@ class RunFolder:
             os.rename(staging.path, self.path)
             return
         if _exchange(staging.path, self.path):
-            shutil.rmtree(staging.path)
+            # the old run, now at the staging path, is retired by one rename before it is removed:
+            # a kill during the removal leaves `.NAME.old`, which the next owner deletes
+            os.rename(staging.path, self.retired_path)
+            shutil.rmtree(self.retired_path)
             return
         os.rename(self.path, self.retired_path)
         os.rename(staging.path, self.path)

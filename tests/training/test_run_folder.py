@@ -243,6 +243,8 @@ def check_new_run(trainings: Trainings, out: Path, reference: dict) -> None:
         trainings.run(out, "--resume")
     assert folder.state() == "completed"
     assert len(run_ids(out)) == 1
+    with folder.owned():  # a kill while the retired run was being removed leaves it to the next owner
+        pass
     no_leftovers(out)
     weights = load_file(str(folder.weights_file))
     assert weights.keys() == reference.keys() and all((weights[k] == reference[k]).all() for k in weights)
