@@ -69,7 +69,7 @@ def forward(module: torch.nn.Module, model, seed: int = 0) -> tuple[torch.Tensor
             try:
                 return x, module(x)
             except (RuntimeError, ValueError) as error:
-                if len(tries) == 1:
+                if model.info.ir.input.type.is_static:
                     raise
                 refusals.append(error)
     mistaken = [error for error in refusals if not TOO_SHORT.search(str(error))]
