@@ -55,7 +55,8 @@ def lengths(model) -> tuple[int, ...]:
 # PyTorch refusing a run-time length as too short for a window, a padding or a norm: with a
 # `?` length that is the user's choice of input, not something `specc compile` could check.
 TOO_SHORT = re.compile(r"Padding size should be less than|Invalid computed output size|Kernel size can't be greater"
-                       r"|Output size is too small|more than 1 spatial element|more than 1 value per channel")
+                       r"|Output size is too small|more than 1 spatial element|more than 1 value per channel"
+                       r"|narrow\(\): length must be non-negative")
 
 
 def forward(module: torch.nn.Module, model, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -29,6 +29,7 @@ class Known:
     text: str = ""  # a regular expression the spec must contain (for hangs, whose site varies)
     detail: str = ""  # a regular expression the finding's message must contain
     path: str = "fuzz.spec"  # the path the spec is compiled under (the fuzzer always uses fuzz.spec)
+    isolated: bool = False  # reproduced as `specc export` in its own process (it may crash the process)
 
     def matches(self, finding, source: str, path: str) -> bool:
         return (finding.stage == self.stage and self.error in ("", finding.error) and path == self.path
@@ -52,6 +53,13 @@ KNOWN: list[Known] = [
     Known("a recurrent layer after multihead_attention exports a graph ONNX Runtime cannot run (initial_h shape)",
           "export/ (H7)", "export", "Refused", "spec_compiler/export/", "input sequence ?x6\nmultihead_attention 3\ngru 5\n",
           detail="initial_h"),
+    Known("export of a model whose `?` length a random input makes too short (crop, instancenorm): a traceback",
+          "export/ (H7): verification lengths; layers/spatial.py (crop)", "export", "", "spec_compiler/modules/",
+          "input sequence Tx1\ncrop amount=3\n", detail="narrow|spatial element|Invalid computed output size",
+          isolated=True),
+    Known("export of a crop to an empty length before instancenorm crashes the process (SIGSEGV)",
+          "export/ (H7); layers/spatial.py (crop)", "export", "Signal11", "-",
+          "input sequence Tx1\nclass_token\ncrop amount=3\ninstancenorm\n", isolated=True),
     Known("init=orthogonal on a 1-d weight passes compile, fails at build", TORCH, "build", "SpecError",
           "spec_compiler/backends/torch_build.py:weight_options", "input vector 4\nlayernorm init=orthogonal\n"),
     Known("layer named like an nn.Module attribute (`training`): build fails", TORCH, "build", "TypeError",
