@@ -5,8 +5,8 @@
 
 Half the cases are grown by tests/fuzz/generate.py (valid specs over every registry
 kind, checked differentially: summary vs built module, every `--emit-every`-th one
-also against its emitted source, every `--onnx-every`-th one exported and verified
-with ONNX Runtime); half are real specs
+also against its emitted source, every `--onnx-every`-th one exported by `specc export` in its
+own process and verified with ONNX Runtime); half are real specs
 (specs/, the golden error files, and fresh generated ones) damaged by
 tests/fuzz/mutate.py. Each case is judged by tests/fuzz/oracle.py; findings are
 grouped into classes (stage, exception, innermost spec_compiler frame), known classes
@@ -48,7 +48,7 @@ def case(seed: int, index: int, emit_every: int, onnx_every: int):
         generated = generate(rng, compile_check)
         emit = emit_every > 0 and index % emit_every == 0
         onnx = onnx_every > 0 and index % onnx_every == 0 and not generated.trouble
-        return "generated", generated.text, {"emit": emit, "onnx": onnx}
+        return "generated", generated.text, {"emit": emit, "onnx": "isolated" if onnx else False}
     base = rng.choice(CORPUS) if rng.random() < 0.6 else generate(rng, compile_check).text
     return "mutated", mutate(base, rng), {"emit": False, "onnx": False}
 
@@ -117,7 +117,7 @@ class Tally:
 
     def add(self, index: int, kind: str, source, options: dict, result) -> None:
         self.cases += 1
-        self.exported += options["onnx"]
+        self.exported += bool(options["onnx"])
         self.outcomes[f"{kind} {result.outcome}"] += 1
         if result.seconds > LIMIT_SECONDS and result.findings and not result.unknown:
             self.known_hangs += 1  # interrupted by the oracle in a known hang

@@ -29,6 +29,7 @@ class Known:
     text: str = ""  # a regular expression the spec must contain (for hangs, whose site varies)
     detail: str = ""  # a regular expression the finding's message must contain
     path: str = "fuzz.spec"  # the path the spec is compiled under (the fuzzer always uses fuzz.spec)
+    isolated: bool = False  # reproduced as `specc export` in its own process (it may crash the process)
 
     def matches(self, finding, source: str, path: str) -> bool:
         return (finding.stage == self.stage and self.error in ("", finding.error) and path == self.path
@@ -41,6 +42,24 @@ KNOWN: list[Known] = [
     Known("`?` lengths compare equal after a layer that changes the length: add/residual accept, forward fails",
           LAYERS, "build", "RuntimeError", "spec_compiler/modules/structure.py:forward",
           "input sequence ?x4\nresidual { maxpool1d 2 }\n"),
+    Known("attention mask=padding after a layer that changes the length: the token padding no longer lines up",
+          "layers/attention.py (mask=padding)", "build", "RuntimeError", "spec_compiler/modules/attention.py:forward",
+          "input tokens ? vocab=7\nembedding 2\nconv_transpose1d 2 2\nluong_attention mask=padding\n",
+          detail="must match the size"),
+    Known("a run-time length past positional_embedding max_length: a raw PyTorch size error, not a message",
+          "layers/transformer.py (positional_embedding)", "build", "RuntimeError",
+          "spec_compiler/modules/transformer.py:forward", "input sequence Tx7\npad 3\npositional_embedding max_length=3\n",
+          detail="must match the size"),
+    Known("a recurrent layer after multihead_attention exports a graph ONNX Runtime cannot run (initial_h shape)",
+          "export/ (H7)", "export", "Refused", "spec_compiler/export/", "input sequence ?x6\nmultihead_attention 3\ngru 5\n",
+          detail="initial_h"),
+    Known("export of a model whose `?` length a random input makes too short (crop, instancenorm): a traceback",
+          "export/ (H7): verification lengths; layers/spatial.py (crop)", "export", "", "spec_compiler/modules/",
+          "input sequence Tx1\ncrop amount=3\n", detail="narrow|spatial element|Invalid computed output size",
+          isolated=True),
+    Known("export of a crop to an empty length before instancenorm crashes the process (SIGSEGV)",
+          "export/ (H7); layers/spatial.py (crop)", "export", "Signal11", "-",
+          "input sequence Tx1\nclass_token\ncrop amount=3\ninstancenorm\n", isolated=True),
     Known("init=orthogonal on a 1-d weight passes compile, fails at build", TORCH, "build", "SpecError",
           "spec_compiler/backends/torch_build.py:weight_options", "input vector 4\nlayernorm init=orthogonal\n"),
     Known("layer named like an nn.Module attribute (`training`): build fails", TORCH, "build", "TypeError",

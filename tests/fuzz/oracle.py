@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import functools
 import signal
-import tempfile
 import threading
 import time
 import traceback
@@ -122,10 +121,11 @@ class _Run:
         self.finding(stage, type(error).__name__, site_of(error), _first_line(error))
 
 
-def check_case(source: str | bytes, deep: bool = True, emit: bool = True, onnx: bool = False,
+def check_case(source: str | bytes, deep: bool = True, emit: bool = True, onnx: bool | str = False,
                path: str = "fuzz.spec", hang_seconds: float = HANG_SECONDS) -> Result:
     """Run one case through every stage; see the module docstring for what is checked.
-    (`hang_seconds`: a shorter limit shows a known hang sooner.)"""
+    (`onnx="isolated"`: export with `specc export` in its own process; `hang_seconds`: a
+    shorter limit shows a known hang sooner.)"""
     result = Result()
     if isinstance(source, bytes):
         try:
@@ -259,14 +259,11 @@ def _check_built(run: _Run, model, emit: bool, onnx: bool) -> None:
             run.finding(stage, problem[0], problem[1], problem[2])
             return
     if onnx:
-        with tempfile.TemporaryDirectory() as folder:
-            try:
-                with time_limit(120):
-                    model.export(Path(folder) / "fuzz.onnx")
-            except SpecError as error:
-                run.finding("export", "Refused", site_of(error), _first_line(error))
-            except Exception as error:  # noqa: BLE001
-                run.crash("export", error)
+        from .export_check import export_in_process, export_isolated
+
+        problem = export_isolated(run.text) if onnx == "isolated" else export_in_process(model, site_of, _first_line)
+        if problem:
+            run.finding("export", *problem)
 
 
 def compile_check(text: str):
