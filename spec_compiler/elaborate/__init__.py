@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from .. import ast
-from ..ir import ModelIR
+from ..ir import ModelIR, chain
 from .check import check
 from .declarations import declare
 from .expand import expand
@@ -32,8 +32,8 @@ def elaborate(spec: ast.SpecFile, max_errors: int = 20) -> ModelIR:
         report.error(declared.input_span, "the model has no layers", "add layers after the `input` line")
     report.raise_if_any(spec.source, max_errors)
     assert declared.input is not None  # else an error was reported
-    return ModelIR(name=declared.model_name or _stem(spec.path), input=declared.input, nodes=tuple(nodes),
-                   train=declared.train, path=spec.path, source=spec.source, warnings=report.warnings)
+    return chain(declared.model_name or _stem(spec.path), declared.input, tuple(nodes),
+                 train=declared.train, path=spec.path, source=spec.source, warnings=report.warnings)
 
 
 def _stem(path: str) -> str:
