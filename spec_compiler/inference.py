@@ -1,7 +1,10 @@
 """Inference: output shape, parameter counts, FLOPs and activation memory per node.
 
-Runs each registry entry's rules along the IR. Nothing here allocates tensors, so a
-spec is checked instantly and a too-large model is rejected before it exists.
+Runs each registry entry's rules along the IR, step by step: each step reads the tensors
+earlier steps (or the inputs) named. Nothing here allocates tensors, so a spec is
+checked instantly and a too-large model is rejected before it exists. A second use of
+a layer (`Node.shares`) and a tied weight (`tie=`) hold no parameters of their own:
+they are counted once, where the weights are defined.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from .errors import Diagnostic, SpecError
-from .ir import ModelIR, Node
+from .errors import Diagnostic, Span, SpecError, did_you_mean
+from .ir import InputSpec, ModelIR, Node, Step
 from .layers import REGISTRY
 from .layers.base import BodyResult, Count, LayerKind
 from .limits import Limits
@@ -40,13 +43,42 @@ class LayerInfo:
 
 
 @dataclass(frozen=True)
+class StepInfo:
+    """One step inferred: the types of the tensors it reads, its layers, the type it names."""
+
+    step: Step
+    inputs: tuple[TensorType, ...]
+    layers: tuple[LayerInfo, ...]
+    output: TensorType
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     ir: ModelIR
-    layers: tuple[LayerInfo, ...]
+    steps: tuple[StepInfo, ...]
+
+    @property
+    def layers(self) -> tuple[LayerInfo, ...]:
+        """Every step's layers, in order: counts, FLOPs and memory are sums over them."""
+        return tuple(layer for step in self.steps for layer in step.layers)
+
+    @property
+    def inputs(self) -> dict[str, TensorType]:
+        return {spec.name: spec.type for spec in self.ir.inputs}
+
+    @property
+    def outputs(self) -> dict[str, TensorType]:
+        """The model's outputs, in `output` order."""
+        tensors = self.inputs | {step.step.name: step.output for step in self.steps}
+        return {spec.name: tensors[spec.name] for spec in self.ir.outputs}
 
     @property
     def output(self) -> TensorType:
-        return self.layers[-1].output if self.layers else self.ir.input.type
+        """The model's only output."""
+        outputs = self.outputs
+        if len(outputs) != 1:
+            raise ValueError(f"model {self.ir.name} has {len(outputs)} outputs")
+        return next(iter(outputs.values()))
 
     @property
     def count(self) -> Count:
@@ -91,11 +123,108 @@ class _Producer:
 
 
 def infer(ir: ModelIR, limits: Limits = Limits()) -> ModelInfo:
-    producer = _Producer(f"input {ir.input.kind}", ir.input.span.line)
-    layers = _infer_sequence(ir.nodes, ir.input.type, "", producer, ir)
-    info = ModelInfo(ir, layers)
+    graph = _Graph(ir)
+    steps = tuple(graph.step(step) for step in ir.steps)
+    info = ModelInfo(ir, steps)
     _check_limits(info, limits)
     return info
+
+
+class _Graph:
+    """What inference knows so far: each named tensor's type and producer, and every
+    layer inferred (by path), for shared uses and ties to look back at."""
+
+    def __init__(self, ir: ModelIR):
+        self.ir = ir
+        self.tensors: dict[str, TensorType] = {}
+        self.producers: dict[str, _Producer] = {}
+        self.layers: dict[str, LayerInfo] = {}
+        for spec in ir.inputs:
+            self.tensors[spec.name] = spec.type
+            word = f"input {spec.kind}" if len(ir.inputs) == 1 else f"input {spec.name}"
+            self.producers[spec.name] = _Producer(word, spec.span.line)
+
+    def step(self, step: Step) -> StepInfo:
+        inputs = tuple(self.tensors[source] for source in step.sources)
+        producer = self.producers[step.sources[0]]
+        infos: list[LayerInfo] = []
+        x = inputs[0]
+        for index, node in enumerate(step.nodes):
+            merged = inputs if index == 0 and len(inputs) > 1 else None
+            info = self.node(node, x, producer, merged)
+            infos.append(info)
+            x = info.output
+            producer = _Producer(_word(node, self.ir), node.span.line)
+        self.tensors[step.name], self.producers[step.name] = x, producer
+        return StepInfo(step, inputs, tuple(infos), x)
+
+    def node(self, node: Node, x: TensorType, producer: _Producer, merged: tuple[TensorType, ...] | None) -> LayerInfo:
+        if node.shares is not None:
+            self._check_reuse(node, x)
+        info = _infer_node(node, x, "", producer, self.ir, merged)
+        if node.shares is not None:
+            info = _without_params(info)
+        elif getattr(node.params, "tie", None):
+            info = self._tied(info)
+        self._remember(info)
+        return info
+
+    def _remember(self, info: LayerInfo) -> None:
+        self.layers[info.path] = info
+        for body in info.children:
+            for child in body:
+                self._remember(child)
+
+    def _check_reuse(self, node: Node, x: TensorType) -> None:
+        first = self.layers[node.shares]
+        if first.input != x:
+            raise SpecError(Diagnostic(
+                f"`{node.shares}` reuses the layer from line {first.node.span.line}, which reads {first.input}; "
+                f"here it reads {x}", node.span,
+                "a shared layer must read the same shape at every use"), self.ir.source)
+
+    def _tied(self, info: LayerInfo) -> LayerInfo:
+        """A dense layer whose weight is an embedding's table: checked against the table,
+        and counted without that weight (it is counted at the embedding)."""
+        node = info.node
+        target = node.params.tie
+        where = _option_span(node, "tie", self.ir)
+        table = self.layers.get(target)
+        if table is None:
+            raise SpecError(Diagnostic(f"`tie={target}` names no earlier layer", where,
+                                       did_you_mean(target, self.layers)
+                                       or "tie= names an embedding defined before it: `embedding 768 name=wte`"),
+                            self.ir.source)
+        if not table.kind.weights.embedding or not table.output.dims:
+            raise SpecError(Diagnostic(f"`tie={target}`: {table.node.kind} `{target}` has no table to share", where,
+                                       "tie= names an embedding layer: `embedding 768 name=wte`"), self.ir.source)
+        columns = table.output.dims[-1]
+        rows = table.count.total // columns
+        units, features = info.output.dims[-1], info.input.dims[-1]
+        if (units, features) != (rows, columns):
+            raise SpecError(Diagnostic(
+                f"{_word(node, self.ir)} {units} over {features} features has a {units}x{features} weight; "
+                f"{target}'s table is {rows}x{columns}", where,
+                f"a layer tied to `{target}` needs {rows} units and {columns} input features"), self.ir.source)
+        count = info.count + Count(-units * features)
+        as_trained = Count(0, count.total) if node.params.frozen else info.as_trained + Count(-units * features)
+        return replace(info, count=count, as_trained=as_trained)
+
+
+def _without_params(info: LayerInfo) -> LayerInfo:
+    """A second use of a layer: its shapes, FLOPs and activations, none of its parameters."""
+    children = tuple(tuple(_without_params(child) for child in body) for body in info.children)
+    return replace(info, count=Count(), as_trained=Count(), children=children)
+
+
+def _option_span(node: Node, key: str, ir: ModelIR) -> Span:
+    """Where `key=` is written on the node's line (the word's span if it is not there)."""
+    lines = _lines(ir.source)
+    if 1 <= node.span.line <= len(lines):
+        column = lines[node.span.line - 1].find(f"{key}=", node.span.column - 1)
+        if column >= 0:
+            return Span(node.span.file, node.span.line, column + 1, column + 1 + len(key) + 1)
+    return node.span
 
 
 def _infer_sequence(nodes, x: TensorType, prefix: str, producer: _Producer, ir: ModelIR) -> tuple[LayerInfo, ...]:
@@ -143,7 +272,23 @@ class _BodyInference:
         return BodyResult(result.output or x, result.count, result.flops)
 
 
-def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir: ModelIR) -> LayerInfo:
+class _Sources:
+    """The `InferBody` of a merge at a step's head (`concat a b`): its bodies are the
+    tensors it reads, so the merge's rule (broadcasting, axis) is the branch form's."""
+
+    def __init__(self, types: tuple[TensorType, ...]):
+        self.types = types
+        self.bodies = len(types)
+        self.kinds: tuple[tuple[str, ...], ...] = ((),) * len(types)
+        self.results: dict[int, tuple[LayerInfo, ...]] = {}
+
+    def __call__(self, index: int, x: TensorType) -> BodyResult:
+        return BodyResult(self.types[index], Count(), 0)
+
+
+def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir: ModelIR,
+                merged: tuple[TensorType, ...] | None = None) -> LayerInfo:
+    """One node on input `x`; a merge at a step's head reads the `merged` tensors instead of bodies."""
     kind = REGISTRY[node.kind]
     path = prefix + node.name
     layout = kind.layout
@@ -155,7 +300,7 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
             as_trained = count
             flops = kind.flops(node.params, x, y)
         else:
-            bodies = _BodyInference(node, path, producer, ir)
+            bodies = _Sources(merged) if merged else _BodyInference(node, path, producer, ir)
             if layout.parallel:
                 _check_parallel_bodies(bodies, x, ir)
             y = kind.shape(node.params, x, bodies)
@@ -188,9 +333,10 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
 
 
 def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:
-    """`mask=padding` (layers/attention.py) reads the padding of the model's token ids, so
-    the model's input must be tokens, and the layer's steps must be the tokens' steps."""
-    tokens = ir.input.type
+    """`mask=padding` (layers/attention.py) reads the padding of the model's token ids (its
+    only input, or the first tokens input of several), so the model must have token ids,
+    and the layer's steps must be the tokens' steps."""
+    tokens = padding_source(ir).type
     if tokens.dtype != "int":
         raise ShapeError(f"{kind} mask=padding reads the padding (token id 0) of a tokens input, but the model's "
                          f"input is {describe(tokens)}", "declare `input tokens T vocab=V`, or leave mask= out")
@@ -201,7 +347,15 @@ def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:
                          about_input=True)
 
 
-def _check_parallel_bodies(bodies: _BodyInference, x: TensorType, ir: ModelIR) -> None:
+def padding_source(ir: ModelIR) -> InputSpec:
+    """The input whose padding (token id 0) `mask=padding` reads: the only input, or the
+    first tokens input of several."""
+    if len(ir.inputs) == 1:
+        return ir.inputs[0]
+    return next((spec for spec in ir.inputs if spec.type.dtype == "int"), ir.inputs[0])
+
+
+def _check_parallel_bodies(bodies: _BodyInference | _Sources, x: TensorType, ir: ModelIR) -> None:
     """Branches (and a residual's body and shortcut) all read the same input, so a mistake
     in one does not hide a mistake in another: infer each, and report all their errors."""
     found: list[Diagnostic] = []
@@ -249,4 +403,4 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
-__all__ = ["infer", "Limits", "LayerInfo", "ModelInfo"]
+__all__ = ["infer", "Limits", "LayerInfo", "ModelInfo", "StepInfo", "padding_source"]
