@@ -47,7 +47,8 @@ class SpecModule(Sequence):
 
     forward(x) gives the model's output (probabilities when it ends in softmax or
     sigmoid); forward_logits(x) the values before that final activation. Both first hand
-    the padding of the token ids to the layers written with `mask=padding`.
+    the padding of the token ids to the layers written with `mask=padding`. `tied` lists
+    the (tied, table) parameter paths of `tie=` layers: one Parameter under two keys.
     """
 
     def __init__(self, steps: list, final: str | None, final_activation: str | None, name: str,
@@ -56,7 +57,7 @@ class SpecModule(Sequence):
         # Plain attributes, written past nn.Module.__setattr__ so a layer may share a name.
         vars(self).update(
             final_activation=final_activation, model_name=name, input_dtype=input_dtype,
-            _regularized=[], _constrained=[], _frozen=[],
+            _regularized=[], _constrained=[], _frozen=[], tied=[],
             _padding_readers=[m for m in self.modules() if getattr(m, "masks_padding", False)],
         )
 
@@ -133,6 +134,7 @@ class _Builder:
         self.constrained: list[tuple[nn.Module, str, Any]] = []
         self.frozen: list[nn.Module] = []
         self.layers: dict[str, LayerInfo] = {}
+        self.modules: dict[str, nn.Module] = {}  # each node's module by its path (the first, not a copy)
         self.marked: set[int] = set()
 
     def build(self) -> SpecModule:
@@ -141,7 +143,8 @@ class _Builder:
         final, final_activation = _final(self.info.layers, steps)
         dtype = torch.int64 if ir.input.type.dtype == "int" else torch.float32
         module = SpecModule(steps, final, final_activation, ir.name, dtype)
-        vars(module).update(_regularized=self.regularized, _constrained=self.constrained, _frozen=self.frozen)
+        vars(module).update(_regularized=self.regularized, _constrained=self.constrained, _frozen=self.frozen,
+                            tied=self.tie_weights())
         for inner in module.modules():
             vars(inner).pop(_NODE_MARK, None)
         return module.train()
@@ -178,7 +181,22 @@ class _Builder:
         # structural builder are found and given the same options (adopt_copies).
         vars(module)[_NODE_MARK] = layer.path
         self.layers[layer.path] = layer
+        self.modules.setdefault(layer.path, module)
         self.marked.add(id(module))
+
+    def tie_weights(self) -> list[tuple[str, str]]:
+        """Give each `tie=` layer its table's Parameter itself (one tensor, two state_dict keys);
+        returns the (tied, table) parameter paths."""
+        tied = []
+        for layer in self.layers.values():
+            table_path = getattr(layer.node.params, "tie", None)
+            if table_path is None:
+                continue
+            table = self.layers[table_path]  # inference checked that it names an embedding of the right shape
+            weight, source = layer.kind.weights.kernel[0], table.kind.weights.embedding[0]
+            setattr(self.modules[layer.path], weight, getattr(self.modules[table_path], source))
+            tied.append((f"{layer.path}.{weight}", f"{table_path}.{source}"))
+        return tied
 
     def adopt_copies(self, module: nn.Module) -> None:
         copies = [m for m in module.modules() if _NODE_MARK in vars(m) and id(m) not in self.marked]

@@ -92,6 +92,10 @@ class _Writer:
         for step_name, child, _ in _steps(module):
             target = f"self.{step_name}" if _attribute_ok(step_name) else f'self._modules["{step_name}"]'
             init_lines.append(f"        {target} = {render(self.expr(child), 8, 8 + len(target) + 3)}")
+        if module.tied:
+            init_lines += ["        # tied weights (tie= in the spec): one Parameter under both names"]
+            init_lines += [f"        {_parameter_access(module, tied)} = {_parameter_access(module, table)}"
+                           for tied, table in module.tied]
         frozen = _frozen_paths(module)
         if frozen:
             init_lines += ["        # frozen in the spec: not trained"]
@@ -397,6 +401,12 @@ def _access(module: nn.Module, path: str) -> str:
     return text
 
 
+def _parameter_access(module: nn.Module, path: str) -> str:
+    """The expression for the parameter at `path` (`self.dense_1.weight`)."""
+    owner, name = path.rsplit(".", 1)
+    return f"{_access(module, owner)}.{name}"
+
+
 def _plain(value: Any) -> bool:
     if isinstance(value, (bool, int, float, str)) or value is None:
         return True
@@ -433,7 +443,8 @@ def load_source(text: str, name: str = "specc_emitted") -> dict[str, Any]:
 
 
 def check_source(text: str, module: nn.Module, class_name: str) -> None:
-    """The emitted class declares exactly the built module's parameters and buffers."""
+    """The emitted class declares exactly the built module's parameters and buffers, and
+    shares the Parameters the built module shares (`tie=`)."""
     namespace = load_source(text)
     with torch.device("meta"), _quiet():
         emitted = namespace[class_name]()
@@ -445,6 +456,10 @@ def check_source(text: str, module: nn.Module, class_name: str) -> None:
         shapes = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])[:5]
         raise RuntimeError(f"internal error: the emitted source does not match the built module "
                            f"(missing {missing}, extra {extra}, other shapes {shapes})")
+    parameters = dict(emitted.named_parameters(remove_duplicate=False))
+    untied = [tied for tied, table in getattr(module, "tied", []) if parameters[tied] is not parameters[table]]
+    if untied:
+        raise RuntimeError(f"internal error: the emitted source does not tie {untied}")
 
 
 __all__ = ["emit_source", "load_source", "check_source"]

@@ -29,7 +29,7 @@ from .data import run_data
 from .exporter import DEFAULT_OPSET, MIN_OPSET, TORCHSCRIPT_MAX_OPSET, max_opset, to_onnx
 from .external import PROTOBUF_LIMIT, Serialized, destination, inline_bytes, weight_bytes
 from .metadata import finish, onnx_metadata
-from .passes import ExplicitSamePadding, ExposeLogits, shape_info
+from .passes import ExplicitSamePadding, ExposeLogits, ShareTransposedTables, shape_info
 from .prepare import LogitsGraph, Prepared, axis_names, prepare
 from .report import ExportReport
 from .simplify import simplified
@@ -110,6 +110,8 @@ class _Export:
         else:
             exported, exporter, seconds = to_onnx(p, model, self.opset, self.explicit, self.scratch)
         ExplicitSamePadding()(exported)
+        if getattr(p.module, "tied", None):
+            ShareTransposedTables()(exported)
         return shape_info(exported), exporter, seconds
 
     def runtime(self, graph: ir.Model, staged: Serialized) -> OrtGraph:
