@@ -1,0 +1,77 @@
+"""A graph spec's PyTorch module (SpecGraph): inputs in spec order, outputs in `output`
+order, each layer registered once (a shared layer's second use runs the same module)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from graph_models import siamese, two_head
+from lowering_checks import compiled, counted
+
+from spec_compiler.backends.torch_build import SpecGraph, SpecModule
+
+
+def images(seed: int, batch: int = 3) -> torch.Tensor:
+    return torch.randn(batch, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_chain_still_builds_the_chain_module():
+    module = compiled("input vector 4\ndense 2 softmax\n").build()
+    assert type(module) is SpecModule
+
+
+def test_a_shared_layer_is_one_module_with_one_set_of_parameters():
+    model = siamese()
+    module = model.build(seed=0)
+    assert isinstance(module, SpecGraph)
+    assert list(module.state_dict()) == ["enc.weight", "enc.bias", "dense_1.weight", "dense_1.bias"]
+    assert counted(module) == (model.info.count.total,) * 2 == (4 * 64 + 4 + 8 + 1,) * 2
+    assert module.plan[0].body._modules["enc"] is module.plan[1].body._modules["enc_2"] is module.enc
+
+
+def test_the_siamese_output_is_symmetric_in_what_the_towers_compute():
+    module = siamese().build(seed=0).eval()
+    left, right = images(1), images(2)
+    with torch.no_grad():
+        same = module(left, left)
+        code = torch.tanh(module.enc(left.flatten(1)))
+        expected = torch.sigmoid(module.dense_1(torch.cat([code, code], dim=1)))
+    torch.testing.assert_close(same, expected)
+    assert module(left, right).shape == (3, 1)
+    with pytest.raises(TypeError, match="takes 2 inputs"):
+        module(left)
+
+
+def test_a_gradient_step_through_both_uses_moves_the_one_encoder():
+    module = siamese().build(seed=0)
+    left, right = images(1), images(2)
+
+    def similarity(code_left, code_right):
+        return torch.sigmoid(module.dense_1(torch.cat([code_left, code_right], dim=1))).sum()
+
+    def code(x):
+        return torch.tanh(module.enc(x.flatten(1)))
+
+    both = torch.autograd.grad(module(left, right).sum(), module.enc.weight)[0]
+    through_left = torch.autograd.grad(similarity(code(left), code(right).detach()), module.enc.weight)[0]
+    through_right = torch.autograd.grad(similarity(code(left).detach(), code(right)), module.enc.weight)[0]
+    assert through_left.abs().sum() > 0 and through_right.abs().sum() > 0
+    torch.testing.assert_close(both, through_left + through_right)  # one weight, both towers' gradients
+    before = module.enc.weight.detach().clone()
+    module(left, right).sum().backward()
+    torch.optim.SGD(module.parameters(), lr=0.1).step()
+    assert not torch.equal(module.enc.weight, before)
+    assert len(list(module.parameters())) == 4
+
+
+def test_two_heads_come_out_in_output_order_with_their_activations():
+    module = two_head().build(seed=0).eval()
+    assert module.final_activations == {"digit": "softmax", "parity": "sigmoid"}
+    assert module.final_activation is None  # several outputs: one activation each
+    x = images(3)
+    with torch.no_grad():
+        digit, parity = module(x)
+        digit_logits, parity_logits = module.forward_logits(x)
+    assert digit.shape == (3, 10) and parity.shape == (3, 1)
+    torch.testing.assert_close(digit, digit_logits.softmax(-1))
+    torch.testing.assert_close(parity, torch.sigmoid(parity_logits))
