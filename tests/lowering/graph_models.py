@@ -31,8 +31,8 @@ def image(name: str, line: int, size: int = 8) -> InputSpec:
 
 
 def siamese() -> Model:
-    """left and right images through one shared encoder, their codes subtracted... here
-    concatenated, then a similarity in [0, 1]."""
+    """Left and right images through one shared encoder; their codes concatenated, then a
+    similarity in [0, 1]."""
     a = Step("a", ("left",), (node("flatten", "flatten_1", 3), node("dense", "enc", 3, units=4, activation="tanh")),
              span(3))
     b = Step("b", ("right",), (node("flatten", "flatten_2", 4),
