@@ -28,6 +28,7 @@ from ..errors import SpecError, UsageError
 from .data import run_data
 from .exporter import DEFAULT_OPSET, MIN_OPSET, TORCHSCRIPT_MAX_OPSET, max_opset, to_onnx
 from .external import PROTOBUF_LIMIT, Serialized, destination, inline_bytes, weight_bytes
+from .graph import export_graph
 from .metadata import finish, onnx_metadata
 from .passes import ExplicitSamePadding, ExposeLogits, ShareTransposedTables, shape_info
 from .prepare import LogitsGraph, Prepared, axis_names, prepare
@@ -48,6 +49,8 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
     if quantize not in (None, "int8"):
         raise UsageError(f"--quantize {quantize}: only int8 is supported")
     output = Path(output)
+    if not model.ir.is_chain:
+        return export_graph(model, output, weights, opset, explicit, quantize, seed, external_data, simplify)
     p = prepare(model, weights, seed)
     # The exporters' own files: TorchScript writes the weights of a model over 2 GB beside its graph.
     with tempfile.TemporaryDirectory(prefix="specc-export-") as scratch:
