@@ -156,6 +156,14 @@ class _ToAst(Transformer):
     def chain(self, children):
         return ast.Chain(tuple(c for c in children if isinstance(c, ast.Layer)))
 
+    def assignment(self, children):
+        name, chain = children
+        return ast.Assignment(str(name), chain, self._s(name))
+
+    def output_decl(self, children):
+        word, *names = children
+        return ast.OutputDecl(tuple(ast.Name(str(n), self._s(n)) for n in names), self._s(word))
+
     def continuation(self, children):
         arrow, *rest = children
         return _Continuation(tuple(c for c in rest if isinstance(c, ast.Layer)), self._s(arrow))
@@ -164,10 +172,14 @@ class _ToAst(Transformer):
         return self._joined(children)
 
     def _joined(self, statements) -> tuple:
-        """Statements with each `-> layer` line joined to the chain above it."""
+        """Statements with each `-> layer` line joined to the chain above it (also a named one)."""
         out: list = []
         for statement in statements:
             if isinstance(statement, _Continuation):
+                if out and isinstance(out[-1], ast.Assignment):
+                    named = out[-1]
+                    out[-1] = ast.Assignment(named.name, ast.Chain(named.chain.layers + statement.layers), named.span)
+                    continue
                 if not out or not isinstance(out[-1], ast.Chain):
                     raise SpecError(Diagnostic("`->` with no layer before it", statement.arrow,
                                                "an arrow joins two layers: `conv 6x5x5 -> relu`"))
