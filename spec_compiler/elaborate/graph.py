@@ -183,18 +183,17 @@ class _Builder:
                         shares=original.shares or original.name)]
 
     def finish(self) -> Graph:
-        outputs = self._outputs()
-        output_names = {output.name for output in outputs}
         last = self.lines[-1] if self.lines else None
         for line in self.lines:
             if line.name is None and (line is not last or self.output_decl is not None):
                 self.report.error(line.span, "the value of this line is never used",
                                   "name it (`x = ...`) to read it on a later line, or remove it")
-        self.tensors.report_unused(output_names)
         steps = tuple(Step(line.name or self._step_name(line), line.sources, tuple(line.nodes), line.span)
                       for line in self.lines)
-        if self.output_decl is None and steps:
+        outputs = self._outputs()
+        if self.output_decl is None and steps:  # the last line's value
             outputs = (OutputSpec(steps[-1].name, steps[-1].span),)
+        self.tensors.report_unused({output.name for output in outputs})
         is_chain = (len(self.inputs) == 1 and len(self.lines) == 1 and self.output_decl is None
                     and self.lines[0].name is None and self.lines[0].sources == (self.inputs[0].name,))
         return Graph(steps, outputs, is_chain)
