@@ -165,6 +165,10 @@ class _Builder:
 
     def nodes(self, layer: ast.Layer) -> list[Node]:
         """The line's layer as nodes: a further use of a named layer, or expanded, checked and named."""
+        if self.tensors.is_tensor(layer.word):
+            self.report.error(layer.span, f"`{layer.word}` is a tensor: only a line's first word reads one",
+                              f"start a line with it (`{layer.word} -> ...`) or merge it (`add {layer.word} ...`)")
+            return []
         original = self.layers.get(layer.word)
         if original is not None and layer.word in self.layer_names and not self.tensors.is_word(layer.word):
             return self._reuse(original, layer)

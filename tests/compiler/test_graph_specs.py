@@ -139,3 +139,24 @@ def test_specc_compile_json_of_a_graph(tmp_path: Path):
     result = subprocess.run([sys.executable, "-m", "spec_compiler.cli", "compile", str(spec), "--json"],
                             capture_output=True, text=True, check=True)
     assert json.loads(result.stdout)["total_params"] == 160 + 576 * 64 + 64 + 650 + 65
+
+
+@pytest.mark.parametrize(("source", "message", "where"), [
+    ("input vector 3\nx = input -> dense 2\nx -> dense 3 -> x\n",
+     "`x` is a tensor: only a line's first word reads one", (3, 17)),
+    ("input vector 3\nx = input -> dense 2\nx 4 -> dense 3\n", "`x` is a tensor: it takes no arguments", (3, 1)),
+    ("input vector 3\na = \n", "missing chain after `a =`", (2, 5)),
+    ("input vector 3\ndense 3; b =\n", "missing chain after `b =`", (2, 13)),
+    ("input vector 3\ndense 3 bias=\n", "missing value after `=`", (2, 14)),
+    ("input vector 3 name=x\ninput vector 3 name=x\nx -> dense 2\n", "input name `x` is used twice", (2, 7)),
+    ("input vector 3\nh = input -> dense 2\noutput h\noutput h\n", "a second `output` line", (4, 1)),
+    ("input vector 3 name=x\ninput vector 3 name=y\nadd x -> dense 1\n", "`add` merges at least 2 tensors, got 1",
+     (3, 1)),
+    ("input vector 3\nh = input -> dense 2\noutput h h\n", "`h` is listed twice in `output`", (3, 10)),
+    ("input vector 3\nblock b() { output x }\nb\n", "`output` cannot appear inside a body", (2, 13)),
+])
+def test_graph_mistakes_are_positioned(source, message, where):
+    with pytest.raises(SpecError) as caught:
+        compile_source(source)
+    first = caught.value.first
+    assert (first.message, (first.span.line, first.span.column)) == (message, where)
