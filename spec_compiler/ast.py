@@ -86,6 +86,23 @@ class Chain:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """`a = left -> tower`: names the value of a chain (a tensor later lines can read)."""
+
+    name: str
+    chain: Chain
+    span: Span  # the name
+
+
+@dataclass(frozen=True)
+class OutputDecl:
+    """`output digit parity`: the model's outputs, in order."""
+
+    names: tuple[Name, ...]
+    span: Span  # the word `output`
+
+
+@dataclass(frozen=True)
 class ModelDecl:
     name: str
     span: Span
@@ -120,7 +137,7 @@ class TrainSection:
     span: Span
 
 
-Statement = Union[ModelDecl, InputDecl, BlockDef, TrainSection, Chain]
+Statement = Union[ModelDecl, InputDecl, BlockDef, TrainSection, Chain, Assignment, OutputDecl]
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,15 @@ class _Formatter:
             head = Line(f"{pad}block {statement.name}({params})", statement.span.line,
                         _last_line(statement.span, defaults, ()))
             return self.with_body(head, statement.body, depth, self.braces(statement.span), inline=False)
+        if isinstance(statement, ast.OutputDecl):
+            words = ["output", *(name.name for name in statement.names)]
+            return [Line(pad + " ".join(words), statement.span.line, statement.names[-1].span.line)]
+        if isinstance(statement, ast.Assignment):
+            lines = self.chain(statement.chain, depth)
+            first = lines[0]
+            named = Line(f"{pad}{statement.name} = {first.text[len(pad):]}", min(statement.span.line, first.first),
+                         first.last)
+            return [named, *lines[1:]]
         return self.chain(statement, depth)
 
     def chain(self, chain: ast.Chain, depth: int) -> list[Line]:

@@ -10,6 +10,7 @@ they are counted once, where the weights are defined.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -151,7 +152,10 @@ class _Graph:
         x = inputs[0]
         for index, node in enumerate(step.nodes):
             merged = inputs if index == 0 and len(inputs) > 1 else None
-            info = self.node(node, x, producer, merged)
+            try:
+                info = self.node(node, x, producer, merged)
+            except SpecError as error:
+                raise _naming_sources(error, step.sources) if merged else error from None
             infos.append(info)
             x = info.output
             producer = _Producer(_word(node, self.ir), node.span.line)
@@ -209,6 +213,17 @@ class _Graph:
         count = info.count + Count(-units * features)
         as_trained = Count(0, count.total) if node.params.frozen else info.as_trained + Count(-units * features)
         return replace(info, count=count, as_trained=as_trained)
+
+
+def _naming_sources(error: SpecError, sources: tuple[str, ...]) -> SpecError:
+    """A merge rule's error at a step's head, worded by the tensors merged: the rule
+    speaks of branches (`branch 2 gives 3x16x16`), the line names tensors (`mask`)."""
+    def named(message: str) -> str:
+        message = re.sub(r"\bbranch (\d+)\b", lambda match: f"`{sources[int(match[1]) - 1]}`", message)
+        return message.replace(" branches ", " tensors ")
+
+    return SpecError([replace(d, message=named(d.message)) for d in error.diagnostics], error.source,
+                     error.not_shown, error.warnings)
 
 
 def _without_params(info: LayerInfo) -> LayerInfo:

@@ -156,6 +156,14 @@ class _ToAst(Transformer):
     def chain(self, children):
         return ast.Chain(tuple(c for c in children if isinstance(c, ast.Layer)))
 
+    def assignment(self, children):
+        name, chain = children
+        return ast.Assignment(str(name), chain, self._s(name))
+
+    def output_decl(self, children):
+        word, *names = children
+        return ast.OutputDecl(tuple(ast.Name(str(n), self._s(n)) for n in names), self._s(word))
+
     def continuation(self, children):
         arrow, *rest = children
         return _Continuation(tuple(c for c in rest if isinstance(c, ast.Layer)), self._s(arrow))
@@ -164,10 +172,14 @@ class _ToAst(Transformer):
         return self._joined(children)
 
     def _joined(self, statements) -> tuple:
-        """Statements with each `-> layer` line joined to the chain above it."""
+        """Statements with each `-> layer` line joined to the chain above it (also a named one)."""
         out: list = []
         for statement in statements:
             if isinstance(statement, _Continuation):
+                if out and isinstance(out[-1], ast.Assignment):
+                    named = out[-1]
+                    out[-1] = ast.Assignment(named.name, ast.Chain(named.chain.layers + statement.layers), named.span)
+                    continue
                 if not out or not isinstance(out[-1], ast.Chain):
                     raise SpecError(Diagnostic("`->` with no layer before it", statement.arrow,
                                                "an arrow joins two layers: `conv 6x5x5 -> relu`"))
@@ -258,7 +270,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     if isinstance(error, lark.UnexpectedCharacters):
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
         if before.endswith("="):
-            return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+            return _missing_after_equal(before, span)
         return Diagnostic(f"unexpected character {_shown_character(char)}", span,
                           "layers are words followed by numbers, sizes like 6x5x5 and key=value options")
 
@@ -280,7 +292,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
             return Diagnostic("`->` with no layer after it", Span(path, line, column, column + 2),
                               "remove the trailing `->` or add a layer after it")
         if before.endswith("="):
-            return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+            return _missing_after_equal(before, span)
         return Diagnostic("unexpected end of file", span)
 
     if token_type == "ARROW":
@@ -290,7 +302,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
             return Diagnostic("doubled arrow `-> ->`", span, "remove one of the `->`")
         return Diagnostic("`->` with no layer before it", span, "an arrow joins two layers: `conv 6x5x5 -> relu`")
     if before.endswith("="):
-        return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+        return _missing_after_equal(before, span)
     if token_type == "NAME" and before.endswith("}"):
         return Diagnostic(f"`{value}` starts a new statement on the same line",
                           Span(path, line, column, column + len(value)),
@@ -308,6 +320,21 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     message = f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`"
     return Diagnostic(message, Span(path, line, column, column + max(1, len(value.strip()))),
                       _expected_hint(getattr(error, "expected", set())))
+
+
+_NAMING = re.compile(r"^[\t ]*([A-Za-z_][A-Za-z0-9_.]*)[\t ]*=$")
+
+
+def _missing_after_equal(before: str, span: Span) -> Diagnostic:
+    """Nothing after `=`: of an option (`stride=`, indented in a train section), or of a
+    statement naming a chain (`a =`, at the start of a line or after `;`)."""
+    *earlier, statement = before.rsplit(";", 1)
+    statement = statement.lstrip() if earlier else statement
+    naming = _NAMING.match(statement)
+    if naming and not statement[:1].isspace():
+        return Diagnostic(f"missing chain after `{naming.group(1)} =`", span,
+                          f"name the value of a chain: `{naming.group(1)} = input -> dense 10`")
+    return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
 
 
 def _shown_character(char: str) -> str:

@@ -22,11 +22,9 @@ MAX_LAYERS = 50_000  # after expanding blocks and repeats: past this, `repeat 10
 BLOCK_KIND = "group"  # a block use becomes a node of this kind: a named sub-stack holding the block's layers
 
 
-def expand(layers: Sequence[ast.Layer], blocks: dict[str, ast.BlockDef], report: Report) -> list[Use]:
-    return _Expander(blocks, report).sequence(layers, Context())
+class Expander:
+    """Expands layers, one line after another: the limit on layers made counts them all."""
 
-
-class _Expander:
     def __init__(self, blocks: dict[str, ast.BlockDef], report: Report):
         self.blocks = blocks
         self.report = report
@@ -44,7 +42,8 @@ class _Expander:
                     uses.extend(self.layer(layer, ctx))
             else:
                 what = {ast.ModelDecl: "`model`", ast.InputDecl: "`input`", ast.BlockDef: "a block definition",
-                        ast.TrainSection: "a `train` section"}[type(item)]
+                        ast.TrainSection: "a `train` section", ast.Assignment: "a named tensor (`x = ...`)",
+                        ast.OutputDecl: "`output`"}[type(item)]
                 self.report.error(item.span, f"{what} cannot appear inside a body", "move it to the top level of the file")
         return uses
 

@@ -115,8 +115,23 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "too_many_errors": (3, 7, 24, "dense units must be greater than 0, got 0"),
     # the file as a whole
     "no_input": (1, 1, 1, "the spec has no `input` line"),
-    "second_input": (3, 7, 1, "a second `input` line"),
+    "second_input": (2, 7, 2, "with several inputs, each needs a name"),
     "duplicate_name": (4, 15, 1, "layer name `fc` is used twice"),
+    # graphs: named tensors, merges of tensors, shared layers, outputs
+    "graph_undefined_tensor": (5, 5, 1, "undefined tensor `rihgt`"),
+    "graph_used_before_line": (4, 11, 1, "`b` is used before its line (line 5)"),
+    "graph_cycle": (3, 5, 1, "`b` is used before its line (line 4); cycle: a -> b -> a"),
+    "graph_defined_twice": (4, 1, 1, "tensor `h` is defined twice"),
+    "graph_unused": (4, 1, 1, "`extra` is never used"),
+    "graph_unused_line": (4, 1, 1, "the value of this line is never used"),
+    "graph_name_is_kind": (3, 1, 1, "tensor name `dense` is also a layer kind"),
+    "graph_merge_not_tensor": (4, 7, 1, "`proj` names a layer, not a tensor"),
+    "graph_merge_broadcast": (4, 11, 1, "add tensors do not broadcast: `photo` gives 3x32x32, `mask` gives 3x16x16 "
+                                        "(axis 1: 32 and 16)"),
+    "graph_reuse_arguments": (5, 25, 1, "`enc` reuses the layer from line 4; it takes no arguments"),
+    "graph_reuse_shape": (5, 25, 1, "`enc` reuses the layer from line 4, which reads 784; here it reads 1024"),
+    "graph_output_unknown": (6, 14, 1, "undefined tensor `parety`"),
+    "graph_no_head": (4, 1, 1, "with several inputs, a line must say which tensor it reads"),
 }
 
 # errors that must carry a "did you mean" hint
@@ -124,6 +139,7 @@ SUGGESTIONS = {
     "unknown_layer": "maxpool", "unknown_activation": "relu", "unknown_standalone_activation": "sigmoid",
     "unknown_option": "stride", "unknown_initializer": "he_normal", "unknown_input_kind": "image",
     "undefined_block": "basic", "unknown_train_option": "binary_crossentropy", "unknown_call_option": "betas",
+    "graph_undefined_tensor": "right", "graph_output_unknown": "parity",
 }
 
 
