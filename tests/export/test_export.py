@@ -30,7 +30,7 @@ from spec_compiler.text import Tokenizer
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.spec"))
 BIG = {"alexnet", "vgg16", "resnet18", "mobilenet", "efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small",
-       "regnet_y_400mf", "shufflenet_v2_x1_0", "unet", "convnext_tiny", "vit_b_16", "gpt2"}
+       "regnet_y_400mf", "shufflenet_v2_x1_0", "unet", "convnext_tiny", "vit_b_16", "gpt2", "bert_base"}
 SLOW = os.environ.get("SPECC_SLOW") == "1"
 PLUGIN = '''
 from spec_compiler import LayerKind, LayerParams, register

@@ -70,7 +70,8 @@ def test_small_gpt2_equals_the_reference_and_exports_the_table_once(tmp_path):
 @pytest.mark.skipif(not SLOW, reason="GPT-2 small, 124 M parameters: set SPECC_SLOW=1 to export and verify it")
 def test_gpt2_exports_with_parity(tmp_path):
     model = spec_compiler.load(SPEC)
-    report = model.export(tmp_path / "gpt2.onnx")
-    assert report.max_abs_diff <= 1e-4
+    report = model.export(tmp_path / "gpt2.onnx")  # refuses values beyond 1e-4 + 1e-3 x |value|
+    # untrained, the head's logits reach about 100 (x . a N(0, 1) row of 768): 1e-3 is 1e-5 of them
+    assert len(report.checks) == 2 and report.max_abs_diff <= 1e-3
     tables = [list(t.dims) for t in onnx.load(tmp_path / "gpt2.onnx", load_external_data=False).graph.initializer]
     assert tables.count([50257, 768]) == 1
