@@ -3,13 +3,19 @@ order, each layer registered once (a shared layer's second use runs the same mod
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from graph_models import siamese, two_head
 from lowering_checks import compiled, counted
 
+import spec_compiler
 from spec_compiler.backends.torch_build import SpecGraph, SpecModule
 from spec_compiler.backends.torch_source import emit_source, load_source
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def images(seed: int, batch: int = 3) -> torch.Tensor:
@@ -98,3 +104,22 @@ def test_emitted_source_computes_what_the_graph_module_does(make):
 def test_emitted_siamese_calls_the_one_encoder_for_both_towers():
     text = emit_source(siamese())
     assert text.count("self.enc = ") == 1 and text.count("self.enc(") == 4  # two towers, forward and logits
+
+
+def test_the_siamese_spec_s_towers_are_one_set_of_weights_that_a_step_moves_for_both():
+    model = spec_compiler.load(ROOT / "specs" / "siamese.spec")
+    module = model.build(seed=0)
+    assert not any(key.startswith("enc_2.") for key in module.state_dict())
+    assert counted(module)[0] == model.summary()["total_params"]
+    left, right = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    towers = [step.body for step in module.plan[:2]]  # a = left -> tower name=enc; b = right -> enc
+    with torch.no_grad():
+        before = [tower(left) for tower in towers]
+    torch.testing.assert_close(before[0], before[1])  # one function: the same image, the same code
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+    torch.nn.functional.binary_cross_entropy(module(left, right), torch.ones(4, 1)).backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = [tower(left) for tower in towers]
+    assert not torch.allclose(after[0], before[0]) and not torch.allclose(after[1], before[1])
+    torch.testing.assert_close(after[0], after[1])
