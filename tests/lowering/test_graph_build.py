@@ -14,7 +14,6 @@ import spec_compiler
 from spec_compiler.backends.torch_build import SpecGraph, SpecModule
 from spec_compiler.backends.torch_source import emit_source, load_source
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
