@@ -16,7 +16,7 @@ from ..errors import Span, did_you_mean
 from ..ir import InputSpec
 from ..layers import REGISTRY
 from ..shapes import TensorType
-from ..train_config import TrainConfig
+from ..train_config import PER_OUTPUT_KEYS, TrainConfig
 from .bodies import marker_owners
 from .pydantic_errors import validate
 from .report import Report
@@ -184,7 +184,7 @@ def _train(section: ast.TrainSection, report: Report) -> TrainConfig | None:
         values[option.key] = ast.plain(option.value)
         spans[option.key] = option.value.span
     for key in list(spans):
-        if key not in TrainConfig.model_fields:
+        if key not in TrainConfig.model_fields and key.partition(".")[0] not in PER_OUTPUT_KEYS:
             report.error(next(o.span for o in section.options if o.key == key), f"unknown train option `{key}`",
                          did_you_mean(key, TrainConfig.model_fields) or
                          f"train options: {', '.join(TrainConfig.model_fields)}")
