@@ -43,9 +43,9 @@ from .callbacks import Callback, Checkpoint, MetricsLogger
 from .dataset import TensorSamples
 from .dataset_loader import Batches, StepPlan, batch_bounds, default_workers, derive, trains_batch_norm, validation_rows
 from .devices import amp_dtype, cpu_threads, pick_device
+from .multitask import check_per_output_keys, train_multitask
 from .options.augmentations import Augmenter
 from .options.metrics import measures
-from .multitask import check_per_output_keys, train_multitask
 from .output import RunOutput, open_output
 from .overrides import RunOptions, resolve_config, spec_relative_paths, split_overrides
 from .prepare import TrainingData, prepare_data, preprocess_record, run_record
