@@ -132,6 +132,10 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "graph_reuse_shape": (5, 25, 1, "`enc` reuses the layer from line 4, which reads 784; here it reads 1024"),
     "graph_output_unknown": (6, 14, 1, "undefined tensor `parety`"),
     "graph_no_head": (4, 1, 1, "with several inputs, a line must say which tensor it reads"),
+    # tied weights
+    "tie_shape": (5, 23, 1, "dense 1000 over 768 features has a 1000x768 weight; wte's table is 1000x64"),
+    "tie_unknown": (4, 23, 1, "`tie=wtf` names no earlier layer"),
+    "tie_no_table": (5, 23, 1, "`tie=proj`: dense `proj` has no table to share"),
 }
 
 # errors that must carry a "did you mean" hint
@@ -139,7 +143,7 @@ SUGGESTIONS = {
     "unknown_layer": "maxpool", "unknown_activation": "relu", "unknown_standalone_activation": "sigmoid",
     "unknown_option": "stride", "unknown_initializer": "he_normal", "unknown_input_kind": "image",
     "undefined_block": "basic", "unknown_train_option": "binary_crossentropy", "unknown_call_option": "betas",
-    "graph_undefined_tensor": "right", "graph_output_unknown": "parity",
+    "graph_undefined_tensor": "right", "graph_output_unknown": "parity", "tie_unknown": "wte",
 }
 
 

@@ -13,12 +13,6 @@ from spec_compiler.shapes import TensorType
 from spec_compiler.train_config import TrainConfig
 
 
-class TiedDenseParams(REGISTRY["dense"].params):
-    """Dense's schema with `tie=` (whether or not the registry's schema has it yet)."""
-
-    tie: str | None = None
-
-
 def span(line: int, column: int = 1, width: int = 4) -> Span:
     return Span("graph.spec", line, column, column + width)
 
@@ -100,7 +94,7 @@ def lm(tie: str, units: int = 100, table: str = "embedding") -> ModelIR:
     tokens = InputSpec("tokens", TensorType((16,), "int", 100), span(1), "input")
     first = (node("embedding", "wte", 2, units=8) if table == "embedding"
              else node("dense", "wte", 2, units=8))
-    head = Node("dense", "dense_1", TiedDenseParams(units=units, tie=tie, activation="softmax"), span(3, 1, 5))
+    head = Node("dense", "dense_1", REGISTRY["dense"].params(units=units, tie=tie, activation="softmax"), span(3, 1, 5))
     return model([tokens], [Step("output", ("input",), (first, head), span(2))], ["output"], LM)
 
 
