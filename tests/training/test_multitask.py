@@ -92,3 +92,9 @@ def test_mistakes_in_per_output_training(digits, tmp_path):
                                            out=str(tmp_path / "c"))
     with pytest.raises(UsageError, match="trains on --data FILE.npz holding x, y_digit, y_parity"):
         spec_compiler.load(TWO_HEAD).train(progress=False, out=str(tmp_path / "d"))
+
+
+def test_evaluate_says_it_does_not_take_graphs_yet(trained):
+    out, _ = trained
+    with pytest.raises(UsageError, match="evaluate: not yet for a model with several inputs or outputs"):
+        spec_compiler.load(TWO_HEAD).evaluate(out)
