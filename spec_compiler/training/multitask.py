@@ -17,8 +17,9 @@ validation split (`validation_split`, default 0.2). The run folder holds the spe
 preprocess.json, run.json and weights.safetensors of the last epoch, as a chain's run does.
 
 Not yet for several outputs: --resume and checkpoints, --init-from, callbacks (early
-stopping, logs), DDP, --amp, --compile, workers, augmentation, normalization, a validation
-file, `specc evaluate`. They are refused where they are asked for.
+stopping, logs), DDP, --amp, --compile, workers, --steps-per-epoch, augmentation,
+normalization, a validation file, `metrics=`, `task=`, schedules, gradient clipping and
+`specc evaluate`. The options among them are refused where they are asked for.
 """
 
 from __future__ import annotations
@@ -75,8 +76,12 @@ def check_per_output_keys(model, config) -> None:
 def _refuse_options(options: RunOptions, config) -> None:
     asked = [flag for flag, given in (("--resume", options.resume), ("--init-from", options.init_from),
                                       ("--amp", options.amp), ("--compile", options.compile),
-                                      ("--workers", options.workers), ("validation_data", config.validation_data),
-                                      ("augment", config.augment), ("normalize", config.normalize))
+                                      ("--workers", options.workers), ("--steps-per-epoch", config.steps_per_epoch),
+                                      ("validation_data", config.validation_data), ("augment", config.augment),
+                                      ("normalize", config.normalize), ("early_stopping", config.early_stopping),
+                                      ("metrics", config.metrics), ("task", config.task),
+                                      ("clip_norm", config.clip_norm), ("clip_value", config.clip_value),
+                                      ("schedule", config.schedule.kind != "constant"))
              if given]
     if asked:
         raise UsageError(f"{asked[0]}: not yet for a model with several outputs (see docs/training.md, Multi-task)")

@@ -98,3 +98,9 @@ def test_evaluate_says_it_does_not_take_graphs_yet(trained):
     out, _ = trained
     with pytest.raises(UsageError, match="evaluate: not yet for a model with several inputs or outputs"):
         spec_compiler.load(TWO_HEAD).evaluate(out)
+
+
+def test_options_not_yet_taken_by_a_graph_are_refused(digits, tmp_path):
+    with pytest.raises(UsageError, match="early_stopping: not yet for a model with several outputs"):
+        spec_compiler.load(TWO_HEAD).train(data=str(digits), early_stopping=True, progress=False,
+                                           out=str(tmp_path / "e"))
