@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from os.path import commonprefix
 
 from .errors import Diagnostic, Span, SpecError, did_you_mean
 from .ir import InputSpec, ModelIR, Node, Step
@@ -131,15 +132,24 @@ def infer(ir: ModelIR, limits: Limits = Limits()) -> ModelInfo:
     return info
 
 
+@dataclass
+class _Known:
+    """The model being inferred and every layer inferred so far, by path (bodies' too):
+    what a tie (`tie=wte`) and a further use of a layer look back at."""
+
+    ir: ModelIR
+    layers: dict[str, LayerInfo] = field(default_factory=dict)
+
+
 class _Graph:
     """What inference knows so far: each named tensor's type and producer, and every
     layer inferred (by path), for shared uses and ties to look back at."""
 
     def __init__(self, ir: ModelIR):
         self.ir = ir
+        self.known = _Known(ir)
         self.tensors: dict[str, TensorType] = {}
         self.producers: dict[str, _Producer] = {}
-        self.layers: dict[str, LayerInfo] = {}
         for spec in ir.inputs:
             self.tensors[spec.name] = spec.type
             word = f"input {spec.kind}" if len(ir.inputs) == 1 else f"input {spec.name}"
@@ -165,54 +175,49 @@ class _Graph:
     def node(self, node: Node, x: TensorType, producer: _Producer, merged: tuple[TensorType, ...] | None) -> LayerInfo:
         if node.shares is not None:
             self._check_reuse(node, x)
-        info = _infer_node(node, x, "", producer, self.ir, merged)
+        info = _infer_node(node, x, "", producer, self.known, merged)
         if node.shares is not None:
-            info = _without_params(info)
-        elif getattr(node.params, "tie", None):
-            info = self._tied(info)
-        self._remember(info)
+            info = self.known.layers[info.path] = _without_params(info)
         return info
 
-    def _remember(self, info: LayerInfo) -> None:
-        self.layers[info.path] = info
-        for body in info.children:
-            for child in body:
-                self._remember(child)
-
     def _check_reuse(self, node: Node, x: TensorType) -> None:
-        first = self.layers[node.shares]
+        first = self.known.layers[node.shares]
         if first.input != x:
             raise SpecError(Diagnostic(
                 f"`{node.shares}` reuses the layer from line {first.node.span.line}, which reads {first.input}; "
                 f"here it reads {x}", node.span,
                 "a shared layer must read the same shape at every use"), self.ir.source)
 
-    def _tied(self, info: LayerInfo) -> LayerInfo:
-        """A dense layer whose weight is an embedding's table: checked against the table,
-        and counted without that weight (it is counted at the embedding)."""
-        node = info.node
-        target = node.params.tie
-        where = _option_span(node, "tie", self.ir)
-        table = self.layers.get(target)
-        if table is None:
-            raise SpecError(Diagnostic(f"`tie={target}` names no earlier layer", where,
-                                       did_you_mean(target, self.layers)
-                                       or "tie= names an embedding defined before it: `embedding 768 name=wte`"),
-                            self.ir.source)
-        if not table.kind.weights.embedding or not table.output.dims:
-            raise SpecError(Diagnostic(f"`tie={target}`: {table.node.kind} `{target}` has no table to share", where,
-                                       "tie= names an embedding layer: `embedding 768 name=wte`"), self.ir.source)
-        columns = table.output.dims[-1]
-        rows = table.count.total // columns
-        units, features = info.output.dims[-1], info.input.dims[-1]
-        if (units, features) != (rows, columns):
-            raise SpecError(Diagnostic(
-                f"{_word(node, self.ir)} {units} over {features} features has a {units}x{features} weight; "
-                f"{target}'s table is {rows}x{columns}", where,
-                f"a layer tied to `{target}` needs {rows} units and {columns} input features"), self.ir.source)
-        count = info.count + Count(-units * features)
-        as_trained = Count(0, count.total) if node.params.frozen else info.as_trained + Count(-units * features)
-        return replace(info, count=count, as_trained=as_trained)
+
+def _tied(info: LayerInfo, known: _Known) -> LayerInfo:
+    """A dense layer whose weight is an embedding's table: checked against the table,
+    and counted without that weight (it is counted at the embedding)."""
+    node, ir = info.node, known.ir
+    target = node.params.tie
+    where = _option_span(node, "tie", ir)
+    table = known.layers.get(target)
+    if table is None:
+        # the layer of that name nearest to this one (in the same body, if there is one there)
+        by_path = sorted((path for path in known.layers if path.endswith(f".{target}")),
+                         key=lambda path: -len(commonprefix([path, info.path])))
+        hint = (f"a layer in a body is named by its path: did you mean `{by_path[0]}`?" if by_path
+                else did_you_mean(target, known.layers) or "tie= names an embedding defined before it: "
+                                                            "`embedding 768 name=wte`")
+        raise SpecError(Diagnostic(f"`tie={target}` names no earlier layer", where, hint), ir.source)
+    if not table.kind.weights.embedding or not table.output.dims:
+        raise SpecError(Diagnostic(f"`tie={target}`: {table.node.kind} `{target}` has no table to share", where,
+                                   "tie= names an embedding layer: `embedding 768 name=wte`"), ir.source)
+    columns = table.output.dims[-1]
+    rows = table.count.total // columns
+    units, features = info.output.dims[-1], info.input.dims[-1]
+    if (units, features) != (rows, columns):
+        raise SpecError(Diagnostic(
+            f"{_word(node, ir)} {units} over {features} features has a {units}x{features} weight; "
+            f"{target}'s table is {rows}x{columns}", where,
+            f"a layer tied to `{target}` needs {rows} units and {columns} input features"), ir.source)
+    count = info.count + Count(-units * features)
+    as_trained = Count(0, count.total) if node.params.frozen else info.as_trained + Count(-units * features)
+    return replace(info, count=count, as_trained=as_trained)
 
 
 def _naming_sources(error: SpecError, sources: tuple[str, ...]) -> SpecError:
@@ -242,13 +247,13 @@ def _option_span(node: Node, key: str, ir: ModelIR) -> Span:
     return node.span
 
 
-def _infer_sequence(nodes, x: TensorType, prefix: str, producer: _Producer, ir: ModelIR) -> tuple[LayerInfo, ...]:
+def _infer_sequence(nodes, x: TensorType, prefix: str, producer: _Producer, known: _Known) -> tuple[LayerInfo, ...]:
     infos: list[LayerInfo] = []
     for node in nodes:
-        info = _infer_node(node, x, prefix, producer, ir)
+        info = _infer_node(node, x, prefix, producer, known)
         infos.append(info)
         x = info.output
-        producer = _Producer(_word(node, ir), node.span.line)
+        producer = _Producer(_word(node, known.ir), node.span.line)
     return tuple(infos)
 
 
@@ -268,8 +273,8 @@ def _word(node: Node, ir: ModelIR) -> str:
 class _BodyInference:
     """The `InferBody` handed to structural rules: infers and remembers bodies."""
 
-    def __init__(self, node: Node, path: str, producer: _Producer, ir: ModelIR):
-        self.node, self.path, self.producer, self.ir = node, path, producer, ir
+    def __init__(self, node: Node, path: str, producer: _Producer, known: _Known):
+        self.node, self.path, self.producer, self.known = node, path, producer, known
         self.bodies = len(node.bodies)
         self.kinds = tuple(tuple(n.kind for n in body) for body in node.bodies)
         self.results: dict[int, tuple[LayerInfo, ...]] = {}
@@ -280,7 +285,7 @@ class _BodyInference:
         if key not in self._cache:  # a rule may ask twice; bodies are inferred once per input
             label = REGISTRY[self.node.kind].layout.label(index)
             prefix = f"{self.path}.{label}." if label else f"{self.path}."
-            self._cache[key] = _infer_sequence(self.node.bodies[index], x, prefix, self.producer, self.ir)
+            self._cache[key] = _infer_sequence(self.node.bodies[index], x, prefix, self.producer, self.known)
         infos = self._cache[key]
         self.results[index] = infos
         result = _summed(infos)
@@ -301,9 +306,10 @@ class _Sources:
         return BodyResult(self.types[index], Count(), 0)
 
 
-def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir: ModelIR,
+def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, known: _Known,
                 merged: tuple[TensorType, ...] | None = None) -> LayerInfo:
     """One node on input `x`; a merge at a step's head reads the `merged` tensors instead of bodies."""
+    ir = known.ir
     kind = REGISTRY[node.kind]
     path = prefix + node.name
     layout = kind.layout
@@ -320,7 +326,7 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
             as_trained = count
             flops = kind.flops(node.params, x, y)
         else:
-            bodies = _Sources(merged) if merged else _BodyInference(node, path, producer, ir)
+            bodies = _Sources(merged) if merged else _BodyInference(node, path, producer, known)
             if layout.parallel:
                 _check_parallel_bodies(bodies, x, ir)
             y = kind.shape(node.params, x, bodies)
@@ -349,7 +355,11 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
         as_trained = Count(0, count.total)
     child_bytes = sum(c.activation_bytes for body in children for c in body)
     own_bytes = 0 if layout is not None and layout.transparent else y.numel_estimate() * BYTES_PER_VALUE
-    return LayerInfo(node, path, x, y, count, as_trained, flops, own_bytes + child_bytes, children)
+    info = LayerInfo(node, path, x, y, count, as_trained, flops, own_bytes + child_bytes, children)
+    if getattr(node.params, "tie", None):
+        info = _tied(info, known)
+    known.layers[path] = info
+    return info
 
 
 def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:

@@ -19,9 +19,10 @@ def explicit_layer_names(lines) -> dict[str, Span]:
     """The `name=` of every layer written on a top-level line: these are layer names, and a
     later line may use one as a word to run that same layer again."""
     names: dict[str, Span] = {}
-    for line in lines:
-        chain = line.chain if isinstance(line, ast.Assignment) else line
-        for layer in getattr(chain, "layers", ()):
+    chains = [line.chain if isinstance(line, ast.Assignment) else line for line in lines
+              if isinstance(line, (ast.Chain, ast.Assignment))]
+    for chain in chains:
+        for layer in chain.layers:
             for option in layer.options:
                 if option.key == "name" and isinstance(option.value, (ast.Name, ast.String)):
                     names.setdefault(str(ast.plain(option.value)), option.value.span)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from spec_compiler import compile_source
 from spec_compiler.errors import Span, SpecError
 from spec_compiler.inference import infer
 from spec_compiler.ir import InputSpec, ModelIR, Node, OutputSpec, Step
@@ -123,3 +124,14 @@ def test_a_tie_to_a_layer_without_a_table_is_refused():
     graph = ModelIR("graph", (vector,), tokens_as_floats.steps, tokens_as_floats.outputs, TrainConfig(), "graph.spec", LM)
     with pytest.raises(SpecError, match="dense `wte` has no table to share"):
         infer(graph)
+
+
+def test_a_tie_inside_a_body_is_checked_and_counted_like_any_other():
+    block = "input tokens 16 vocab=100\nblock lm() { embedding 8 name=wte -> dense 100 tie=TARGET }\nlm\n"
+    model = compile_source(block.replace("TARGET", "lm_1.wte"))
+    assert model.info.count.total == 100 * 8 + 100
+    with pytest.raises(SpecError) as caught:
+        compile_source(block.replace("TARGET", "wte"))
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.message == "`tie=wte` names no earlier layer"
+    assert diagnostic.hint == "a layer in a body is named by its path: did you mean `lm_1.wte`?"

@@ -165,3 +165,18 @@ def test_a_graph_with_a_mistake_has_positioned_diagnostics_and_an_outline():
     assert (diagnostic.message, diagnostic.span.line, diagnostic.span.column) == ("undefined tensor `c`", 5, 7)
     names = [symbol.name for symbol in document_symbols(analysis, positions)]
     assert names == ["input", "input", "a", "b", "add a c", "dense 2"]
+
+
+def test_completion_offers_tensors_where_a_line_reads_one():
+    text = GRAPH + "c = \noutput \nconcat \n"  # being typed: the names come from the last text that parsed
+    parsed, positions = check(GRAPH)[0].spec, Positions(text)
+
+    def offered(line, character):
+        items = complete(check(text)[0].braces, parsed, positions, types.Position(line=line, character=character))
+        return [item.label for item in items]
+
+    after_name = offered(5, 4)
+    assert {"left", "right", "a", "b", "dense"} <= set(after_name) and "output" not in after_name
+    assert offered(6, 7) == ["left", "right", "a", "b"]
+    assert {"a", "b", "axis"} <= set(offered(7, 7))
+    assert {"output", "input", "dense"} <= set(labels("input vector 3\ndense 2\n\n", 2, 0))
