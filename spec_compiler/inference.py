@@ -314,11 +314,6 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, kno
     path = prefix + node.name
     layout = kind.layout
     children: tuple[tuple[LayerInfo, ...], ...] = ()
-    if prefix and getattr(node.params, "tie", None):  # ties are checked and counted per line (_Graph._tied)
-        raise SpecError(Diagnostic(
-            f"`tie={node.params.tie}` on a layer inside {prefix.rstrip('.')}: a tied layer must be a line's own layer",
-            _option_span(node, "tie", ir), "write the tied layer on a line of its own, after the block or branches"),
-            ir.source)
     try:
         if layout is None:
             y = kind.shape(node.params, x)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import pytest
 import torch
 from lowering_checks import check_model, counted
 
-from spec_compiler import SpecError, compile_source
+from spec_compiler import compile_source
 from spec_compiler.backends.torch_source import emit_source, load_source
 from spec_compiler.export.weights import load_weights
 from spec_compiler.run.folder import RunFolder
@@ -94,10 +93,12 @@ def test_the_onnx_file_holds_the_table_once(tmp_path):
     assert [tensor.dims for tensor in graph.initializer].count([40, 16]) == 1
 
 
-def test_a_tie_inside_a_block_is_refused_at_its_option():
-    source = "input tokens 16 vocab=100\nembedding 8 name=wte\nblock head() { dense 100 bias=false tie=wte }\nhead\n"
-    with pytest.raises(SpecError) as caught:
-        compile_source(source, "nested.spec")
-    (diagnostic,) = caught.value.diagnostics
-    assert diagnostic.message == "`tie=wte` on a layer inside head_1: a tied layer must be a line's own layer"
-    assert (diagnostic.span.line, diagnostic.span.column) == (3, 37)
+def test_a_tie_inside_a_block_shares_the_table_named_by_its_path():
+    source = ("input tokens 12 vocab=40\nembedding 16 name=wte\n"
+              "block head() { layernorm -> dense 40 bias=false tie=wte }\nhead\n")
+    model = compile_source(source, "nested.spec")
+    module = check_model(model)
+    assert module.tied == [("head_1.dense_1.weight", "wte.weight")]
+    assert module.head_1.dense_1.weight is module.wte.weight
+    assert counted(module)[0] == model.summary()["total_params"] == 40 * 16 + 2 * 16
+    assert "self.head_1.dense_1.weight = self.wte.weight" in emit_source(model)
