@@ -15,6 +15,8 @@ from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError
+from .expression_syntax import ExpressionRules
+from .limits import MAX_DIMS, MAX_INTEGER
 from .parse_tables import cached_lark
 from .source import check_size, normalize_source
 
@@ -23,8 +25,6 @@ MAX_NESTING = 50  # `{ }` bodies inside one another; real models nest a handful
 # Finding each further syntax error parses the file again (with the bad line blanked):
 # at most this many characters of parsing in all, so a large file stops after a few.
 MAX_REPARSE_CHARACTERS = 200_000
-MAX_INTEGER = 2**63 - 1  # what a PyTorch size or seed can hold
-MAX_DIMS = 16  # parts of a size like 3x224x224 (products of more could not even be printed)
 _STRING_ESCAPE = re.compile(r"\\([\\\"'])")
 
 
@@ -50,7 +50,7 @@ def _span(path: str, item) -> Span:
     return Span(path, meta.line, meta.column, end)
 
 
-class _ToAst(Transformer):
+class _ToAst(ExpressionRules, Transformer):
     def __init__(self, path: str):
         super().__init__()
         self.path = path
@@ -100,7 +100,7 @@ class _ToAst(Transformer):
         return ast.Name(str(token), self._s(token))
 
     def call(self, children):
-        name, *rest = children
+        name, *rest = children  # the `(`, `,` and `)` are not kept
         rest = [r for r in rest if r is not None]
         args = tuple(r for r in rest if not isinstance(r, ast.Option))
         options = tuple(r for r in rest if isinstance(r, ast.Option))
@@ -259,6 +259,8 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
         if before.endswith("="):
             return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+        if char == "/":
+            return Diagnostic("unexpected character `/`", span, "`//` divides whole numbers: `c//2`")
         return Diagnostic(f"unexpected character {_shown_character(char)}", span,
                           "layers are words followed by numbers, sizes like 6x5x5 and key=value options")
 
@@ -321,7 +323,7 @@ def _expected_hint(expected: set[str]) -> str | None:
     readable = {
         "NAME": "a name", "NUMBER": "a number", "DIMS": "a size like 3x3", "LBRACE": "`{`",
         "RBRACE": "`}`", "ARROW": "`->`", "EQUAL": "`=`", "_NL": "a new line",
-        "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "STRING": "a string",
+        "OPEN": "`(`", "CLOSE": "`)`", "COMMA": "`,`", "STRING": "a string", "QMARK": "`?`",
     }
     words = sorted({readable[e] for e in expected if e in readable})
     return f"expected {' or '.join(words)}" if words else None
