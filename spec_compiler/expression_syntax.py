@@ -4,10 +4,15 @@ so that an error caret underlines the whole expression and `specc fmt` can copy 
 
 from __future__ import annotations
 
-from lark import Token
+from lark import Token, Tree
 
 from . import ast
 from .errors import Span
+
+# Values inside values (`((c))`, `1+1+1`, `[[1]]`): past this the tree would exhaust
+# Python's stack when transformed and computed; real specs nest a handful.
+MAX_VALUE_NESTING = 50
+NESTING_RULES = frozenset({"binary", "negate", "group", "size", "list", "call"})
 
 
 class ExpressionRules:
@@ -34,3 +39,24 @@ def spanning(first: Span, last: Span) -> Span:
     """From the start of `first` to the end of `last` (with no end column when it crosses lines)."""
     end = last.end_column if last.line == first.line else None
     return Span(first.file, first.line, first.column, end)
+
+
+def too_deeply_nested(tree: Tree) -> Token | None:
+    """The first token of a value nested more than MAX_VALUE_NESTING deep, or None. The
+    walk keeps its own stack, so that a deep tree cannot exhaust Python's."""
+    stack: list[tuple[Tree | Token | None, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        depth += node.data in NESTING_RULES
+        if depth > MAX_VALUE_NESTING:
+            return _first_token(node)
+        stack.extend((child, depth) for child in node.children)
+    return None
+
+
+def _first_token(node: Tree) -> Token:
+    while not isinstance(node, Token):
+        node = next(child for child in node.children if child is not None)
+    return node

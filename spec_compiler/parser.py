@@ -15,7 +15,7 @@ from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError
-from .expression_syntax import ExpressionRules
+from .expression_syntax import MAX_VALUE_NESTING, ExpressionRules, too_deeply_nested
 from .limits import MAX_DIMS, MAX_INTEGER
 from .parse_tables import cached_lark
 from .source import check_size, normalize_source
@@ -216,6 +216,10 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
         line, column = too_deep
         raise SpecError(Diagnostic(f"bodies nested more than {MAX_NESTING} deep", Span(path, line, column, column + 1),
                                    "flatten the structure, or define a block for the inner part"), source)
+    deep_value = too_deeply_nested(tree)
+    if deep_value is not None:
+        raise SpecError(Diagnostic(f"a value nested more than {MAX_VALUE_NESTING} deep", _span(path, deep_value),
+                                   "write it with fewer parentheses, operators or lists inside lists"), source)
     try:
         statements = _ToAst(path).transform(tree)
     except lark.exceptions.VisitError as error:  # a SpecError of the transformer: a number too large, a stray `->`
