@@ -103,7 +103,7 @@ def _too_many(kind: LayerKind, layer: ast.Layer, extra: ast.Value, args: list[as
                      did_you_mean(extra.name, ctx.bindings) or "only the block's parameters can be used as values")
     elif isinstance(extra, ast.Number) and extra.value < 0 and extra is not args[0] and any(extra is a for a in layer.args):
         # written `-1` after another argument, where `c -1` was meant as `c-1`
-        before = ast.written(args[[id(a) for a in args].index(id(extra)) - 1])
+        before = ast.written(layer.args[[id(a) for a in args].index(id(extra)) - 1])  # as written: `c`, not its value
         report.error(extra.span, f"too many arguments for `{layer.word}`",
                      f"a sign after a space starts an argument of its own; to subtract, write "
                      f"`{before}-{ast.written(extra)[1:]}` or `{before} - {ast.written(extra)[1:]}`")

@@ -132,7 +132,7 @@ def test_a_sign_after_a_space_starts_an_argument():
     assert (clip.params.min, clip.params.max) == (-2, 2)
     error = _error(_in_block("c", "dense c -1", "b 3"))
     assert error.first.message == "too many arguments for `dense`"
-    assert error.first.hint == "a sign after a space starts an argument of its own; to subtract, write `3-1` or `3 - 1`"
+    assert error.first.hint == "a sign after a space starts an argument of its own; to subtract, write `c-1` or `c - 1`"
 
 
 def test_a_call_needs_its_parenthesis_right_after_the_name():
