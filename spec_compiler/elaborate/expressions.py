@@ -51,23 +51,19 @@ class _Evaluator:
             if value.name in self.bindings:
                 return self.bindings[value.name]
             if is_size_word(value.name, self.bindings):
-                return ast.Dims(self.size_word(value.name, value), value.span, computed=True)
+                return self.dims(self.size_word(value.name, value), value)
             return value
         if isinstance(value, ast.ListValue):
             return ast.ListValue(tuple(map(self.value, value.items)), value.span)
         if isinstance(value, ast.Call):
             if _size_call(value, self.bindings):  # `cx(h*w)`: the parser took `cx(` for a call
-                return ast.Dims((*self.size_word(value.name[:-1], value), *self.factor(value.args[0])), value.span,
-                                computed=True)
+                return self.dims((*self.size_word(value.name[:-1], value), *self.factor(value.args[0])), value)
             return ast.Call(value.name, tuple(map(self.value, value.args)),
                             tuple(ast.Option(o.key, self.value(o.value), o.span) for o in value.options), value.span)
         if isinstance(value, ast.Group):
             return self.value(value.inner)
         if isinstance(value, ast.Size):
-            items = [item for factor in value.factors for item in self.factor(factor)]
-            if len(items) > MAX_DIMS:
-                raise self.error(value, f"a size with {len(items)} parts: at most {MAX_DIMS}")
-            return ast.Dims(tuple(items), value.span, computed=True)
+            return self.dims(tuple(item for factor in value.factors for item in self.factor(factor)), value)
         if isinstance(value, (ast.Binary, ast.Negate)):
             return ast.Number(self.integer(value), value.span)
         return value
@@ -116,7 +112,7 @@ class _Evaluator:
 
     def bound_integer(self, name: ast.Name, bound: ast.Value) -> int:
         """The whole number a parameter stands for here, or an error saying what it is instead."""
-        given = f" (given at line {bound.span.line})" if bound.span else ""
+        given = f" (given at line {bound.span.line})"
         if isinstance(bound, ast.Number) and isinstance(bound.value, int):
             return bound.value
         if isinstance(bound, ast.Number):
@@ -129,6 +125,11 @@ class _Evaluator:
                          "pass a whole number for it")
 
     # --- sizes --------------------------------------------------------------------
+
+    def dims(self, items: tuple[int | str, ...], node: ast.Value) -> ast.Dims:
+        if len(items) > MAX_DIMS:
+            raise self.error(node, f"a size with {len(items)} parts: at most {MAX_DIMS}")
+        return ast.Dims(items, node.span, computed=True)
 
     def factor(self, node: ast.Value) -> tuple[int | str, ...]:
         """The parts one factor of a size gives: `(2*c)` one, a parameter bound to `3x3` two."""
@@ -178,8 +179,7 @@ class _Evaluator:
         names = dict.fromkeys(n.name for n in _names_in(node) if n.name in self.bindings)
         if not names:
             return None
-        shown = [f"{name} = {ast.written(self.bindings[name])}"
-                 + (f" (line {self.bindings[name].span.line})" if self.bindings[name].span else "") for name in names]
+        shown = [f"{name} = {ast.written(self.bindings[name])} (line {self.bindings[name].span.line})" for name in names]
         return "with " + ", ".join(shown)
 
 
