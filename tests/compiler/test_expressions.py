@@ -236,3 +236,11 @@ def test_deep_nesting_is_an_error_not_a_crash():
 def test_a_huge_number_in_a_size_word_is_refused_before_it_is_read():
     error = _error(_in_block("c", f"conv 2 cx{'9' * 30}", "b 3", "input image 1x8x8"))
     assert "has a part too large" in error.first.message
+
+
+def test_the_editor_finds_a_parameter_inside_an_expression():
+    from spec_compiler.lsp.symbols import PARAMETER, Symbol, index_symbols
+
+    spec = parse("block b(c, e=2*c) {\n  dense 4*c -> dense (c+1)//e\n}\n")
+    references = index_symbols(spec).references(Symbol(PARAMETER, "c", "b"))
+    assert [(s.line, s.column) for s in references] == [(1, 9), (1, 16), (2, 11), (2, 23)]
