@@ -94,8 +94,12 @@ def _stray_activation(layer: ast.Layer, args: list[ast.Value], values: dict, act
 def _too_many(kind: LayerKind, layer: ast.Layer, extra: ast.Value, args: list[ast.Value], activations: list[str],
               ctx: Context, report: Report) -> None:
     """A positional argument past the kind's slots: a misspelt activation, a word that
-    is not a block parameter, or simply one too many."""
-    if kind.takes_activation and isinstance(extra, ast.Name) and extra is args[-1]:
+    is not a block parameter, a size written with spaces, or simply one too many."""
+    spaced_x = next((a for a in args[1:-1] if isinstance(a, ast.Name) and a.name == "x"), None)
+    if spaced_x is not None:
+        report.error(spaced_x.span, "a size is written without spaces around its `x`",
+                     "write `3x3`, `kxk`, `3xk` or `(2*c)x(h*w)`")
+    elif kind.takes_activation and isinstance(extra, ast.Name) and extra is args[-1]:
         report.error(extra.span, f"unknown activation `{extra.name}`",
                      did_you_mean(extra.name, activations) or f"activations: {', '.join(activations)}")
     elif isinstance(extra, ast.Name) and ctx.block:

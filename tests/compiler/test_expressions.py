@@ -199,6 +199,8 @@ def test_spans_cover_the_whole_expression():
      "the parts of a size are whole numbers of at least 1: got 0", None),
     (_in_block("c", "dense c*c*c", "b 3000000000"), (3, 9),
      "`c*c*c` is too large: whole numbers are at most 9,223,372,036,854,775,807", "with c = 3000000000 (line 5)"),
+    (_in_block("c, h, w", "reshape c x h*w", "b 3 2 2"), (3, 13), "a size is written without spaces around its `x`",
+     "write `3x3`, `kxk`, `3xk` or `(2*c)x(h*w)`"),
     ("input vector 4\ndense 10/2\n", (2, 9), "unexpected character `/`", "`//` divides whole numbers: `c//2`"),
     ("input vector 4\nrepeat 2-2 { dense 2 }\n", (2, 8), "repeat needs one whole number of times, at least 1",
      "write `repeat 3 { ... }`"),
