@@ -15,6 +15,8 @@ from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError
+from .expression_syntax import MAX_VALUE_NESTING, ExpressionRules, too_deeply_nested
+from .limits import MAX_DIMS, MAX_INTEGER
 from .parse_tables import cached_lark
 from .source import check_size, normalize_source
 
@@ -23,8 +25,6 @@ MAX_NESTING = 50  # `{ }` bodies inside one another; real models nest a handful
 # Finding each further syntax error parses the file again (with the bad line blanked):
 # at most this many characters of parsing in all, so a large file stops after a few.
 MAX_REPARSE_CHARACTERS = 200_000
-MAX_INTEGER = 2**63 - 1  # what a PyTorch size or seed can hold
-MAX_DIMS = 16  # parts of a size like 3x224x224 (products of more could not even be printed)
 _STRING_ESCAPE = re.compile(r"\\([\\\"'])")
 
 
@@ -50,7 +50,7 @@ def _span(path: str, item) -> Span:
     return Span(path, meta.line, meta.column, end)
 
 
-class _ToAst(Transformer):
+class _ToAst(ExpressionRules, Transformer):
     def __init__(self, path: str):
         super().__init__()
         self.path = path
@@ -100,7 +100,7 @@ class _ToAst(Transformer):
         return ast.Name(str(token), self._s(token))
 
     def call(self, children):
-        name, *rest = children
+        name, *rest = children  # the `(`, `,` and `)` are not kept
         rest = [r for r in rest if r is not None]
         args = tuple(r for r in rest if not isinstance(r, ast.Option))
         options = tuple(r for r in rest if isinstance(r, ast.Option))
@@ -228,6 +228,10 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
         line, column = too_deep
         raise SpecError(Diagnostic(f"bodies nested more than {MAX_NESTING} deep", Span(path, line, column, column + 1),
                                    "flatten the structure, or define a block for the inner part"), source)
+    deep_value = too_deeply_nested(tree)
+    if deep_value is not None:
+        raise SpecError(Diagnostic(f"a value nested more than {MAX_VALUE_NESTING} deep", _span(path, deep_value),
+                                   "write it with fewer parentheses, operators or lists inside lists"), source)
     try:
         statements = _ToAst(path).transform(tree)
     except lark.exceptions.VisitError as error:  # a SpecError of the transformer: a number too large, a stray `->`
@@ -271,6 +275,8 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
         if before.endswith("="):
             return _missing_after_equal(before, span)
+        if char == "/":
+            return Diagnostic("unexpected character `/`", span, "`//` divides whole numbers: `c//2`")
         return Diagnostic(f"unexpected character {_shown_character(char)}", span,
                           "layers are words followed by numbers, sizes like 6x5x5 and key=value options")
 
@@ -348,7 +354,7 @@ def _expected_hint(expected: set[str]) -> str | None:
     readable = {
         "NAME": "a name", "NUMBER": "a number", "DIMS": "a size like 3x3", "LBRACE": "`{`",
         "RBRACE": "`}`", "ARROW": "`->`", "EQUAL": "`=`", "_NL": "a new line",
-        "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "STRING": "a string",
+        "OPEN": "`(`", "CLOSE": "`)`", "COMMA": "`,`", "STRING": "a string", "QMARK": "`?`",
     }
     words = sorted({readable[e] for e in expected if e in readable})
     return f"expected {' or '.join(words)}" if words else None

@@ -18,12 +18,14 @@ from ..layers import REGISTRY
 from ..shapes import TensorType
 from ..train_config import PER_OUTPUT_KEYS, TrainConfig
 from .bodies import marker_owners
+from .context import Context, substitute_all, substitute_or_report
 from .pydantic_errors import validate
 from .report import Report
 
 INPUT_KINDS = ("image", "vector", "sequence", "tokens")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_FOR_EVERY_LAYER = ("name", "frozen")
+TOP_LEVEL = Context()  # outside every block: an expression computes with numbers only
 
 
 class InputParams(BaseModel):
@@ -92,8 +94,12 @@ def _input(decl: ast.InputDecl, report: Report) -> InputSpec | None:
         report.error(decl.span, f"unknown input kind `{decl.kind}`",
                      did_you_mean(decl.kind, INPUT_KINDS) or f"use one of: {', '.join(INPUT_KINDS)}")
         return None
+    args = substitute_all(decl.args, TOP_LEVEL, report)
+    options = substitute_all([o.value for o in decl.options], TOP_LEVEL, report)
+    if args is None or options is None:
+        return None
     dims: list[int | str] = []
-    for arg in decl.args:
+    for arg in args:
         if isinstance(arg, ast.Dims):
             dims.extend(arg.items)
         elif isinstance(arg, ast.Number) and isinstance(arg.value, int) and arg.value > 0:
@@ -108,7 +114,7 @@ def _input(decl: ast.InputDecl, report: Report) -> InputSpec | None:
     if any(d == 0 for d in dims):
         report.error(decl.args[0].span, "an input size of 0", "every size must be at least 1")
         return None
-    params = validate(InputParams, {o.key: ast.plain(o.value) for o in decl.options},
+    params = validate(InputParams, {o.key: ast.plain(v) for o, v in zip(decl.options, options)},
                       {o.key: o.span for o in decl.options}, decl.span, "input", report)
     if params is None:
         return None
@@ -181,7 +187,10 @@ def _train(section: ast.TrainSection, report: Report) -> TrainConfig | None:
     for option in section.options:
         if option.key in values:
             report.error(option.span, f"`{option.key}` is set twice in the train section")
-        values[option.key] = ast.plain(option.value)
+        value = substitute_or_report(option.value, TOP_LEVEL, report)
+        if value is None:
+            continue
+        values[option.key] = ast.plain(value)
         spans[option.key] = option.value.span
     for key in list(spans):
         if key not in TrainConfig.model_fields and key.partition(".")[0] not in PER_OUTPUT_KEYS:

@@ -12,7 +12,7 @@ from ..errors import did_you_mean
 from ..layers import REGISTRY
 from ..layers.base import LayerKind
 from .bodies import marker_owners, split_bodies
-from .context import Context, substitute
+from .context import Context, substitute_all, substitute_or_report
 from .declarations import RESERVED_FOR_EVERY_LAYER
 from .report import Report
 from .uses import Use
@@ -75,7 +75,9 @@ class Expander:
         return [use] if use else []
 
     def repeat(self, layer: ast.Layer, ctx: Context) -> list[Use]:
-        args = [substitute(a, ctx) for a in layer.args]
+        args = substitute_all(layer.args, ctx, self.report)
+        if args is None:
+            return []
         if len(args) != 1 or not isinstance(args[0], ast.Number) or not isinstance(args[0].value, int) or args[0].value < 1:
             self.report.error(args[0].span if args else layer.span, "repeat needs one whole number of times, at least 1",
                               "write `repeat 3 { ... }`")
@@ -133,7 +135,9 @@ class Expander:
         and the use's own `name=` and `frozen=` options; None after reporting a mistake."""
         params = [p.name for p in block.params]
         bound: dict[str, ast.Value] = {}
-        args = [substitute(a, ctx) for a in layer.args]
+        args = substitute_all(layer.args, ctx, self.report)
+        if args is None:
+            return None
         if len(args) > len(params):
             self.report.error(args[len(params)].span, f"block `{block.name}` takes {len(params)} argument(s), got {len(args)}",
                               f"its parameters: ({', '.join(params)})")
@@ -151,14 +155,22 @@ class Expander:
                 self.report.error(option.span, f"block argument `{option.key}` is given twice")
                 return None
             else:
-                bound[option.key] = substitute(option.value, ctx)
-        for param in block.params:
+                value = substitute_or_report(option.value, ctx, self.report)
+                if value is None:
+                    return None
+                bound[option.key] = value
+        for index, param in enumerate(block.params):
             if param.name not in bound:
                 if param.default is None:
                     self.report.error(layer.span, f"block `{block.name}` needs a value for `{param.name}`",
                                       f"call it as `{block.name} {' '.join(params)}` or with {param.name}=...")
                     return None
-                bound[param.name] = substitute(param.default, ctx)
+                # a default reads the parameters before it: `block b(c, e=4*c)`
+                earlier = {p: bound[p] for p in params[:index]}
+                value = substitute_or_report(param.default, Context(earlier, (*ctx.expanding, block)), self.report)
+                if value is None:
+                    return None
+                bound[param.name] = value
         return Context(bound, (*ctx.expanding, block)), own_options
 
     def registry_use(self, kind: LayerKind, layer: ast.Layer, ctx: Context) -> Use | None:

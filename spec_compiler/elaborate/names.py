@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .. import ast
 from ..ir import Node
 from .check import Checked
-from .context import Context, substitute
+from .context import Context, substitute_or_report
 from .declarations import NAME_PATTERN
 from .report import Report
 
@@ -60,7 +60,9 @@ def name_nodes(checked: Sequence[Checked], report: Report, scope: Scope | None =
 def _node_name(base: str, explicit: ast.Option | None, scope: Scope, ctx: Context, report: Report) -> str | None:
     if explicit is None:
         return scope.auto_name(base)
-    value = substitute(explicit.value, ctx)
+    value = substitute_or_report(explicit.value, ctx, report)
+    if value is None:
+        return None
     name = ast.plain(value)
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or keyword.iskeyword(name):
         report.error(value.span, f"layer name `{name}` is not a valid name", "use letters, digits and _, starting with a letter")

@@ -130,10 +130,8 @@ class _Collector:
         for value in values:
             if isinstance(value, ast.Name) and block is not None and _is_parameter(block, value.name):
                 yield Occurrence(Symbol(PARAMETER, value.name, block.name), value.span, False)
-            elif isinstance(value, ast.ListValue):
-                yield from self.values(value.items, block)
-            elif isinstance(value, ast.Call):
-                yield from self.values([*value.args, *(o.value for o in value.options)], block)
+            else:  # inside a list, a call or an expression (`4*c`)
+                yield from self.values(ast.operands(value), block)
 
 
 def _literal_name(value: ast.Value, block: ast.BlockDef | None) -> bool:

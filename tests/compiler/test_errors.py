@@ -90,6 +90,15 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "repeat_count": (3, 8, 1, "repeat needs one whole number of times, at least 1"),
     "body_marker_outside": (3, 1, 1, "`branch { }` is only allowed directly inside `concat`, `add`, "
                                   "`multiply`, `maximum`, `minimum` or `average`"),
+    # integer expressions (issue 10)
+    "expression_unknown_name": (4, 10, 1, "unknown name `chanels` in block `bottleneck`"),
+    "expression_division_by_zero": (4, 12, 1, "`c//(k-3)` divides by zero: `k-3` is 0"),
+    "expression_not_whole": (4, 9, 3, "`c` is 0.5 here (given at line 8), not a whole number"),
+    "expression_size_part": (4, 10, 1, "the parts of a size are whole numbers of at least 1: `k-2` is 0 here"),
+    "expression_too_large": (4, 9, 1, "`c*c*c` is too large: whole numbers are at most 9,223,372,036,854,775,807"),
+    "expression_size_arithmetic": (4, 12, 1, "`kxk` is a size, not a number"),
+    "expression_slash": (3, 9, 1, "unexpected character `/`"),
+    "expression_sign_after_space": (4, 11, 1, "too many arguments for `dense`"),
     # kinds of data
     "embedding_float": (3, 1, 1, "embedding expects token ids, got 64 (a vector) (from input vector at line 2)"),
     "conv_on_tokens": (3, 1, 1, "conv1d expects float features, got token ids 100 (from input tokens at line 2)"),
@@ -144,6 +153,7 @@ SUGGESTIONS = {
     "unknown_option": "stride", "unknown_initializer": "he_normal", "unknown_input_kind": "image",
     "undefined_block": "basic", "unknown_train_option": "binary_crossentropy", "unknown_call_option": "betas",
     "graph_undefined_tensor": "right", "graph_output_unknown": "parity", "tie_unknown": "wte",
+    "expression_unknown_name": "channels",
 }
 
 
