@@ -8,8 +8,9 @@ writers ask for), so the layout needs no font files.
 Each layer is a box with its name, kind, output shape and parameters. A residual, concat
 or add puts its bodies side by side (an empty body, the identity shortcut, is a bare wire)
 and merges them in a rounded box; a block use, timedistributed or bidirectional is a
-dashed frame around its body. A graph spec is drawn in rows: its inputs, then each step
-one row below the tensors it reads (a merge of several in a rounded box), then its outputs.
+dashed frame around its body. A graph spec is drawn in rows: its inputs, then each line
+one row below the tensors it reads (a merge of several in a rounded box; a named line's
+layers in a frame labelled with its name), then its outputs.
 """
 
 from __future__ import annotations
@@ -238,7 +239,10 @@ def _graph_rows(info: ModelInfo) -> list[list[tuple[str, object, tuple[str, ...]
         rank[step.step.name] = 1 + max(rank[source] for source in sources)
         while len(rows) <= rank[step.step.name]:
             rows.append([])
-        rows[rank[step.step.name]].append((step.step.name, _Column(items), sources))
+        element = _Column(items)
+        if not step.step.name.startswith("_"):  # a named tensor: its layers framed under its name
+            element = _Framed((f"{step.step.name} =", shape_text(step.output)), "tensor", step.step.name, element)
+        rows[rank[step.step.name]].append((step.step.name, element, sources))
     rows.append([(f"output {name}", _Leaf((f"output {name}", shape_text(t)), "input", "output", name, INPUT_FILL),
                   (name,)) for name, t in info.outputs.items()])
     return rows

@@ -1,5 +1,6 @@
 """Drawing a graph spec (`specc draw`): a node per input and per output, merges of named
-tensors, shared uses marked, and the edges that carry a named tensor labelled with it."""
+tensors, shared uses marked, and the edges that carry a named tensor labelled with it (in
+the pictures, a named line's layers framed under its name)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def test_the_picture_puts_inputs_first_and_outputs_last():
     siamese_picture = layout_picture(siamese().info)
     merge = next(box for box in siamese_picture.boxes if box.role == "merge")
     assert sum(1 for wire in siamese_picture.wires if wire.points[-1] == (merge.x + merge.width // 2, merge.y)) == 2
+    assert [frame.path for frame in siamese_picture.frames if frame.kind == "tensor"] == ["a", "b", "similarity"]
+    assert siamese_picture.frames[0].lines[0] == "a ="
     svg = ET.fromstring(to_svg(siamese().info))
     assert svg.tag.endswith("svg")
     assert to_png(siamese().info).startswith(b"\x89PNG")
