@@ -41,8 +41,10 @@ def test_the_picture_puts_inputs_first_and_outputs_last():
     assert rows["input"] < rows["flatten_1"] < rows["dense_2"] < rows["digit"]
     assert rows["dense_2"] == rows["dense_3"]  # the two heads side by side
     siamese_picture = layout_picture(siamese().info)
-    merge = next(box for box in siamese_picture.boxes if box.role == "merge")
-    assert sum(1 for wire in siamese_picture.wires if wire.points[-1] == (merge.x + merge.width // 2, merge.y)) == 2
+    frame = next(frame for frame in siamese_picture.frames if frame.path == "similarity")
+    entry = (frame.x + frame.width // 2, frame.y)  # the merge's line: both towers' wires enter it
+    assert sum(1 for wire in siamese_picture.wires if wire.points[-1] == entry) == 2
+    assert [box.kind for box in siamese_picture.boxes if box.role == "merge"] == ["concat"]
     assert [frame.path for frame in siamese_picture.frames if frame.kind == "tensor"] == ["a", "b", "similarity"]
     assert siamese_picture.frames[0].lines[0] == "a ="
     svg = ET.fromstring(to_svg(siamese().info))
