@@ -104,3 +104,20 @@ def test_options_not_yet_taken_by_a_graph_are_refused(digits, tmp_path):
     with pytest.raises(UsageError, match="early_stopping: not yet for a model with several outputs"):
         spec_compiler.load(TWO_HEAD).train(data=str(digits), early_stopping=True, progress=False,
                                            out=str(tmp_path / "e"))
+
+
+def test_a_graph_of_two_inputs_trains_from_arrays_named_after_them(tmp_path):
+    """specs/siamese.spec: `left` and `right` in the .npz, its one output's target as `y`."""
+    rng = np.random.default_rng(0)
+    left, right = (rng.random((64, 1, 28, 28), dtype=np.float32) for _ in range(2))
+    same = rng.integers(0, 2, 64)
+    right[same == 1] = left[same == 1]  # a pair is "the same" when both images are
+    np.savez(tmp_path / "pairs.npz", left=left, right=right, y=same.astype(np.float32))
+    model = spec_compiler.load(ROOT / "specs" / "siamese.spec")
+    result = model.train(data=str(tmp_path / "pairs.npz"), epochs=2, out=str(tmp_path / "run"), progress=False)
+    assert [entry["epoch"] for entry in result.history] == [1, 2]
+    assert {"similarity_loss", "similarity_accuracy", "val_similarity_accuracy"} <= set(result.metrics)
+    assert RunFolder(tmp_path / "run").read_record().data.n_train == 51  # 64 less the validation fifth
+    np.savez(tmp_path / "left_only.npz", left=left, y=same.astype(np.float32))
+    with pytest.raises(SpecError, match="has no array right"):
+        model.train(data=str(tmp_path / "left_only.npz"), out=str(tmp_path / "run2"), progress=False)
