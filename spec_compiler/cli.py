@@ -246,7 +246,8 @@ def draw_command(spec, fmt, output, plugins, max_params, max_activation_memory):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The .onnx file to write.")
 @click.option("--opset", type=int, default=None,
               help="ONNX opset version: 13 to the newest the installed onnxruntime runs (default 17).")
-@click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Quantize to int8 with onnxruntime.")
+@click.option("--quantize", type=click.Choice(["int8", "int8-force"]), default=None,
+              help="Quantize to int8 with onnxruntime; int8 keeps fp32 where int8 is not faster, int8-force does not.")
 @click.option("--external-data", is_flag=True,
               help="Put the weights in OUT.onnx.data beside the .onnx (automatic for models over 1 GiB of weights).")
 @click.option("--simplify", is_flag=True, help="Simplify the graph with onnxslim; kept only if it verifies.")

@@ -223,9 +223,10 @@ def test_predict_npy_and_npz(lenet_onnx, tmp_path):
 def test_int8_lenet_static_quantization(lenet_run, tmp_path):
     model, folder = lenet_run
     result = CliRunner().invoke(main, ["export", str(folder / "model.spec"), "--weights", str(folder),
-                                       "-o", str(tmp_path / "lenet8.onnx"), "--quantize", "int8", "--json"])
+                                       "-o", str(tmp_path / "lenet8.onnx"), "--quantize", "int8-force", "--json"])
     assert result.exit_code == 0, result.output
     q = json.loads(result.output)["quantization"]
+    assert q["kept"] == "int8"
     assert q["method"].startswith("static QDQ")
     assert "training data" in q["calibration"]
     assert q["size_ratio"] < 0.5
