@@ -33,7 +33,7 @@ def elaborate(spec: ast.SpecFile, max_errors: int = 20) -> ModelIR:
     report.raise_if_any(spec.source, max_errors)
     assert declared.input is not None  # else an error was reported
     return chain(declared.model_name or _stem(spec.path), declared.input, tuple(nodes),
-                 train=declared.train, path=spec.path, source=spec.source, warnings=report.warnings)
+                 train_section=declared.train, path=spec.path, source=spec.source, warnings=report.warnings)
 
 
 def _stem(path: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -15,10 +15,12 @@ from ..errors import Span, did_you_mean
 from ..ir import InputSpec
 from ..layers import REGISTRY
 from ..shapes import TensorType
-from ..train_config import TrainConfig
 from .bodies import marker_owners
 from .pydantic_errors import validate
 from .report import Report
+
+if TYPE_CHECKING:  # pragma: no cover - imported where a spec has a train section
+    from ..train_config import TrainConfig
 
 INPUT_KINDS = ("image", "vector", "sequence", "tokens")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -37,14 +39,14 @@ class Declarations:
     input: InputSpec | None
     input_span: Span | None  # where `input` is written, even when it was rejected
     blocks: dict[str, ast.BlockDef]
-    train: TrainConfig
+    train: TrainConfig | None  # None: no train section
     layers: tuple[ast.Layer, ...]  # the top level's layers, chains flattened
 
 
 def declare(spec: ast.SpecFile, report: Report) -> Declarations:
     model_name: str | None = None
     input_spec: InputSpec | None = None
-    train = TrainConfig()
+    train = None
     blocks: dict[str, ast.BlockDef] = {}
     layers: list[ast.Layer] = []
     seen_model = seen_input = seen_train = None
@@ -164,6 +166,8 @@ def _define_block(block: ast.BlockDef, blocks: dict[str, ast.BlockDef], report: 
 
 
 def _train(section: ast.TrainSection, report: Report) -> TrainConfig | None:
+    from ..train_config import TrainConfig
+
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     for option in section.options:
