@@ -12,7 +12,8 @@ time far more than CPU time). Rows:
   its models use, click, lark, and importlib.metadata, which pydantic loads to look for
   plugins when it builds its first validator): the floor under specc's own work;
 - import spec_compiler: `python -c "import spec_compiler"` (names load on first use);
-- specc compile: `specc compile specs/lenet5.spec`, parser tables cached as after a first run;
+- specc compile: `specc compile specs/lenet5.spec` (what the console script runs), parser
+  tables cached as after a first run;
 - torchinfo: a process that imports torch and torchinfo, builds LeNet-5 by hand and prints
   torchinfo.summary of it (bench/compile_speed.py), when the `bench` extra is installed.
 
@@ -39,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compile_speed import TORCHINFO_PROCESS, specc_command  # a sibling benchmark script
+from compile_speed import TORCHINFO_PROCESS  # a sibling benchmark script
 from timing import best_of, interleaved, median, paired_ratio
 
 from spec_compiler.files import write_text_atomic
@@ -47,6 +48,9 @@ from spec_compiler.files import write_text_atomic
 ROOT = Path(__file__).resolve().parent.parent
 LENET = ROOT / "specs" / "lenet5.spec"
 TARGETS_S = {"import spec_compiler": 0.100, "specc compile": 0.150}
+# What the `specc` console script runs: pyproject's entry point (`run`; `main` in checkouts
+# older than it), with -P so that PYTHONPATH, not the current folder, says which checkout.
+SPECC = [sys.executable, "-P", "-c", "import spec_compiler.cli as cli; (getattr(cli, 'run', None) or cli.main)()"]
 DEPENDENCIES = ("from pydantic import BaseModel, Field, TypeAdapter; import pydantic.types, pydantic.json_schema; "
                 "import click, lark, importlib.metadata")
 
@@ -83,7 +87,7 @@ def commands(folder: Path) -> dict[str, list[str]]:
         "python": [sys.executable, "-c", "pass"],
         "dependencies": [sys.executable, "-c", DEPENDENCIES],
         "import spec_compiler": [sys.executable, "-c", "import spec_compiler"],
-        "specc compile": [*specc_command(), "compile", str(LENET)],
+        "specc compile": [*SPECC, "compile", str(LENET)],
     }
     if importlib.util.find_spec("torchinfo") and importlib.util.find_spec("torch"):
         script = folder / "torchinfo_summary.py"
