@@ -28,8 +28,9 @@ from ..errors import SpecError, UsageError
 from .data import run_data
 from .exporter import DEFAULT_OPSET, MIN_OPSET, TORCHSCRIPT_MAX_OPSET, max_opset, to_onnx
 from .external import PROTOBUF_LIMIT, Serialized, destination, inline_bytes, weight_bytes
+from .graph import export_graph
 from .metadata import finish, onnx_metadata
-from .passes import ExplicitSamePadding, ExposeLogits, shape_info
+from .passes import ExplicitSamePadding, ExposeLogits, ShareTransposedTables, shape_info
 from .prepare import LogitsGraph, Prepared, axis_names, prepare
 from .quantize import INT8_FORCED, QUANTIZE_CHOICES, quantize_int8
 from .report import ExportReport
@@ -49,6 +50,8 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
     if quantize is not None and quantize not in QUANTIZE_CHOICES:
         raise UsageError(f"--quantize {quantize}: one of {', '.join(QUANTIZE_CHOICES)}")
     output = Path(output)
+    if not model.ir.is_chain:
+        return export_graph(model, output, weights, opset, explicit, quantize, seed, external_data, simplify)
     p = prepare(model, weights, seed)
     # The exporters' own files: TorchScript writes the weights of a model over 2 GB beside its graph.
     with tempfile.TemporaryDirectory(prefix="specc-export-") as scratch:
@@ -111,6 +114,8 @@ class _Export:
         else:
             exported, exporter, seconds = to_onnx(p, model, self.opset, self.explicit, self.scratch)
         ExplicitSamePadding()(exported)
+        if getattr(p.module, "tied", None):
+            ShareTransposedTables()(exported)
         return shape_info(exported), exporter, seconds
 
     def runtime(self, graph: ir.Model, staged: Serialized) -> OrtGraph:
