@@ -36,7 +36,7 @@ from .dataset import (
     label_probe,
     stream_chunks,
 )
-from .readers import DIGITS
+from .readers import DIGITS, Raw
 from .target import Target
 from .tasks import TaskRules, resolve_task
 
@@ -143,7 +143,7 @@ def _validation_file(path: str, target: Target, task: TaskRules, tokenizer: Toke
     return TensorSamples(x, y)
 
 
-def _with_task_targets(raw, task: TaskRules, inputs: torch.Tensor | None):
+def _with_task_targets(raw: Raw, task: TaskRules, inputs: torch.Tensor | None) -> Raw:
     """The data with the task's targets. On disk, a task that makes its targets from the
     inputs (reconstruction) gets them batch by batch: the data keep no y, and FileSamples
     gives each batch's adapted inputs, before normalization, as its targets."""
