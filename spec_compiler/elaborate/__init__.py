@@ -33,7 +33,7 @@ def elaborate(spec: ast.SpecFile, max_errors: int = 20) -> ModelIR:
         report.error(declared.input_span, "the model has no layers", "add layers after the `input` line")
     report.raise_if_any(spec.source, max_errors)
     name = declared.model_name or _stem(spec.path)
-    rest = dict(train=declared.train, path=spec.path, source=spec.source, warnings=report.warnings)
+    rest = dict(train_section=declared.train, path=spec.path, source=spec.source, warnings=report.warnings)
     if graph.is_chain:
         return chain(name, declared.inputs[0], graph.steps[0].nodes, **rest)
     return ModelIR(name, declared.inputs, graph.steps, graph.outputs, **rest)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -16,11 +16,13 @@ from ..errors import Span, did_you_mean
 from ..ir import InputSpec
 from ..layers import REGISTRY
 from ..shapes import TensorType
-from ..train_config import PER_OUTPUT_KEYS, TrainConfig
 from .bodies import marker_owners
 from .context import Context, substitute_all, substitute_or_report
 from .pydantic_errors import validate
 from .report import Report
+
+if TYPE_CHECKING:  # pragma: no cover - imported where a spec has a train section
+    from ..train_config import TrainConfig
 
 INPUT_KINDS = ("image", "vector", "sequence", "tokens")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -40,14 +42,14 @@ class Declarations:
     inputs: tuple[InputSpec, ...]  # those accepted
     input_span: Span | None  # where the first `input` is written, even when it was rejected
     blocks: dict[str, ast.BlockDef]
-    train: TrainConfig
+    train: TrainConfig | None  # None: no train section
     lines: tuple[ast.Chain | ast.Assignment | ast.OutputDecl, ...]  # the top level's, in order
 
 
 def declare(spec: ast.SpecFile, report: Report) -> Declarations:
     model_name: str | None = None
     inputs: list[tuple[ast.InputDecl, InputSpec | None]] = []
-    train = TrainConfig()
+    train = None
     blocks: dict[str, ast.BlockDef] = {}
     lines: list[ast.Chain | ast.Assignment | ast.OutputDecl] = []
     seen_model = seen_train = None
@@ -182,6 +184,8 @@ def _define_block(block: ast.BlockDef, blocks: dict[str, ast.BlockDef], report: 
 
 
 def _train(section: ast.TrainSection, report: Report) -> TrainConfig | None:
+    from ..train_config import PER_OUTPUT_KEYS, TrainConfig
+
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     for option in section.options:

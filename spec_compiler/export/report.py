@@ -149,6 +149,8 @@ def _quantization_lines(q: dict[str, Any]) -> list[str]:
     if q["latency_ratio"] > 1.0:
         lines.append(f"    WARNING: the int8 model is SLOWER than fp32 at batch 1 "
                      f"({q['latency_ratio']:.2f}x the latency) on this machine")
+    if "kept" in q:
+        lines.append(f"    written: {q['kept']}: {q['kept_reason']}")
     top = "n/a (not a classifier)" if q["agreement"] is None else f"{q['agreement']:.4f}"
     if q.get("agreement_decided") is not None:
         top += f" (clear calls: {q['agreement_decided']:.4f})"

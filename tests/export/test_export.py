@@ -231,9 +231,10 @@ def test_predict_npy_and_npz(lenet_onnx, tmp_path):
 def test_int8_lenet_static_quantization(lenet_run, tmp_path):
     model, folder = lenet_run
     result = CliRunner().invoke(main, ["export", str(folder / "model.spec"), "--weights", str(folder),
-                                       "-o", str(tmp_path / "lenet8.onnx"), "--quantize", "int8", "--json"])
+                                       "-o", str(tmp_path / "lenet8.onnx"), "--quantize", "int8-force", "--json"])
     assert result.exit_code == 0, result.output
     q = json.loads(result.output)["quantization"]
+    assert q["kept"] == "int8"
     assert q["method"].startswith("static QDQ")
     assert "training data" in q["calibration"]
     assert q["size_ratio"] < 0.5
@@ -380,7 +381,9 @@ def test_parity_failure_fails_and_leaves_nothing(tmp_path, monkeypatch):
 
 def test_unexportable_layer_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECC_ONNX_EXPORTER", "torchscript")  # the dynamo fallback fails too, only slower
-    # The plugin's kind must not outlive this test (other tests list every registered word).
+    # The plugin's kind must not outlive this test (other tests list every registered word);
+    # every built-in kind is loaded first, so none is loaded into the copies only.
+    REGISTRY.kinds()
     monkeypatch.setattr(REGISTRY, "_kinds", dict(REGISTRY._kinds))
     monkeypatch.setattr(REGISTRY, "_names", dict(REGISTRY._names))
     monkeypatch.setitem(sys.modules, "specc_plugin_bessel_plugin", None)
