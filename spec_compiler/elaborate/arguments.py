@@ -28,6 +28,7 @@ def fill_arguments(kind: LayerKind, layer: ast.Layer, ctx: Context, activations:
     option_values = substitute_all([o.value for o in layer.options], ctx, report)
     if args is None or option_values is None:
         return None
+    args = join_spaced_sizes(args)
     if kind.takes_activation and args and isinstance(args[-1], ast.Name) and args[-1].name in activations:
         values["activation"], spans["activation"] = args[-1].name, args[-1].span
         args.pop()
@@ -64,6 +65,35 @@ def fill_arguments(kind: LayerKind, layer: ast.Layer, ctx: Context, activations:
         values[option.key] = ast.plain(value)
         spans[option.key] = value.span  # a block argument: where the use passes it
     return values, spans
+
+
+def join_spaced_sizes(args: list[ast.Value]) -> list[ast.Value]:
+    """`reshape c x h*w`: a lone `x` between two sizes joins them, as `cx(h*w)` would. (A
+    block parameter named `x` has been replaced by its value already.)"""
+    joined: list[ast.Value] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if (isinstance(arg, ast.Name) and arg.name == "x" and joined and index + 1 < len(args)
+                and _size_items(joined[-1]) and _size_items(args[index + 1])):
+            left, right = joined.pop(), args[index + 1]
+            span = left.span if right.span.line != left.span.line else \
+                Span(left.span.file, left.span.line, left.span.column, right.span.end_column)
+            joined.append(ast.Dims((*_size_items(left), *_size_items(right)), span, computed=True))
+            index += 2
+            continue
+        joined.append(arg)
+        index += 1
+    return joined
+
+
+def _size_items(value: ast.Value) -> tuple[int | str, ...]:
+    """The parts of a size a value can be: a whole number of at least 1, or a size."""
+    if isinstance(value, ast.Dims):
+        return value.items
+    if isinstance(value, ast.Number) and isinstance(value.value, int) and not isinstance(value.value, bool) and value.value >= 1:
+        return (value.value,)
+    return ()
 
 
 def _rest_span(size: ast.Dims) -> Span:

@@ -96,6 +96,14 @@ def test_a_size_call_form_reads_as_a_size():
     assert tuple(reshape.params.shape) == (2, 4)
 
 
+@pytest.mark.parametrize("written", ["reshape c x h*w", "reshape c x h * w", "reshape cx(h*w)"])
+def test_a_lone_x_between_sizes_joins_them(written):
+    (reshape,) = _compiled(_in_block("c, h, w", written, "b 2 2 2"))
+    assert tuple(reshape.params.shape) == (2, 4)
+    nodes = _compiled("input vector 24\nreshape 2 x 3 x 4\n")
+    assert tuple(nodes[-1].params.shape) == (2, 3, 4)
+
+
 def test_sizes_in_reshape_and_input():
     nodes = _compiled("input image (1+2)x(4*2)x8\nflatten\nreshape (3*8)x(8)\n")
     assert tuple(nodes[-1].params.shape) == (24, 8)
@@ -199,7 +207,7 @@ def test_spans_cover_the_whole_expression():
      "the parts of a size are whole numbers of at least 1: got 0", None),
     (_in_block("c", "dense c*c*c", "b 3000000000"), (3, 9),
      "`c*c*c` is too large: whole numbers are at most 9,223,372,036,854,775,807", "with c = 3000000000 (line 5)"),
-    (_in_block("c, h, w", "reshape c x h*w", "b 3 2 2"), (3, 13), "a size is written without spaces around its `x`",
+    (_in_block("c, h, w", "reshape c x 0", "b 3 2 2"), (3, 13), "a size is written without spaces around its `x`",
      "write `3x3`, `kxk`, `3xk` or `(2*c)x(h*w)`"),
     ("input vector 4\ndense 10/2\n", (2, 9), "unexpected character `/`", "`//` divides whole numbers: `c//2`"),
     ("input vector 4\nrepeat 2-2 { dense 2 }\n", (2, 8), "repeat needs one whole number of times, at least 1",
