@@ -57,7 +57,7 @@ class TrainingData:
     tokenizer: Tokenizer | None
     normalization: Normalization | None
     class_ids: bool  # the targets are class ids (int64), not values or probabilities
-    task: TaskRules  # what the outputs mean (training/tasks.py)
+    task: TaskRules | None  # what the output means (training/tasks.py); None: a graph's (multitask.py)
 
     @property
     def n_train(self) -> int:
