@@ -132,3 +132,17 @@ def test_a_siamese_graph_takes_steps_per_epoch_and_max_steps(tmp_path):
     assert [row["epoch"] for row in result.history] == [1, 2, 3]  # 2 + 2 + 1 steps
     assert {"similarity_loss", "similarity_accuracy", "val_similarity_loss"} <= set(result.metrics)
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 1
+
+
+def test_a_graph_compiles_and_starts_from_another_run_s_weights(digits, tmp_path):
+    model = spec_compiler.load(TWO_HEAD)
+    eager = model.train(data=digits, epochs=1, seed=4, out=str(tmp_path / "eager"), progress=False)
+    compiled = model.train(data=digits, epochs=1, seed=4, out=str(tmp_path / "compiled"), progress=False,
+                           compile="aot_eager")
+    assert RunFolder(tmp_path / "compiled").read_record().compile_s is not None
+    assert compiled.metrics["loss"] == pytest.approx(eager.metrics["loss"], rel=1e-4)
+    model.train(data=digits, epochs=1, seed=9, out=str(tmp_path / "tuned"), progress=False,
+                init_from=str(tmp_path / "eager"), lr=1e-9)
+    # a learning rate of 1e-9 leaves the weights it started from (seed 9 would build others)
+    start, tuned = weights(tmp_path / "eager"), weights(tmp_path / "tuned")
+    assert start.keys() == tuned.keys() and all(torch.allclose(start[k], tuned[k], atol=1e-6) for k in start)
