@@ -1,5 +1,8 @@
 """The fit loop behind `specc train` and `Model.train()`: epochs of steps over the run's
-samples (dataset.py), with callbacks (callbacks.py) at named hooks.
+samples (dataset.py), with callbacks (callbacks.py) at named hooks. Chains and graph specs
+(several inputs or outputs) share it: what differs is the objective (scoring.py:
+ChainObjective; multitask.py: GraphObjective, with each output's loss, weight and metric)
+and a graph's batches, tuples of its inputs and of its targets.
 
 Defaults where the train section says nothing: spec_compiler/train_config.py. Keeps the
 last epoch's weights, or with early_stopping(restore_best=true) the best epoch's (when
@@ -116,7 +119,7 @@ class Trainer:
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
         self.backend = compiling.backend_of(options.compile)
         self.net = compiling.step_module(self.module, objective.fused, dist, device, self.backend)
-        self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims)) if target else None
+        self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims)) if target is not None else None
         self.amp = amp_dtype(options.amp)
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
         self.steps = self.progress.steps = plan.epoch_steps

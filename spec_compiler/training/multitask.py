@@ -5,8 +5,9 @@ tuples and GraphObjective is what it minimizes and logs.
 
 Data: `--data FILE.npz` with the inputs (`x` for a model of one input, else one array per
 input name) and a target per output, `y_<name>` (`y` also serves a model of one output;
-class ids, one-hot rows or values, as for a chain's output). Each output's loss is the section's `loss.NAME=`, else the one a
-single output with its final activation and targets would take (training/options/losses.py:
+class ids, one-hot rows or values, as for a chain's output). Each output's loss is the
+section's `loss.NAME=`, else the one a single output with its final activation and targets
+would take (training/options/losses.py:
 softmax and class ids, sparse categorical cross-entropy; one-hot rows, categorical; a
 sigmoid, binary cross-entropy; anything else, mse); a softmax/sigmoid output trained with
 its cross-entropy learns from its logits (fused, as a chain's does). The step minimizes
