@@ -1,8 +1,6 @@
 """The fit loop behind `specc train` and `Model.train()`: epochs of steps over the run's
-samples (dataset.py), with callbacks (callbacks.py) at named hooks. Chains and graph specs
-(several inputs or outputs) share it: what differs is the objective (scoring.py:
-ChainObjective; multitask.py: GraphObjective, with each output's loss, weight and metric)
-and a graph's batches, tuples of its inputs and of its targets.
+samples (dataset.py), with callbacks (callbacks.py) at named hooks. Graph specs train here
+too: their objective and batches of tuples, multitask.py.
 
 Defaults where the train section says nothing: spec_compiler/train_config.py. Keeps the
 last epoch's weights, or with early_stopping(restore_best=true) the best epoch's (when
@@ -48,17 +46,16 @@ from .dataset_loader import Batches, StepPlan, batch_bounds, default_workers, de
 from .devices import amp_dtype, cpu_threads, pick_device
 from .multitask import check_per_output_keys, graph_data, graph_records, refuse_graph_options
 from .options.augmentations import Augmenter
-from .options.metrics import measures
 from .output import RunOutput, open_output
 from .overrides import RunOptions, resolve_config, spec_relative_paths, split_overrides
-from .prepare import TrainingData, prepare_data, preprocess_record, run_record
+from .prepare import TrainingData, chain_objective, prepare_data, preprocess_record, run_record
 from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
-from .scoring import ChainObjective, as_tuple, autocast, each, score_batches
+from .scoring import as_tuple, autocast, each, score_batches
 from .target import Target
 from .tracking import TensorBoardLogger, tensorboard_available
 
-__all__ = ["Diverged", "Trainer", "batch_bounds", "chain_objective", "train"]
+__all__ = ["Diverged", "Trainer", "batch_bounds", "train"]
 
 
 class Diverged(Exception):
@@ -111,8 +108,7 @@ class Trainer:
                                  live=options.live)
         if options.init_from:
             self.say(checkpoint.init_from(module, options.init_from))
-        images = target is not None and len(target.input_dims) == 3
-        self.memory_format = compiling.memory_format(module) if images else None
+        self.memory_format = compiling.memory_format(module) if target and len(target.input_dims) == 3 else None
         self.module = module.to(device)
         if self.memory_format is not None:
             self.module.to(memory_format=self.memory_format)
@@ -352,8 +348,8 @@ class Trainer:
             callback.on_epoch_end(self, epoch + 1, logs)
 
     def _on_device(self, x, y) -> tuple:
-        """A batch on the training device, in the model's memory format; y None: the target is x.
-        A graph's x and y are tuples (of its inputs, of its targets)."""
+        """A batch on the training device, in the model's memory format; y None: the target is x
+        (a graph's x and y: tuples)."""
         if isinstance(x, tuple):
             return (each(x, lambda v: v.to(self.device, non_blocking=True)),
                     each(y, lambda v: v.to(self.device, non_blocking=True)))
@@ -483,7 +479,7 @@ def train(model, **overrides) -> TrainResult:
                 data, objective = graph_data(model, module, config)
             else:
                 config, data = prepare_data(config, target)
-                objective = chain_objective(config, data, target, module)
+                objective = chain_objective(config, data, target, module.final_activation)
             plan = StepPlan(data.train_rows, config.batch, config.seed, dist, trains_batch_norm(module),
                             config.steps_per_epoch, config.max_steps)
             config = config.model_copy(update={"epochs": plan.epochs_for(resolved.epochs, config.epochs)})
@@ -501,9 +497,3 @@ def train(model, **overrides) -> TrainResult:
         torch.set_num_threads(caller_threads)
         ddp.teardown(dist)
 
-
-def chain_objective(config: TrainConfig, data: TrainingData, target: Target, module: nn.Module) -> ChainObjective:
-    """A chain's loss (fused with its final activation where it can be) and metrics."""
-    head = data.task.head(config.loss, module.final_activation, target)
-    return ChainObjective(head, config.loss.function(head),
-                          measures(config.metrics, data.task.metric_task(config.loss.kind, data.class_ids, target)))
