@@ -6,6 +6,7 @@ evaluate` with each output's loss and metric."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -146,3 +147,12 @@ def test_a_graph_compiles_and_starts_from_another_run_s_weights(digits, tmp_path
     # a learning rate of 1e-9 leaves the weights it started from (seed 9 would build others)
     start, tuned = weights(tmp_path / "eager"), weights(tmp_path / "tuned")
     assert start.keys() == tuned.keys() and all(torch.allclose(start[k], tuned[k], atol=1e-6) for k in start)
+
+
+def test_specc_train_runs_the_tracking_callbacks_on_a_graph(digits, tmp_path):
+    out = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["train", str(TWO_HEAD), "--data", digits, "--set", "train.epochs=1",
+                                        "--out", str(out)])
+    assert trained.exit_code == 0, trained.output
+    assert RunFolder(out).read_record().overrides == {"train.epochs": "1"}  # the run's labels
+    assert (out / "tensorboard").is_dir() == (importlib.util.find_spec("tensorboard") is not None)
