@@ -17,6 +17,8 @@ options/, and `specc compile` checks them); the modules that train do.
   lines; scoring.py: loss and metrics over data;
 - output.py: where a run is written (the run-folder contract of spec_compiler/run/);
   checkpoint.py: resume state, RNG state, weights;
+- multitask.py: what is per output when a graph spec trains (its .npz, each output's loss,
+  weight and metric), through the same fit loop;
 - ddp.py: torch.distributed under torchrun; evaluate.py: evaluation of a run.
 """
 

@@ -48,14 +48,15 @@ def memory_format(module: nn.Module) -> torch.memory_format | None:
 
 
 class StepModule(nn.Module):
-    """What a training step runs: the model's forward_logits (fused losses) or forward."""
+    """What a training step runs: the model's forward_logits (fused losses) or forward, on
+    its input (a graph's: each of its inputs)."""
 
     def __init__(self, module: nn.Module, logits: bool):
         super().__init__()
         self.module, self.logits = module, logits
 
-    def forward(self, x):
-        return self.module.forward_logits(x) if self.logits else self.module(x)
+    def forward(self, *inputs):
+        return self.module.forward_logits(*inputs) if self.logits else self.module(*inputs)
 
 
 def step_module(module: nn.Module, logits: bool, dist: ddp.Dist, device: torch.device,

@@ -31,30 +31,32 @@ from ..text import Tokenizer
 from .data import adapt_inputs, adapt_labels, apply_normalization
 from .dataset_files import Column
 from .readers import Raw, data_error
+from .scoring import each
 from .target import Target
 
 CHUNK_BYTES = 8 * 2**20  # what one chunk of a streaming pass holds at most (as float32)
 
 
 class TensorSamples:
-    """Samples held as tensors (x adapted and normalized; y None: inputs only)."""
+    """Samples held as tensors (x adapted and normalized; y None: inputs only). A graph's are
+    tuples: x one tensor per input, y one per output (multitask.py)."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor | None):
+    def __init__(self, x: torch.Tensor | tuple, y: torch.Tensor | tuple | None):
         self.x, self.y = x, y
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.x[0] if isinstance(self.x, tuple) else self.x)
 
     @property
     def device(self) -> torch.device:
-        return self.x.device
+        return (self.x[0] if isinstance(self.x, tuple) else self.x).device
 
     def to(self, device: torch.device) -> TensorSamples:
-        return TensorSamples(self.x.to(device), self.y.to(device) if self.y is not None else None)
+        return TensorSamples(each(self.x, lambda v: v.to(device)), each(self.y, lambda v: v.to(device)))
 
-    def read(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        rows = torch.as_tensor(rows, device=self.x.device)
-        return self.x.index_select(0, rows), (self.y.index_select(0, rows) if self.y is not None else None)
+    def read(self, rows: torch.Tensor) -> tuple[torch.Tensor | tuple, torch.Tensor | tuple | None]:
+        rows = torch.as_tensor(rows, device=self.device)
+        return each(self.x, lambda v: v.index_select(0, rows)), each(self.y, lambda v: v.index_select(0, rows))
 
     def normalized(self, normalization: Normalization | None) -> TensorSamples:
         return TensorSamples(apply_normalization(self.x, normalization), self.y)

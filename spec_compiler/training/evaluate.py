@@ -4,14 +4,16 @@ The run folder supplies what training used, through its records (spec_compiler/r
 the resolved loss, metrics, seed and split (run.json), the normalization, labels and
 vocabulary (preprocess.json). Without ``--data`` the run's own validation data are
 evaluated: its validation file, or the same validation split of its training data; with
-``--data`` the whole file.
+``--data`` the whole file. A graph spec's run is evaluated on its .npz (multitask.py), with
+the loss and metric of each output.
 """
 
 from __future__ import annotations
 
+import torch
 from pydantic import ValidationError
 
-from ..errors import SpecError, UsageError
+from ..errors import SpecError
 from ..run import DataInfo, RunFolder, RunRecord, validation_split
 from ..run.records import json_safe
 from ..text import Tokenizer
@@ -20,9 +22,10 @@ from .checkpoint import load_weights
 from .corpus_reader import recode
 from .data import adapt_inputs, adapt_labels, apply_normalization, load_raw
 from .devices import amp_dtype, pick_device
+from .multitask import GraphObjective, graph_targets, load_task_data, output_tasks
 from .options.metrics import measures
 from .readers import Raw
-from .scoring import score
+from .scoring import ChainObjective, each, score
 from .target import Target
 from .tasks import resolve_task
 
@@ -58,15 +61,14 @@ def _evaluation_data(data: str | None, record: RunRecord | None, config: TrainCo
 
 def evaluate(model, weights, data: str | None = None, batch: int | None = None, device: str = "auto",
              amp: str | None = None) -> dict:
-    if not model.ir.is_chain:
-        raise UsageError(f"evaluate: not yet for a model with several inputs or outputs ({model.name}); its run's "
-                         "run.json holds the validation metrics of each output")
     folder, weights_file = RunFolder.of_weights(weights)
     record = preprocess = None
     if folder is not None:
         folder.check_one_run(weights_file)
         record, preprocess = folder.read_record(), folder.read_preprocess()
     config = _config(record, model)
+    if not model.ir.is_chain:
+        return _evaluate_graph(model, weights_file, record, config, data, batch, device, amp)
     module = model.build()
     target = Target.of(model, module)
     raw, source = _evaluation_data(data, record, config, target)
@@ -83,15 +85,41 @@ def evaluate(model, weights, data: str | None = None, batch: int | None = None, 
     named = raw.y.dtype == object or raw.y.dtype.kind in "US"  # label names map through the run's labels
     y, _ = adapt_labels(raw, task.label_view(target), config.loss.kind, names if named else None)
     x = apply_normalization(x, preprocess.normalize if preprocess is not None else None)
+    _load(module, weights_file, model)
+    on = pick_device(device)
+    module.to(on).eval()
+    head = task.head(config.loss, module.final_activation, target)
+    metric_task = task.metric_task(config.loss.kind, not y.is_floating_point(), target)
+    objective = ChainObjective(head, config.loss.function(head), measures(config.metrics, metric_task))
+    logs = score(module, objective, x, y, batch or config.batch, on, amp_dtype(amp))
+    return json_safe({"weights": str(weights_file), "data": source, "samples": len(x), **logs})
+
+
+def _load(module, weights_file, model) -> None:
     try:
         module.load_state_dict(load_weights(weights_file))
     except RuntimeError as error:
         raise SpecError.at(None, f"{weights_file}: these weights do not fit {model.ir.path}: "
                                  f"{str(error).splitlines()[0]}") from None
+
+
+def _evaluate_graph(model, weights_file, record: RunRecord | None, config: TrainConfig, data: str | None,
+                    batch: int | None, device: str, amp: str | None) -> dict:
+    """A graph's loss and each output's: on `data` whole, else on the run's validation split."""
+    info = record.data if record is not None else DataInfo(train=config.data, validation_split=config.validation_split)
+    path = data if data is not None else info.train
+    xs, targets = load_task_data(path, model)
+    module = model.build()
+    _load(module, weights_file, model)
+    tasks = output_tasks(model, module, config, targets)
+    x, y, source = tuple(torch.from_numpy(a) for a in xs), graph_targets(tasks, targets), str(path)
+    if data is None:
+        _, rows = validation_split(len(x[0]), info.validation_split, config.seed)
+        if len(rows):
+            picked = torch.from_numpy(rows)
+            x, y = each(x, lambda v: v.index_select(0, picked)), each(y, lambda v: v.index_select(0, picked))
+            source = f"{path} (the run's {info.validation_split:g} validation split)"
     on = pick_device(device)
     module.to(on).eval()
-    head = task.head(config.loss, module.final_activation, target)
-    metric_task = task.metric_task(config.loss.kind, not y.is_floating_point(), target)
-    logs = score(module, head, config.loss.function(head), measures(config.metrics, metric_task), x, y,
-                 batch or config.batch, on, amp_dtype(amp))
-    return json_safe({"weights": str(weights_file), "data": source, "samples": len(x), **logs})
+    logs = score(module, GraphObjective(tasks), x, y, batch or config.batch, on, amp_dtype(amp))
+    return json_safe({"weights": str(weights_file), "data": source, "samples": len(x[0]), **logs})

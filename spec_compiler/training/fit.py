@@ -1,5 +1,6 @@
 """The fit loop behind `specc train` and `Model.train()`: epochs of steps over the run's
-samples (dataset.py), with callbacks (callbacks.py) at named hooks.
+samples (dataset.py), with callbacks (callbacks.py) at named hooks. Graph specs train here
+too: their objective and batches of tuples, multitask.py.
 
 Defaults where the train section says nothing: spec_compiler/train_config.py. Keeps the
 last epoch's weights, or with early_stopping(restore_best=true) the best epoch's (when
@@ -36,22 +37,21 @@ import torch
 from torch import nn
 
 from ..errors import SpecError, UsageError
-from ..run import RunRecord
+from ..run import Preprocess, RunRecord
 from ..train_config import TrainConfig
 from . import checkpoint, compiling, ddp
 from .callbacks import Callback, Checkpoint, MetricsLogger
 from .dataset import TensorSamples
 from .dataset_loader import Batches, StepPlan, batch_bounds, default_workers, derive, trains_batch_norm, validation_rows
 from .devices import amp_dtype, cpu_threads, pick_device
-from .multitask import check_per_output_keys, train_multitask
+from .multitask import check_per_output_keys, graph_data, graph_records, refuse_graph_options
 from .options.augmentations import Augmenter
-from .options.metrics import measures
 from .output import RunOutput, open_output
 from .overrides import RunOptions, resolve_config, spec_relative_paths, split_overrides
-from .prepare import TrainingData, prepare_data, preprocess_record, run_record
+from .prepare import TrainingData, chain_objective, prepare_data, preprocess_record, run_record
 from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
-from .scoring import Accumulator, autocast, logs_from, score_batches
+from .scoring import as_tuple, autocast, each, score_batches
 from .target import Target
 from .tracking import TensorBoardLogger, tensorboard_available
 
@@ -96,26 +96,26 @@ class Trainer:
     """One training run: the model, its optimizer and data on the device, and the loop.
     Callbacks see it as `trainer` (see callbacks.Callback for what they may use)."""
 
-    def __init__(self, model, config: TrainConfig, options: RunOptions, data: TrainingData, target: Target,
-                 module: nn.Module, device: torch.device, dist: ddp.Dist, output: RunOutput, first_record: RunRecord,
-                 plan: StepPlan):
+    def __init__(self, model, config: TrainConfig, options: RunOptions, data: TrainingData, target: Target | None,
+                 objective, module: nn.Module, device: torch.device, dist: ddp.Dist, output: RunOutput,
+                 first_record: RunRecord, preprocess: Preprocess, plan: StepPlan):
+        """`target` None: a graph's several inputs (no augmentation, the default memory layout);
+        `objective`: what the run minimizes and logs (scoring.py)."""
         self.model, self.config, self.options, self.data, self.target = model, config, options, data, target
+        self.objective, self.preprocess = objective, preprocess
         self.device, self.dist, self.output, self.first_record, self.plan = device, dist, output, first_record, plan
         self.progress = Progress(config.epochs, 0, options.stream, enabled=options.progress and dist.main,
                                  live=options.live)
         if options.init_from:
             self.say(checkpoint.init_from(module, options.init_from))
-        self.memory_format = compiling.memory_format(module) if len(target.input_dims) == 3 else None
+        self.memory_format = compiling.memory_format(module) if target and len(target.input_dims) == 3 else None
         self.module = module.to(device)
         if self.memory_format is not None:
             self.module.to(memory_format=self.memory_format)
-        self.head = data.task.head(config.loss, module.final_activation, target)
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
         self.backend = compiling.backend_of(options.compile)
-        self.net = compiling.step_module(self.module, self.head.fused, dist, device, self.backend)
-        self.loss_fn = config.loss.function(self.head)
-        self.measures = measures(config.metrics, data.task.metric_task(config.loss.kind, data.class_ids, target))
-        self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims))
+        self.net = compiling.step_module(self.module, objective.fused, dist, device, self.backend)
+        self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims)) if target is not None else None
         self.amp = amp_dtype(options.amp)
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
         self.steps = self.progress.steps = plan.epoch_steps
@@ -127,7 +127,7 @@ class Trainer:
         self.history: list[dict] = []
         self.stop_training = False
         self.first_step = 0
-        self.sums: Accumulator | None = None
+        self.sums = None  # the epoch's sums: objective.accumulator()
         self.kept: tuple[int | None, dict] | None = None
         self.samples = 0
         self.lr = config.lr
@@ -144,7 +144,7 @@ class Trainer:
 
     def running_logs(self) -> dict:
         """The current epoch's loss and metrics so far (this process's share)."""
-        return logs_from(self.sums.tensor(), self.measures)
+        return self.objective.logs(self.sums.tensor())
 
     def keep(self, epoch: int | None, logs: dict, state: dict) -> None:
         """Make `state` the run's weights, those of `epoch` (logged as `logs`)."""
@@ -263,8 +263,8 @@ class Trainer:
         if self.options.resume:
             self.output.write_record(self.record("running"))
         elif self.output.writes:
-            self.output.start(self.model.ir.source, preprocess_record(self.data, self.target, self.output.run_id),
-                              self.record("running"), self.checkpoint_state(0, 0))
+            self.output.start(self.model.ir.source, self.preprocess, self.record("running"),
+                              self.checkpoint_state(0, 0))
         if self.output.note:
             self.say(self.output.note)
         data, d, workers = self.data, self.dist, self.first_record.workers
@@ -317,7 +317,7 @@ class Trainer:
         steps = self.plan.steps_in(epoch)
         self.first_step = first
         self.progress.steps = steps
-        self.sums = Accumulator(self.measures, self.head, partial)
+        self.sums = self.objective.accumulator(partial)
         if first == 0:
             self.aug_generator.manual_seed(derive(self.config.seed, epoch, self.dist.rank, 5))
         for callback in self.callbacks:
@@ -329,16 +329,16 @@ class Trainer:
                 self.save_checkpoint(epoch, step, self.sums.tensor())
                 raise TrainingInterrupted(self.output.run_dir, epoch + 1, step, True)
             self._step(*self._on_device(xb, yb), epoch, step)
-            self.samples += len(xb)
+            self.samples += len(as_tuple(xb)[0])
             for callback in self.callbacks:
                 callback.on_batch_end(self, epoch + 1, step + 1)
         if steps < self.plan.epoch_steps:  # max_steps ends the run inside this epoch
             self.save_checkpoint(epoch, steps, self.sums.tensor())
             self.ended_at_max_steps = True
-        logs = logs_from(ddp.all_reduce(self.sums.tensor(self.device), self.dist).cpu(), self.measures)
+        logs = self.objective.logs(ddp.all_reduce(self.sums.tensor(self.device), self.dist).cpu())
         if self.has_validation:
             rows = validation_rows(self.data.val_rows, self.config.batch, self.dist)
-            validation = score_batches(self.module, self.head, self.loss_fn, self.measures,
+            validation = score_batches(self.module, self.objective,
                                        (self._on_device(x, y) for x, y in self.val_batches(rows)), self.device,
                                        self.amp, self.dist)
             logs.update({f"val_{k}": v for k, v in validation.items()})
@@ -347,24 +347,28 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_epoch_end(self, epoch + 1, logs)
 
-    def _on_device(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch on the training device, in the model's memory format; y None: the target is x."""
+    def _on_device(self, x, y) -> tuple:
+        """A batch on the training device, in the model's memory format; y None: the target is x
+        (a graph's x and y: tuples)."""
+        if isinstance(x, tuple):
+            return (each(x, lambda v: v.to(self.device, non_blocking=True)),
+                    each(y, lambda v: v.to(self.device, non_blocking=True)))
         x = x.to(self.device, non_blocking=True)
         if self.memory_format is not None and x.ndim == 4:
             x = x.contiguous(memory_format=self.memory_format)
         return x, (x if y is None else y.to(self.device, non_blocking=True))
 
-    def _forward_loss(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The step's loss and the model's output (logits with a fused loss)."""
+    def _forward_loss(self, xb, yb) -> tuple:
+        """The step's loss and the model's output (logits with a fused loss; a graph's: a tuple)."""
         with autocast(self.device, self.amp):
-            z = self.net(xb)
-        z = z.float()
-        loss = self.loss_fn(z, yb)
+            z = self.net(*as_tuple(xb))
+        z = each(z, lambda v: v.float())
+        loss = self.objective.loss(z, yb)
         if self.module.has_regularization:
             loss = loss + self.module.regularization_loss()
         return loss, z
 
-    def _step(self, xb: torch.Tensor, yb: torch.Tensor, epoch: int, step: int) -> None:
+    def _step(self, xb, yb, epoch: int, step: int) -> None:
         if self.augment:
             xb = self.augment(xb, self.aug_generator)
         loss, z = self._forward_loss(xb, yb)
@@ -388,7 +392,7 @@ class Trainer:
         if self.module.has_constraints:
             self.module.apply_constraints()
         with torch.no_grad():
-            self.sums.add(loss.detach(), z.detach(), yb)
+            self.sums.add(loss.detach(), each(z, lambda v: v.detach()), yb)
 
     def _clip(self) -> None:
         params = self.optimizer.param_groups[0]["params"]
@@ -454,9 +458,10 @@ def train(model, **overrides) -> TrainResult:
         raise UsageError(f"workers: {options.workers} is not a number of processes (0 reads in this process)")
     resolved = resolve_config(spec_relative_paths(model), config_overrides)
     config = resolved.with_defaults()
-    if not model.ir.is_chain:  # several inputs or outputs: one loss per output
-        return train_multitask(model, config, options)
     check_per_output_keys(model, config)
+    graph = not model.ir.is_chain  # several inputs or outputs: one loss per output (multitask.py)
+    if graph:
+        refuse_graph_options(options, config)
     device = pick_device(options.device)
     dist = ddp.setup(device.type)
     if dist.enabled and device.type == "cuda":
@@ -469,15 +474,26 @@ def train(model, **overrides) -> TrainResult:
             torch.set_num_threads(threads)
         with open_output(options.out, model.name, options.resume, options.overwrite, dist.main) as output:
             module = model.build(seed=config.seed)
-            target = Target.of(model, module)
-            config, data = prepare_data(config, target)
+            target = None if graph else Target.of(model, module)
+            if graph:
+                data, objective = graph_data(model, module, config)
+            else:
+                config, data = prepare_data(config, target)
+                objective = chain_objective(config, data, target, module.final_activation)
             plan = StepPlan(data.train_rows, config.batch, config.seed, dist, trains_batch_norm(module),
                             config.steps_per_epoch, config.max_steps)
             config = config.model_copy(update={"epochs": plan.epochs_for(resolved.epochs, config.epochs)})
             workers = options.workers if options.workers is not None else default_workers(data.samples, dist)
-            record = run_record(model, config, data, target, options, device, dist.world, threads, output.run_id)
+            if graph:
+                record, preprocess = graph_records(model, config, data, module, options, device, dist.world, threads,
+                                                   output.run_id)
+            else:
+                record = run_record(model, config, data, target, options, device, dist.world, threads, output.run_id)
+                preprocess = preprocess_record(data, target, output.run_id)
             record = record.model_copy(update={"workers": workers})
-            return Trainer(model, config, options, data, target, module, device, dist, output, record, plan).fit()
+            return Trainer(model, config, options, data, target, objective, module, device, dist, output, record,
+                           preprocess, plan).fit()
     finally:
         torch.set_num_threads(caller_threads)
         ddp.teardown(dist)
+

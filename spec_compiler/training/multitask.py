@@ -1,9 +1,13 @@
-"""Training a graph spec (several inputs or outputs), each output with its own loss.
+"""What is per output when a graph spec (several inputs or outputs) trains: its data, loss,
+weight and metric. The fit loop is the chains' (fit.py: Trainer, with its callbacks,
+checkpoints, --resume, schedules and clipping); a graph's batches are (inputs, targets)
+tuples and GraphObjective is what it minimizes and logs.
 
 Data: `--data FILE.npz` with the inputs (`x` for a model of one input, else one array per
 input name) and a target per output, `y_<name>` (`y` also serves a model of one output;
-class ids, one-hot rows or values, as for a chain's output). Each output's loss is the section's `loss.NAME=`, else the one a
-single output with its final activation and targets would take (training/options/losses.py:
+class ids, one-hot rows or values, as for a chain's output). Each output's loss is the
+section's `loss.NAME=`, else the one a single output with its final activation and targets
+would take (training/options/losses.py:
 softmax and class ids, sparse categorical cross-entropy; one-hot rows, categorical; a
 sigmoid, binary cross-entropy; anything else, mse); a softmax/sigmoid output trained with
 its cross-entropy learns from its logits (fused, as a chain's does). The step minimizes
@@ -13,18 +17,15 @@ vector, or a single sigmoid), else mae.
 
 The logs, run.json's final_metrics and `--json` hold `loss` (the weighted sum), and per
 output `<name>_loss` and `<name>_accuracy` (or `<name>_mae`), with their `val_` forms on the
-validation split (`validation_split`, default 0.2). The run folder holds the spec,
-preprocess.json, run.json and weights.safetensors of the last epoch, as a chain's run does.
+validation split (`validation_split`, default 0.2); early stopping and the best checkpoint
+may monitor any of them.
 
-Not yet for several outputs: --resume and checkpoints, --init-from, callbacks (early
-stopping, logs), DDP, --amp, --compile, workers, --steps-per-epoch, augmentation,
-normalization, a validation file, `metrics=`, `task=`, schedules, gradient clipping and
-`specc evaluate`. The options among them are refused where they are asked for.
+Not yet for a graph: DDP, --workers, a validation file, augmentation, normalization,
+`metrics=` and `task=`; they are refused where they are asked for.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,15 @@ import numpy as np
 import torch
 
 from ..errors import SpecError, UsageError
-from ..run import Preprocess, RunRecord
+from ..run import Preprocess, RunRecord, validation_split
 from ..run.records import DataInfo, InputInfo, OutputInfo
 from ..version import __version__
 from . import ddp
-from .devices import cpu_threads, pick_device
+from .dataset import TensorSamples
 from .options.losses import BinaryCrossentropy, CategoricalCrossentropy, Head, Mse, SparseCategoricalCrossentropy
-from .output import open_output
 from .overrides import RunOptions
-from .result import TrainResult
+from .prepare import TrainingData
+from .scoring import as_tuple
 
 CROSS_ENTROPIES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
 
@@ -57,6 +58,13 @@ class OutputTask:
     function: Any
     metric: str  # "accuracy" or "mae"
 
+    def outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """The output as the model gives it (its softmax/sigmoid applied, if any)."""
+        return Head(self.head.final_activation, fused=True).outputs(logits)
+
+    def loss_of(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.function(logits if self.head.fused else self.outputs(logits), y)
+
 
 def check_per_output_keys(model, config) -> None:
     """`loss.NAME` and `loss_weight.NAME` name outputs of a model that has several."""
@@ -71,20 +79,6 @@ def check_per_output_keys(model, config) -> None:
     if unknown:
         raise SpecError.at(None, f"`loss.{unknown[0]}=` / `loss_weight.{unknown[0]}=`: {model.name} has no output "
                                  f"`{unknown[0]}`", f"its outputs: {', '.join(outputs)}")
-
-
-def _refuse_options(options: RunOptions, config) -> None:
-    asked = [flag for flag, given in (("--resume", options.resume), ("--init-from", options.init_from),
-                                      ("--amp", options.amp), ("--compile", options.compile),
-                                      ("--workers", options.workers), ("--steps-per-epoch", config.steps_per_epoch),
-                                      ("validation_data", config.validation_data), ("augment", config.augment),
-                                      ("normalize", config.normalize), ("early_stopping", config.early_stopping),
-                                      ("metrics", config.metrics), ("task", config.task),
-                                      ("clip_norm", config.clip_norm), ("clip_value", config.clip_value),
-                                      ("schedule", config.schedule.kind != "constant"))
-             if given]
-    if asked:
-        raise UsageError(f"{asked[0]}: not yet for a model with several outputs (see docs/training.md, Multi-task)")
 
 
 def load_task_data(path: str | None, model) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
@@ -143,155 +137,119 @@ def _default_loss(final: str | None, y: np.ndarray, dims: tuple):
     return Mse()
 
 
-def _metric(task: OutputTask, probabilities: torch.Tensor, y: torch.Tensor) -> float:
+def _metric(task: OutputTask, probabilities: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Accuracy (argmax, or 0.5 on a single sigmoid) or mean absolute error over a batch."""
     if task.metric == "mae":
-        return float((probabilities - y.to(probabilities.dtype).reshape(probabilities.shape)).abs().mean())
+        return (probabilities - y.to(probabilities.dtype).reshape(probabilities.shape)).abs().double().mean()
     if probabilities.shape[-1] == 1:
         predicted = (probabilities.reshape(-1) > 0.5).long()
         truth = y.reshape(-1).long()
     else:
         predicted = probabilities.argmax(dim=-1)
         truth = y.argmax(dim=-1) if y.is_floating_point() and y.ndim == probabilities.ndim else y.long()
-    return float((predicted == truth).double().mean())
+    return (predicted == truth).double().mean()
 
 
-class _Run:
-    """The loop: batches of every input and target, one optimizer over the summed loss."""
+class GraphObjective:
+    """A graph's outputs: the weighted sum of each output's loss, and the logs per output. The
+    step runs forward_logits; each output's loss takes its logits or its activated outputs."""
 
-    def __init__(self, module, tasks: list[OutputTask], config, device: torch.device):
-        self.module, self.tasks, self.config, self.device = module, tasks, config, device
-        trainable = [p for p in module.parameters() if p.requires_grad]
-        self.optimizer = config.optimizer.build(trainable, config.lr, config.weight_decay)
+    fused = True
 
-    def losses(self, xs: list[torch.Tensor], ys: list[torch.Tensor]) -> tuple[torch.Tensor, list, list]:
-        """(the weighted total, each output's loss, each output's probabilities)."""
-        logits = self.module.forward_logits(*xs)
-        logits = logits if isinstance(logits, tuple) else (logits,)
-        total, each, probabilities = None, [], []
-        for task, z, y in zip(self.tasks, logits, ys):
-            outputs = Head(task.head.final_activation, fused=True).outputs(z)  # softmax/sigmoid applied, if any
-            loss = task.function(z if task.head.fused else outputs, y)
+    def __init__(self, tasks: list[OutputTask]):
+        self.tasks = tasks
+
+    def loss(self, z, y: tuple) -> torch.Tensor:
+        total = None
+        for task, logits, target in zip(self.tasks, as_tuple(z), y):
+            loss = task.loss_of(logits, target)
             total = loss * task.weight if total is None else total + loss * task.weight
-            each.append(loss)
-            probabilities.append(outputs)
-        if self.module.has_regularization:
-            total = total + self.module.regularization_loss()
-        return total, each, probabilities
+        return total
 
-    def epoch(self, xs: list[np.ndarray], ys: list[np.ndarray], rows: np.ndarray, training: bool,
-              rng: np.random.Generator | None = None, steps_left: int | None = None) -> tuple[dict, int]:
-        """One pass over `rows` (shuffled when training): the mean logs, and the steps taken."""
-        self.module.train(training)
-        order = rng.permutation(rows) if rng is not None else rows
-        sums: dict[str, float] = {}
-        seen, steps = 0, 0
-        for start in range(0, len(order), self.config.batch):
-            if steps_left is not None and steps >= steps_left:
-                break
-            batch = np.sort(order[start:start + self.config.batch])
-            bx = [torch.from_numpy(np.ascontiguousarray(x[batch])).to(self.device) for x in xs]
-            by = [torch.from_numpy(np.ascontiguousarray(y[batch])).to(self.device) for y in ys]
-            with torch.set_grad_enabled(training):
-                total, each, probabilities = self.losses(bx, by)
-            if training:
-                if not torch.isfinite(total):
-                    raise SpecError.at(None, f"the loss became {float(total)} in training",
-                                       "lower the learning rate, or check the targets")
-                self.optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                self.optimizer.step()
-                self.module.apply_constraints()
-                steps += 1
-            n = len(batch)
-            logs = {"loss": float(total.detach())}
-            for task, loss, outputs, y in zip(self.tasks, each, probabilities, by):
-                logs[f"{task.name}_loss"] = float(loss.detach())
-                logs[f"{task.name}_{task.metric}"] = _metric(task, outputs.detach(), y)
-            for key, value in logs.items():
-                sums[key] = sums.get(key, 0.0) + value * n
-            seen += n
-        return {key: value / max(seen, 1) for key, value in sums.items()}, steps
+    def accumulator(self, start: torch.Tensor | None = None) -> GraphSums:
+        return GraphSums(self.tasks, start)
+
+    def logs(self, sums: torch.Tensor) -> dict:
+        n = float(sums[1])
+        mean = (lambda value: float(value) / n) if n else (lambda value: float("nan"))
+        logs = {"loss": mean(sums[0])}
+        for i, task in enumerate(self.tasks):
+            logs[f"{task.name}_loss"] = mean(sums[2 + 2 * i])
+            logs[f"{task.name}_{task.metric}"] = mean(sums[3 + 2 * i])
+        return logs
 
 
-def split_rows(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training rows, validation rows): a seeded permutation, the validation share last."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * fraction))
-    return np.sort(order[:n - n_val]), np.sort(order[n - n_val:])
+class GraphSums:
+    """An epoch's sums for a graph: the total loss, the sample count, then each output's loss
+    and metric, each batch's weighted by its size (tensors: no device sync per batch)."""
+
+    def __init__(self, tasks: list[OutputTask], start: torch.Tensor | None = None):
+        self.tasks = tasks
+        self.slots: list = [float(v) for v in start] if start is not None else [0.0] * (2 + 2 * len(tasks))
+
+    def add(self, loss: torch.Tensor, z, y: tuple) -> None:
+        n, s = y[0].shape[0], self.slots
+        s[0] = loss.double() * n + s[0]
+        s[1] += n
+        for i, (task, logits, target) in enumerate(zip(self.tasks, as_tuple(z), y)):
+            s[2 + 2 * i] = task.loss_of(logits, target).double() * n + s[2 + 2 * i]
+            s[3 + 2 * i] = _metric(task, task.outputs(logits), target) * n + s[3 + 2 * i]
+
+    def tensor(self, device=None) -> torch.Tensor:
+        return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)
 
 
-def train_multitask(model, config, options: RunOptions) -> TrainResult:
-    """Train a model with several outputs (see the module docstring); `config` has its defaults."""
-    _refuse_options(options, config)
-    check_per_output_keys(model, config)
+def refuse_graph_options(options: RunOptions, config) -> None:
+    """What a graph cannot train with yet: a UsageError naming the first one asked for."""
+    asked = [flag for flag, given in (("torchrun (DDP)", ddp.launched()), ("--workers", options.workers),
+                                      ("validation_data", config.validation_data), ("augment", config.augment),
+                                      ("normalize", config.normalize), ("metrics", config.metrics),
+                                      ("task", config.task))
+             if given]
+    if asked:
+        raise UsageError(f"{asked[0]}: not yet for a model with several inputs or outputs "
+                         "(see docs/training.md, Multi-task)")
+
+
+def graph_targets(tasks: list[OutputTask], targets: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+    """Each output's targets as the loss takes them: int64 class ids or float32 values."""
+    arrays = [targets[task.name] for task in tasks]
+    return tuple(torch.from_numpy(y.astype(np.int64) if y.dtype.kind in "iub" else y.astype(np.float32))
+                 for y in arrays)
+
+
+def graph_data(model, module, config) -> tuple[TrainingData, GraphObjective]:
+    """A graph's data (held in memory, the validation split as rows of it) and objective."""
     xs, targets = load_task_data(config.data, model)
-    device = pick_device(options.device)
-    caller_threads = torch.get_num_threads()
-    if device.type == "cpu":  # as a chain's run: one thread for a small step
-        torch.set_num_threads(options.threads or cpu_threads(model.info.flops, config.batch, ddp.SINGLE))
-    try:
-        return _train(model, config, options, xs, targets, device)
-    finally:
-        torch.set_num_threads(caller_threads)
+    tasks = output_tasks(model, module, config, targets)
+    ys = graph_targets(tasks, targets)
+    train_rows, val_rows = validation_split(len(xs[0]), config.validation_split, config.seed)
+    samples = TensorSamples(tuple(torch.from_numpy(x) for x in xs), ys)
+    data = TrainingData(samples, torch.from_numpy(train_rows), samples, torch.from_numpy(val_rows), str(config.data),
+                        list(config.labels) if config.labels else None, None, None,
+                        all(not y.is_floating_point() for y in ys), None)
+    return data, GraphObjective(tasks)
 
 
-def _train(model, config, options: RunOptions, xs: list[np.ndarray], targets: dict[str, np.ndarray],
-           device: torch.device) -> TrainResult:
-    say = (lambda text: print(text, file=options.stream, flush=True)) if options.progress else (lambda text: None)
-    started = time.perf_counter()
-    with open_output(options.out, model.name, False, options.overwrite) as output:
-        module = model.build(seed=config.seed).to(device)
-        tasks = output_tasks(model, module, config, targets)
-        ys = [targets[task.name] for task in tasks]
-        ys = [y.astype(np.int64) if y.dtype.kind in "iub" else y.astype(np.float32) for y in ys]
-        train_rows, val_rows = split_rows(len(xs[0]), config.validation_split, config.seed)
-        if len(train_rows) == 0:
-            raise SpecError.at(None, f"{config.data}: no samples left to train on after the validation split")
-        record = _record(model, config, module, output.run_id, len(train_rows), len(val_rows), device)
-        output.start(model.ir.source, _preprocess(model, config, output.run_id), record,
-                     {"model": {k: v.detach().cpu() for k, v in module.state_dict().items()}, "epoch": 0})
-        run = _Run(module, tasks, config, device)
-        rng = np.random.default_rng(config.seed)
-        torch.manual_seed(config.seed)
-        history, steps, logs = [], 0, {}
-        for epoch in range(1, config.epochs + 1):
-            left = None if config.max_steps is None else config.max_steps - steps
-            logs, taken = run.epoch(xs, ys, train_rows, True, rng, left)
-            steps += taken
-            if len(val_rows):
-                with torch.no_grad():
-                    val_logs, _ = run.epoch(xs, ys, val_rows, False)
-                logs.update({f"val_{key}": value for key, value in val_logs.items()})
-            history.append({"epoch": epoch, **logs})
-            say(f"epoch {epoch}/{config.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()))
-            if config.max_steps is not None and steps >= config.max_steps:
-                break
-        seconds = time.perf_counter() - started
-        result = TrainResult(output.run_dir, len(history), history, logs, len(history), False, "completed",
-                             module.cpu().eval(), seconds, len(train_rows) * len(history) / max(seconds, 1e-9))
-        output.finish(module.state_dict(), record.model_copy(update={
-            "status": "completed", "epochs_run": len(history), "best_epoch": len(history), "final_metrics": logs,
-            "time_s": round(seconds, 3), "samples_per_s": round(result.samples_per_s, 1)}))
-    return result
-
-
-def _record(model, config, module, run_id: str | None, n_train: int, n_val: int, device: torch.device) -> RunRecord:
+def graph_records(model, config, data: TrainingData, module, options: RunOptions, device: torch.device,
+                  world_size: int, threads: int | None, run_id: str | None) -> tuple[RunRecord, Preprocess]:
+    """run.json as the run starts, and preprocess.json: the first input and output stand for
+    the model's in their fields; run.json's config holds every output's loss and weight."""
     first, (name, output_type) = model.ir.inputs[0], next(iter(model.info.outputs.items()))
-    return RunRecord(
+    record = RunRecord(
         run_id=run_id or "", specc_version=__version__, model=model.name, spec_file=model.ir.path,
         plugins=list(model.plugins), status="running",
         input=InputInfo(kind=first.kind, shape=list(first.type.dims), dtype=first.type.dtype, vocab=first.type.vocab),
         output=OutputInfo(shape=list(output_type.dims), final_activation=module.final_activations.get(name)),
         config=config.model_dump(mode="json"),
-        data=DataInfo(train=config.data, source=str(config.data), validation_split=config.validation_split,
-                      n_train=n_train, n_val=n_val), device=device.type)
+        data=DataInfo(train=config.data, source=data.source, validation_split=config.validation_split,
+                      n_train=data.n_train, n_val=data.n_val),
+        device=device.type, amp=options.amp, world_size=world_size, threads=threads,
+        init_from=str(options.init_from) if options.init_from else None)
+    preprocess = Preprocess(run_id=run_id, input_kind=first.kind, input_shape=list(first.type.dims),
+                            input_dtype=first.type.dtype, labels=data.labels)
+    return record, preprocess
 
 
-def _preprocess(model, config, run_id: str | None) -> Preprocess:
-    first = model.ir.inputs[0]
-    return Preprocess(run_id=run_id, input_kind=first.kind, input_shape=list(first.type.dims),
-                      input_dtype=first.type.dtype, labels=list(config.labels) if config.labels else None)
-
-
-__all__ = ["check_per_output_keys", "load_task_data", "output_tasks", "split_rows", "train_multitask"]
+__all__ = ["GraphObjective", "OutputTask", "check_per_output_keys", "graph_data", "graph_records", "graph_targets",
+           "load_task_data", "output_tasks", "refuse_graph_options"]

@@ -36,7 +36,9 @@ from .dataset import (
     label_probe,
     stream_chunks,
 )
+from .options.metrics import measures
 from .readers import DIGITS, Raw
+from .scoring import ChainObjective
 from .target import Target
 from .tasks import TaskRules, resolve_task
 
@@ -57,7 +59,7 @@ class TrainingData:
     tokenizer: Tokenizer | None
     normalization: Normalization | None
     class_ids: bool  # the targets are class ids (int64), not values or probabilities
-    task: TaskRules  # what the outputs mean (training/tasks.py)
+    task: TaskRules | None  # what the output means (training/tasks.py); None: a graph's (multitask.py)
 
     @property
     def n_train(self) -> int:
@@ -119,6 +121,14 @@ def prepare_data(config: TrainConfig, target: Target) -> tuple[TrainConfig, Trai
     val_samples = samples if same else val_samples.normalized(normalization)
     return config, TrainingData(samples, torch.from_numpy(train_index), val_samples, torch.from_numpy(val_rows),
                                 raw.source, labels, tokenizer, normalization, class_ids, task)
+
+
+def chain_objective(config: TrainConfig, data: TrainingData, target: Target, final_activation: str | None
+                    ) -> ChainObjective:
+    """A chain's loss (fused with its final activation where it can be) and metrics."""
+    head = data.task.head(config.loss, final_activation, target)
+    return ChainObjective(head, config.loss.function(head),
+                          measures(config.metrics, data.task.metric_task(config.loss.kind, data.class_ids, target)))
 
 
 def _sample_bytes(samples: Samples) -> int:

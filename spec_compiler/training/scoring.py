@@ -1,15 +1,33 @@
 """Loss and metrics summed over an epoch or over a data set: the same sums for training
-logs, validation and `specc evaluate`."""
+logs, validation and `specc evaluate`.
+
+What a run minimizes and logs is its objective: a chain's one output (ChainObjective), or a
+graph's several (multitask.GraphObjective). Both offer `fused` (the step runs the model's
+forward_logits), `loss(z, y)`, `accumulator(start)` (an epoch's sums, as one float64 vector
+for logs, DDP and checkpoints) and `logs(sums)`. A graph's batches are tuples: (its inputs,
+its targets), and its model gives a tuple of outputs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
 from . import ddp
 from .options.losses import Head
 from .options.metrics import Measure
+
+
+def each(value, function: Callable):
+    """`function` of a tensor, or of each of a graph's tensors (a tuple); None stays None."""
+    if value is None:
+        return None
+    return tuple(function(v) for v in value) if isinstance(value, tuple) else function(value)
+
+
+def as_tuple(value) -> tuple:
+    """A graph's tuple (of inputs, of outputs) as it is; one tensor as a tuple of one."""
+    return value if isinstance(value, tuple) else (value,)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -47,6 +65,26 @@ class Accumulator:
         return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)
 
 
+class ChainObjective:
+    """A chain's one output: its head (fused with the loss or not), loss function and measures."""
+
+    def __init__(self, head: Head, loss_fn, measures: list[Measure]):
+        self.head, self.loss_fn, self.measures = head, loss_fn, measures
+
+    @property
+    def fused(self) -> bool:
+        return self.head.fused
+
+    def loss(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(z, y)
+
+    def accumulator(self, start: torch.Tensor | None = None) -> Accumulator:
+        return Accumulator(self.measures, self.head, start)
+
+    def logs(self, sums: torch.Tensor) -> dict:
+        return logs_from(sums, self.measures)
+
+
 def logs_from(sums: torch.Tensor, measures: list[Measure]) -> dict:
     """{"loss": mean loss, measure name: value} from an Accumulator's (reduced) sums."""
     logs = {"loss": float(sums[0] / sums[1]) if float(sums[1]) else float("nan")}
@@ -58,32 +96,34 @@ def logs_from(sums: torch.Tensor, measures: list[Measure]) -> dict:
 
 
 @torch.no_grad()
-def score(module, head: Head, loss_fn, measures: list[Measure], x: torch.Tensor, y: torch.Tensor, batch: int,
-          device: torch.device, amp: torch.dtype | None, dist: ddp.Dist = ddp.SINGLE) -> dict:
+def score(module, objective, x, y, batch: int, device: torch.device, amp: torch.dtype | None,
+          dist: ddp.Dist = ddp.SINGLE) -> dict:
     """Loss and metrics of `module` over (x, y), in eval mode, sharded across DDP processes."""
-    index = ddp.shard(torch.arange(len(x), device=x.device), dist, pad=False)
-    batches = ((x.index_select(0, part), y.index_select(0, part)) for part in index.split(max(batch, 256)))
-    return score_batches(module, head, loss_fn, measures, batches, device, amp, dist)
+    first = as_tuple(x)[0]
+    index = ddp.shard(torch.arange(len(first), device=first.device), dist, pad=False)
+    batches = ((each(x, lambda v: v.index_select(0, part)), each(y, lambda v: v.index_select(0, part)))
+               for part in index.split(max(batch, 256)))
+    return score_batches(module, objective, batches, device, amp, dist)
 
 
 @torch.no_grad()
-def score_batches(module, head: Head, loss_fn, measures: list[Measure], batches: Iterable, device: torch.device,
-                  amp: torch.dtype | None, dist: ddp.Dist = ddp.SINGLE) -> dict:
+def score_batches(module, objective, batches: Iterable, device: torch.device, amp: torch.dtype | None,
+                  dist: ddp.Dist = ddp.SINGLE) -> dict:
     """Loss and metrics of `module` over this process's (x, y) batches (y None: the target is
     x), in eval mode; the sums are reduced across DDP processes."""
     was_training = module.training
     module.eval()
-    sums = Accumulator(measures, head)
+    sums = objective.accumulator()
     regularization = module.regularization_loss() if module.has_regularization else None
     for xb, yb in batches:
-        xb = xb.to(device, non_blocking=True)
-        yb = xb if yb is None else yb.to(device, non_blocking=True)
+        xb = each(xb, lambda v: v.to(device, non_blocking=True))
+        yb = xb if yb is None else each(yb, lambda v: v.to(device, non_blocking=True))
         with autocast(device, amp):
-            z = module.forward_logits(xb) if head.fused else module(xb)
-        z = z.float()
-        loss = loss_fn(z, yb)
+            z = module.forward_logits(*as_tuple(xb)) if objective.fused else module(*as_tuple(xb))
+        z = each(z, lambda v: v.float())
+        loss = objective.loss(z, yb)
         if regularization is not None:
             loss = loss + regularization
         sums.add(loss, z, yb)
     module.train(was_training)
-    return logs_from(ddp.all_reduce(sums.tensor(device), dist).cpu(), measures)
+    return objective.logs(ddp.all_reduce(sums.tensor(device), dist).cpu())

@@ -16,8 +16,8 @@ Inference, in this order: a text corpus is a language model; inputs without labe
 reconstruction; a KxHxW softmax output with HxW masks a segmentation; a TxK softmax
 output with (N,T) labels a sequence labelling; a sigmoid output of several units with
 (N,K) labels a multi-label task; else a softmax or sigmoid output is a classification,
-anything else a regression. Multi-task training (one loss per output of a graph spec)
-waits for specs with several outputs.
+anything else a regression. Multi-task training (one loss per output of a graph spec) is
+multitask.py's.
 
 Each task's schema (checked by `specc compile`) has its rules beside it, as methods:
 `check` refuses a spec and data that do not fit the task, with a hint; `prepare` makes

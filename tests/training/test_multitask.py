@@ -94,16 +94,20 @@ def test_mistakes_in_per_output_training(digits, tmp_path):
         spec_compiler.load(TWO_HEAD).train(progress=False, out=str(tmp_path / "d"))
 
 
-def test_evaluate_says_it_does_not_take_graphs_yet(trained):
-    out, _ = trained
-    with pytest.raises(UsageError, match="evaluate: not yet for a model with several inputs or outputs"):
-        spec_compiler.load(TWO_HEAD).evaluate(out)
+def test_evaluate_gives_the_run_s_validation_metrics_per_output(trained):
+    out, summary = trained
+    scores = spec_compiler.load(TWO_HEAD).evaluate(out)
+    assert scores["digit_accuracy"] == pytest.approx(summary["val_digit_accuracy"], rel=1e-6)
+    assert scores["parity_accuracy"] == pytest.approx(summary["val_parity_accuracy"], rel=1e-6)
 
 
 def test_options_not_yet_taken_by_a_graph_are_refused(digits, tmp_path):
-    with pytest.raises(UsageError, match="early_stopping: not yet for a model with several outputs"):
-        spec_compiler.load(TWO_HEAD).train(data=str(digits), early_stopping=True, progress=False,
-                                           out=str(tmp_path / "e"))
+    for option, value in (("augment", ["flip"]), ("normalize", "standard"), ("workers", 2),
+                          ("validation_data", str(digits)), ("metrics", ["accuracy"])):
+        with pytest.raises(UsageError, match=f"{option}: not yet for a model with several inputs or outputs"):
+            spec_compiler.load(TWO_HEAD).train(data=str(digits), progress=False, out=str(tmp_path / option),
+                                               **{option: value})
+        assert not (tmp_path / option).exists()
 
 
 def test_a_graph_of_two_inputs_trains_from_arrays_named_after_them(tmp_path):
