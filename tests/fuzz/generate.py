@@ -10,7 +10,11 @@ Covered: every registry kind, its aliases, positional and `key=value` arguments,
 trailing activation words, init/regularizer/constraint calls, blocks with parameters
 and defaults, `repeat`, residual with and without shortcut, concat/add branches, group,
 timedistributed, bidirectional, `?` and named lengths, names, `frozen`, comments, `;`,
-`->` across lines, a train section. Models stay small (at most 50,000 parameters).
+`->` across lines, a train section, block parameters written as expressions. A quarter
+of the specs are graphs: one or two named inputs, named lines reading earlier tensors,
+merges of two tensors at a line's head, further uses of a named layer, and an `output`
+line listing every tensor nothing else reads. Models stay small (at most 50,000
+parameters).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from spec_compiler.shapes import TensorType
 
 SMALL = Limits(max_params=50_000, max_activation_bytes=4 * 2**20)
 MAX_STATEMENTS = 6
+GRAPH_SHARE = 0.25  # of the specs grown as graphs
+MERGE_WORDS = ["add", "concat", "multiply", "maximum", "minimum", "average"]
 TRIES = 4  # candidates tried for each position before giving up on it
 IDENTITY = "group { }"  # appended to learn the shape so far (a spec without layers is an error)
 
@@ -84,22 +90,29 @@ def _where(t: TensorType) -> tuple:
 
 
 class Grower:
-    """Grows one spec. `check(text)` returns the output type, None when specc rejects the
-    text, and raises Trouble when specc misbehaves (the oracle decides how)."""
+    """Grows one spec. `check(text)` returns the outputs' types by name, None when specc
+    rejects the text, and raises Trouble when specc misbehaves (the oracle decides how)."""
 
     def __init__(self, rng: random.Random, check):
         self.rng = rng
-        self.check = check
+        self.outputs = check
         self.stats = _Stats()  # per spec, so that a seed always grows the same spec
         self.blocks: list[str] = []
         self.separators: list[str] = []  # after each kept statement (the last one: before a candidate)
         self.names = 0
         self.kinds: set[str] = set()
 
+    def check(self, text: str) -> TensorType | None:
+        """The type of the spec's last output, None when specc rejects it."""
+        outputs = self.outputs(text)
+        return None if outputs is None else list(outputs.values())[-1]
+
     # --- the whole file ----------------------------------------------------------
 
     def spec(self) -> str:
         rng = self.rng
+        if rng.random() < GRAPH_SHARE:
+            return self.graph()
         head = []
         if rng.random() < 0.8:
             name = rng.choice(TRICKY_NAMES) if rng.random() < 0.03 else f"m{rng.randrange(1000)}"
@@ -264,7 +277,7 @@ class Grower:
         if name == "axis":
             return str(rng.randint(-1, max(t.rank - 1, 0)))
         if name == "order":
-            order = list(range(1, t.rank + 1))
+            order = list(range(t.rank))
             rng.shuffle(order)
             return "x".join(map(str, order)) if len(order) > 1 else None
         if name == "shape":
@@ -339,12 +352,80 @@ class Grower:
             self.blocks.append(f"block {name}() {{\n  {body}\n}}")
             return f"{name}"
         chosen = rng.choice(numbers)
-        parametrized = body[: chosen.start()] + "p" + body[chosen.end():]
+        written = rng.choice(["p", "p", "p*2//2", "(p+1)-1", "p%1000", "-(-p)"])  # expressions equal to p
+        parametrized = body[: chosen.start()] + written + body[chosen.end():]
         default = rng.random() < 0.5
         self.blocks.append(f"block {name}(p{'=' + chosen.group() if default else ''}) {{\n  {parametrized}\n}}")
         if default and rng.random() < 0.5:
             return name
         return f"{name} {chosen.group()}" if rng.random() < 0.5 else f"{name} p={chosen.group()}"
+
+    # --- graphs ------------------------------------------------------------------
+
+    def graph(self) -> str:
+        """A graph: named inputs, then lines `tK = HEAD -> chain` whose head reads an earlier
+        tensor, merges two, or runs a named layer again; an `output` line lists what no line
+        reads, so that every partial spec tried is complete."""
+        rng = self.rng
+        inputs = [f"x{i}" for i in range(rng.choice([1, 1, 2]))]
+        head = [f"model g{rng.randrange(1000)}"] if rng.random() < 0.5 else []
+        head += [f"{self.input_line().split(' name=')[0]} name={name}" for name in inputs]
+        tensors: dict[str, TensorType] = {}
+        unread = list(inputs)
+        lines: list[str] = []
+        layer_names: list[str] = []
+
+        def text(more: list[str], reading: set[str], made: str | None) -> str:
+            left = [n for n in unread if n not in reading] + ([made] if made else [])
+            return "\n".join([*self.blocks, *head, *lines, *more, f"output {' '.join(left)}"]) + "\n"
+
+        probe = self.outputs("\n".join([*head, *(f"p_{n} = {n} -> {IDENTITY}" for n in inputs),
+                                         f"output {' '.join('p_' + n for n in inputs)}"]) + "\n")
+        if probe is None:  # the inputs alone are refused: grow a chain instead
+            return self.text(head[:-len(inputs)] + [self.input_line()], [IDENTITY])
+        tensors.update({n: probe[f"p_{n}"] for n in inputs})
+        for index in range(1, rng.randint(2, MAX_STATEMENTS) + 1):
+            name = f"t{index}"
+            grown = self.graph_line(name, tensors, layer_names, lambda line, reading, made=name: text([line], reading, made))
+            if grown is None:
+                continue
+            line, reading, made_type = grown
+            lines.append(line)
+            tensors[name] = made_type
+            unread = [n for n in unread if n not in reading] + [name]
+            layer_names += re.findall(r"\bname=(n[0-9]+)\b", line)
+        return text([], set(), None)
+
+    def graph_line(self, name: str, tensors: dict[str, TensorType], layer_names: list[str], text):
+        """(line, the tensors it reads, the type it makes), or None after TRIES misses."""
+        rng = self.rng
+        for _ in range(TRIES):
+            form = rng.choice(["read", "read", "merge", "reuse"])
+            sources = list(tensors)
+            if form == "merge" and len(sources) >= 2:
+                a, b = rng.sample(sources, 2)
+                word = rng.choice(MERGE_WORDS)
+                option = f" axis={rng.choice([0, -1])}" if word == "concat" and rng.random() < 0.5 else ""
+                line, reading = f"{name} = {word} {a} {b}{option}", {a, b}
+            elif form == "reuse" and layer_names:
+                source = rng.choice(sources)
+                line, reading = f"{name} = {source} -> {rng.choice(layer_names)}", {source}
+            else:
+                source = rng.choice(sources)
+                t = tensors[source]
+                chain = self.chain(lambda c, s=source: text(f"{name} = {s} -> {c}", {s}), t)
+                if chain is None:
+                    continue
+                line, reading = f"{name} = {source} -> {chain}", {source}
+            made = self.outputs(text(line, reading))
+            if made is not None and name in made:
+                if form != "read" and rng.random() < 0.5:  # a chain after a merge or a reuse
+                    more = self.chain(lambda c, base=line: text(f"{base} -> {c}", reading), made[name], 1)
+                    if more is not None:
+                        line = f"{line} -> {more}"
+                        made = self.outputs(text(line, reading)) or made
+                return line, reading, made[name]
+        return None
 
     def train_section(self) -> str:
         rng = self.rng

@@ -268,12 +268,13 @@ def _check_built(run: _Run, model, emit: bool, onnx: bool) -> None:
 
 
 def compile_check(text: str):
-    """The generator's check, under the same time limit: output type, None, or Trouble."""
+    """The generator's check, under the same time limit: the outputs' types by name, None,
+    or Trouble."""
     from .generate import SMALL, Trouble
 
     try:
         with time_limit(HANG_SECONDS):
-            return compile_source(text, "generated.spec", limits=SMALL).info.output
+            return compile_source(text, "generated.spec", limits=SMALL).info.outputs
     except SpecError:
         return None
     except Exception:  # noqa: BLE001 - Timeout included: the oracle will classify it
