@@ -209,6 +209,10 @@ class _Builder:
         for word in self.output_decl.names:
             if any(output.name == word.name for output in outputs):
                 self.report.error(word.span, f"`{word.name}` is listed twice in `output`", "list each output once")
+            elif any(spec.name == word.name for spec in self.inputs):
+                # an ONNX graph cannot return one of its inputs under the input's own name
+                self.report.error(word.span, f"`{word.name}` is an input; an output is a tensor the model makes",
+                                  f"output a layer's result, e.g. `{word.name}_out = {word.name} -> identity`")
             elif self.tensors.check_read(word, None):
                 outputs.append(OutputSpec(word.name, word.span))
         return tuple(outputs)

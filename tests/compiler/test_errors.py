@@ -140,6 +140,7 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "graph_reuse_arguments": (5, 25, 1, "`enc` reuses the layer from line 4; it takes no arguments"),
     "graph_reuse_shape": (5, 25, 1, "`enc` reuses the layer from line 4, which reads 784; here it reads 1024"),
     "graph_output_unknown": (6, 14, 1, "undefined tensor `parety`"),
+    "graph_output_input": (5, 14, 1, "`features` is an input; an output is a tensor the model makes"),
     "graph_no_head": (4, 1, 1, "with several inputs, a line must say which tensor it reads"),
     # tied weights
     "tie_shape": (5, 23, 1, "dense 1000 over 768 features has a 1000x768 weight; wte's table is 1000x64"),

@@ -377,7 +377,10 @@ class Grower:
 
         def text(more: list[str], reading: set[str], made: str | None) -> str:
             left = [n for n in unread if n not in reading] + ([made] if made else [])
-            return "\n".join([*self.blocks, *head, *lines, *more, f"output {' '.join(left)}"]) + "\n"
+            # an input nothing reads yet is passed through, as an output may not be an input
+            passed = [f"p_{n} = {n} -> {IDENTITY}" for n in left if n in inputs]
+            shown = [f"p_{n}" if n in inputs else n for n in left]
+            return "\n".join([*self.blocks, *head, *lines, *more, *passed, f"output {' '.join(shown)}"]) + "\n"
 
         probe = self.outputs("\n".join([*head, *(f"p_{n} = {n} -> {IDENTITY}" for n in inputs),
                                          f"output {' '.join('p_' + n for n in inputs)}"]) + "\n")
