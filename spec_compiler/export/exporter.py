@@ -143,11 +143,18 @@ def convert_opset(graph: ir.Model, opset: int) -> None:
 
 def dynamo_export(module: nn.Module, examples: tuple[torch.Tensor, ...], input_names: list[str],
                   output_names: list[str], dynamic_axes: dict | None, opset: int) -> ir.Model:
-    """The dynamo exporter's model; its weights stay the module's tensors until written."""
+    """The dynamo exporter's model; its weights stay the module's tensors until written. The
+    exported module's forward is `(x, *more)`: the dynamic axes of a second and later input
+    are given as torch.export's shapes of that structure, which torch.onnx cannot derive
+    from `dynamic_axes` for varargs."""
+    axes: dict = {"dynamic_axes": dynamic_axes}
+    if len(examples) > 1 and dynamic_axes is not None:
+        shapes = [{axis: torch.export.Dim.DYNAMIC for axis in dynamic_axes.get(name, {})} for name in input_names]
+        axes = {"dynamic_shapes": (shapes[0], tuple(shapes[1:]))}
     with quiet(), torch.no_grad():
         program = torch.onnx.export(module, examples, None, input_names=input_names, output_names=output_names,
-                                    dynamic_axes=dynamic_axes, opset_version=max(opset, DYNAMO_MIN_OPSET),
-                                    dynamo=True, verbose=False, report=False)
+                                    opset_version=max(opset, DYNAMO_MIN_OPSET), dynamo=True, verbose=False,
+                                    report=False, **axes)
     return program.model
 
 

@@ -132,7 +132,8 @@ class _Export:
                     exposed[out.name] = expose.exposed
         if exposed:
             verified = ir.to_proto(graph).SerializeToString()
-            del graph.graph.outputs[kept:]  # the file keeps its own outputs
+            while len(graph.graph.outputs) > kept:  # the file keeps its own outputs
+                graph.graph.outputs.pop()
         if any(o.is_classifier and o.name not in exposed for o in p.outputs):
             logits_graph = self.graph(logits=True)[0]
             logits_session = self._session(Serialized(ir.to_proto(logits_graph).SerializeToString()))

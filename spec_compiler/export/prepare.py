@@ -46,12 +46,13 @@ class Exported(nn.Module):
         i = self.normalized_input
         return inputs[:i] + ((inputs[i] - self.mean) / self.std,) + inputs[i + 1:]
 
-    def forward(self, *inputs: torch.Tensor):
-        return self.model(*self.normalized(inputs))
+    # `x, *more`, not `*inputs`: the dynamo exporter needs a named first argument
+    def forward(self, x: torch.Tensor, *more: torch.Tensor):
+        return self.model(*self.normalized((x, *more)))
 
-    def forward_logits(self, *inputs: torch.Tensor):
+    def forward_logits(self, x: torch.Tensor, *more: torch.Tensor):
         """Each output before its final softmax/sigmoid (the output itself without one)."""
-        return self.model.forward_logits(*self.normalized(inputs))
+        return self.model.forward_logits(*self.normalized((x, *more)))
 
 
 class LogitsGraph(nn.Module):
@@ -61,8 +62,8 @@ class LogitsGraph(nn.Module):
         super().__init__()
         self.exported = exported
 
-    def forward(self, *inputs: torch.Tensor):
-        return self.exported.forward_logits(*inputs)
+    def forward(self, x: torch.Tensor, *more: torch.Tensor):
+        return self.exported.forward_logits(x, *more)
 
 
 @dataclass(frozen=True)
