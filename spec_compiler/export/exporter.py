@@ -149,7 +149,8 @@ def dynamo_export(module: nn.Module, examples: tuple[torch.Tensor, ...], input_n
     from `dynamic_axes` for varargs."""
     axes: dict = {"dynamic_axes": dynamic_axes}
     if len(examples) > 1 and dynamic_axes is not None:
-        shapes = [{axis: torch.export.Dim.DYNAMIC for axis in dynamic_axes.get(name, {})} for name in input_names]
+        named = {d: torch.export.Dim(d) for name in input_names for d in dynamic_axes.get(name, {}).values()}
+        shapes = [{axis: named[d] for axis, d in dynamic_axes.get(name, {}).items()} for name in input_names]
         axes = {"dynamic_shapes": (shapes[0], tuple(shapes[1:]))}
     with quiet(), torch.no_grad():
         program = torch.onnx.export(module, examples, None, input_names=input_names, output_names=output_names,
