@@ -14,7 +14,8 @@ The int8 model is checked against the fp32 one on the run's validation data (or 
 inputs): it fails when the top class agrees on fewer than INT8_MIN_AGREEMENT of the
 validation samples that fp32 decides clearly (margin above DECIDED_MARGIN; near-ties flip
 under any rounding), or the mean difference is above INT8_MAX_MEAN_DIFF (probabilities;
-other outputs relative to their mean magnitude). The report gives the size ratio and the
+other outputs relative to their mean magnitude), on every output of a graph spec, whose
+calibration and checks feed every input. The report gives the size ratio and the
 batch-1 latency ratio, and says plainly when int8 is slower. The file holds the int8 model
 only where it is faster than fp32 at batch 1 on this machine (`--quantize int8`); where it
 is not, the verified fp32 model is written and the report says why, unless int8 is forced
