@@ -56,8 +56,8 @@ def test_int8_force_quantizes_a_dense_graph_dynamically(tmp_path):
     assert similarity.shape == (2, 1)
 
 
-@pytest.mark.parametrize("opset", sorted({MIN_OPSET, 17, 20, max_opset()}))
-def test_a_graph_verifies_at_every_kind_of_opset(tmp_path, opset):
+@pytest.mark.parametrize("opset", range(MIN_OPSET, max_opset() + 1))
+def test_a_graph_verifies_at_every_supported_opset(tmp_path, opset):
     report = two_head().export(tmp_path / "m.onnx", opset=opset)
     assert report.opset == opset and report.max_abs_diff <= 1e-4
     assert report.converted_from == (20 if opset > 20 and report.exporter == "torchscript" else None)
