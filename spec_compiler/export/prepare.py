@@ -254,11 +254,6 @@ def n_samples(x: Inputs) -> int:
     return len(input_list(x)[0])
 
 
-def feed(p: Prepared, x: Inputs) -> dict[str, np.ndarray]:
-    """ONNX Runtime's input dict."""
-    return dict(zip(p.input_names, input_list(x)))
-
-
 def dims_of(x: Inputs) -> str:
     """The shapes of `x`, for messages: `3x8`, or `3x8 and 3x4` for two inputs."""
     return " and ".join(dims_text(a.shape) for a in input_list(x))
