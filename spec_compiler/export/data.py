@@ -4,6 +4,10 @@ First arrays saved in the run folder (`validation.npz`, `calibration.npz`: x and
 optionally y); else the data run.json names, reloaded with training's loaders: its
 validation file, or the same validation split (the recorded seed and fraction) of its
 training data. Inputs come before normalization, which is inside the exported graph.
+
+A graph spec's inputs are one array each (`Inputs`): saved arrays are named after the
+inputs (`x` serves a model of one input), and its training data are reloaded from the
+--data .npz run.json names, with the validation rows its training split off.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from ..errors import SpecError
 from ..run import validation_split
 from ..text import Tokenizer
 from ..training import data as loaders
+from ..training.multitask import load_task_data
 from .messages import dims_text, first_line
-from .prepare import Prepared
+from .prepare import Inputs, Prepared
 
 VALIDATION_ARRAYS = "validation.npz"
 CALIBRATION_ARRAYS = "calibration.npz"
@@ -28,8 +33,8 @@ CALIBRATION_ARRAYS = "calibration.npz"
 class RunData:
     """The run's inputs as the exported graph takes them, and the validation labels."""
 
-    x_train: np.ndarray | None
-    x_val: np.ndarray | None
+    x_train: Inputs | None
+    x_val: Inputs | None
     y_val: np.ndarray | None  # class ids (or one-hot, or 0/1 for a single sigmoid); None when not a classifier
     source: str  # where the validation data come from
     train_source: str = ""
@@ -43,7 +48,7 @@ def run_data(p: Prepared, model) -> RunData | None:
     if saved is not None:
         return saved
     try:
-        return _reload(p, model)
+        return _reload_graph(p, model) if p.is_graph else _reload(p, model)
     except SpecError as error:
         reason = error.first.message
     except Exception as error:  # noqa: BLE001 - a moved or changed data file must not stop the export
@@ -62,22 +67,55 @@ def _saved_arrays(p: Prepared) -> RunData | None:
                    validation[1] if validation is not None else None, where, where)
 
 
-def _load_arrays(p: Prepared, name: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+def _load_arrays(p: Prepared, name: str) -> tuple[Inputs, np.ndarray | None] | None:
     path = p.folder.path / name
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
-            x = archive["x"] if "x" in archive.files else archive[archive.files[0]]
-            y = archive["y"] if "y" in archive.files else None
-            x, y = np.asarray(x), (np.asarray(y) if y is not None else None)
+            if p.is_graph:
+                names = ["x" if len(p.inputs) == 1 and "x" in archive.files else i.name for i in p.inputs]
+                missing = [n for n in names if n not in archive.files]
+                if missing:
+                    raise SpecError.at(None, f"{path} has no array {', '.join(missing)}",
+                                       "save one array per input, named after it")
+                xs = [np.asarray(archive[n]) for n in names]
+            else:
+                xs = [np.asarray(archive["x"] if "x" in archive.files else archive[archive.files[0]])]
+            y = np.asarray(archive["y"]) if "y" in archive.files else None
     except (OSError, ValueError, KeyError, IndexError, EOFError) as error:
         raise SpecError.at(None, f"cannot read {path}: {first_line(error)}") from None
-    want = tuple(p.dims)
-    if x.ndim != len(want) + 1 or any(isinstance(d, int) and d != s for d, s in zip(want, x.shape[1:])):
-        raise SpecError.at(None, f"{path} holds inputs of shape {dims_text(x.shape[1:])} per sample; "
-                                 f"the model takes {dims_text(want)}")
-    return x.astype(np.int64 if p.dtype == "int" else np.float32), y
+    for spec, x in zip(p.inputs, xs):
+        want = tuple(spec.dims)
+        if x.ndim != len(want) + 1 or any(isinstance(d, int) and d != s for d, s in zip(want, x.shape[1:])):
+            named = f" (`{spec.name}`)" if p.is_graph else ""
+            raise SpecError.at(None, f"{path} holds inputs{named} of shape {dims_text(x.shape[1:])} per sample; "
+                                     f"the model takes {dims_text(want)}")
+    xs = [x.astype(np.int64 if spec.dtype == "int" else np.float32) for spec, x in zip(p.inputs, xs)]
+    return (xs[0] if len(xs) == 1 else tuple(xs)), y
+
+
+def _reload_graph(p: Prepared, model) -> RunData | None:
+    """A graph's training data (--data FILE.npz), split as its training split them."""
+    record = p.record
+    if record is None:
+        return None
+    info = record.data
+    seed = record.config.get("seed")
+    if info.validation_split > 0 and not isinstance(seed, int):
+        raise SpecError.at(None, "run.json records no seed, so its validation split cannot be rebuilt")
+    xs, targets = load_task_data(info.train, model)
+    train_idx, val_idx = validation_split(len(xs[0]), info.validation_split, seed)
+
+    def take(idx: np.ndarray) -> Inputs:
+        return xs[0][idx] if len(xs) == 1 else tuple(x[idx] for x in xs)
+
+    where = f"{info.train} (the run's {info.validation_split:g} validation split)"
+    if not len(val_idx):
+        return RunData(take(train_idx), None, None, info.train, info.train)
+    first = p.outputs[0]
+    y_val = targets[first.name][val_idx] if first.is_classifier and len(first.dims) == 1 else None
+    return RunData(take(train_idx), take(val_idx), y_val, where, info.train)
 
 
 def _reload(p: Prepared, model) -> RunData | None:

@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import Diagnostic, SpecError
 from .locate import layer_index
 from .messages import first_line
-from .prepare import Prepared, axis_names, sample_input
+from .prepare import Prepared, axis_names, input_list, sample_input
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
@@ -143,27 +143,37 @@ def convert_opset(graph: ir.Model, opset: int) -> None:
 
 def dynamo_export(module: nn.Module, examples: tuple[torch.Tensor, ...], input_names: list[str],
                   output_names: list[str], dynamic_axes: dict | None, opset: int) -> ir.Model:
-    """The dynamo exporter's model; its weights stay the module's tensors until written."""
+    """The dynamo exporter's model; its weights stay the module's tensors until written. The
+    exported module's forward is `(x, *more)`: the dynamic axes of a second and later input
+    are given as torch.export's shapes of that structure, which torch.onnx cannot derive
+    from `dynamic_axes` for varargs."""
+    axes: dict = {"dynamic_axes": dynamic_axes}
+    if len(examples) > 1 and dynamic_axes is not None:
+        named = {d: torch.export.Dim(d) for name in input_names for d in dynamic_axes.get(name, {}).values()}
+        shapes = [{axis: named[d] for axis, d in dynamic_axes.get(name, {}).items()} for name in input_names]
+        axes = {"dynamic_shapes": (shapes[0], tuple(shapes[1:]))}
     with quiet(), torch.no_grad():
         program = torch.onnx.export(module, examples, None, input_names=input_names, output_names=output_names,
-                                    dynamic_axes=dynamic_axes, opset_version=max(opset, DYNAMO_MIN_OPSET),
-                                    dynamo=True, verbose=False, report=False)
+                                    opset_version=max(opset, DYNAMO_MIN_OPSET), dynamo=True, verbose=False,
+                                    report=False, **axes)
     return program.model
 
 
 def to_onnx(p: Prepared, model, opset: int, explicit: bool, scratch: Path | None = None,
-            graph: nn.Module | None = None, output_name: str | None = None) -> tuple[ir.Model, str, float]:
+            graph: nn.Module | None = None, output_names: list[str] | None = None) -> tuple[ir.Model, str, float]:
     """The ONNX model of `graph` (default: the model with its normalization), exported with
-    a batch of EXPORT_BATCH; the exporter used; and the seconds it took."""
+    a batch of EXPORT_BATCH, its inputs and outputs named; the exporter used; and the seconds it took."""
     graph = p.wrapper if graph is None else graph
-    output_name = output_name or p.output_name
-    dynamic_axes = {p.input_name: axis_names(p.dims), output_name: axis_names(p.output_dims)}
-    example = torch.from_numpy(sample_input(p, EXPORT_BATCH, 7, np.random.default_rng(0)))
+    output_names = output_names or p.output_names
+    dynamic_axes = ({i.name: axis_names(i.dims) for i in p.inputs}
+                    | {name: axis_names(o.dims) for name, o in zip(output_names, p.outputs)})
+    examples = tuple(torch.from_numpy(a) for a in input_list(sample_input(p, EXPORT_BATCH, 7,
+                                                                          np.random.default_rng(0))))
     try:
-        return export_with_fallback(graph, (example,), [p.input_name], [output_name], dynamic_axes, opset, explicit,
+        return export_with_fallback(graph, examples, p.input_names, output_names, dynamic_axes, opset, explicit,
                                     scratch)
     except ExportFailed as failed:
-        raise name_failing_layer(p, model, example, opset, failed.first_error) from None
+        raise name_failing_layer(p, model, examples, opset, failed.first_error) from None
 
 
 class ExportFailed(Exception):
@@ -193,7 +203,7 @@ def export_with_fallback(module: nn.Module, examples: tuple[torch.Tensor, ...], 
     raise ExportFailed(first_error)
 
 
-def name_failing_layer(p: Prepared, model, example: torch.Tensor, opset: int,
+def name_failing_layer(p: Prepared, model, examples: tuple[torch.Tensor, ...], opset: int,
                        error: BaseException | None) -> SpecError:
     """Export each layer alone (deepest first) to find the one the exporter cannot handle."""
     layers = layer_index(model.info.layers)
@@ -209,7 +219,7 @@ def name_failing_layer(p: Prepared, model, example: torch.Tensor, opset: int,
     hooks = [modules[path].register_forward_hook(recorder(path)) for path in layers if path in modules]
     try:
         with torch.no_grad(), contextlib.suppress(Exception):  # a failing forward: the hooks saw what ran
-            p.wrapper(example)
+            p.wrapper(*examples)
     finally:
         for hook in hooks:
             hook.remove()

@@ -8,27 +8,34 @@ from pydantic import ValidationError
 
 from ..run import ImageFormat, OnnxInput, OnnxMetadata, OnnxOutput
 from ..version import __version__
-from .prepare import Prepared
+from .prepare import InputSpec, Prepared
 
 LAYOUTS = {"sequence": "NTF", "vector": "NF", "tokens": "NT"}
 
 
 def onnx_metadata(p: Prepared, model) -> OnnxMetadata:
-    """What an app needs to feed the file and read its output, from the spec and the run."""
+    """What an app needs to feed the file and read its outputs, from the spec and the run: a
+    chain's `input` and `output`, a graph's `inputs` and `outputs` lists."""
     ir_model = model.ir
-    kind, ttype = ir_model.input.kind, ir_model.input.type
-    layout = ("NCHW" if len(p.dims) == 3 else "NCL") if kind == "image" else LAYOUTS.get(kind, "N...")
     preprocess = p.preprocess
     run_id = (p.record.run_id if p.record is not None else None) or (preprocess.run_id if preprocess else None)
-    return OnnxMetadata(
+    shared = dict(
         version=__version__, model=ir_model.name, spec=ir_model.source, spec_path=str(ir_model.path),
-        input=OnnxInput(name=p.input_name, kind=kind, layout=layout, shape=list(p.dims),
-                        dtype="int64" if ttype.dtype == "int" else "float32", vocab=ttype.vocab),
-        output=OnnxOutput(name=p.output_name, shape=list(p.output_dims), activation=p.final),
         labels=p.labels, normalization=p.normalization, normalization_in_graph=True,
-        image=_image_format(p, kind), text=preprocess.text if preprocess is not None and kind == "tokens" else None,
+        text=preprocess.text if preprocess is not None and any(i.kind == "tokens" for i in p.inputs) else None,
         weights=str(p.weights) if p.weights is not None else "initialized", run_id=run_id,
         preprocess=preprocess.model_dump(mode="json", exclude={"text", "normalize"}) if preprocess else {})
+    inputs = [_input(spec) for spec in p.inputs]
+    outputs = [OnnxOutput(name=o.name, shape=list(o.dims), activation=o.final) for o in p.outputs]
+    if p.is_graph:
+        return OnnxMetadata(inputs=inputs, outputs=outputs, **shared)
+    return OnnxMetadata(input=inputs[0], output=outputs[0], image=_image_format(p, p.input_kind), **shared)
+
+
+def _input(spec: InputSpec) -> OnnxInput:
+    layout = ("NCHW" if len(spec.dims) == 3 else "NCL") if spec.kind == "image" else LAYOUTS.get(spec.kind, "N...")
+    return OnnxInput(name=spec.name, kind=spec.kind, layout=layout, shape=list(spec.dims),
+                     dtype="int64" if spec.dtype == "int" else "float32", vocab=spec.vocab)
 
 
 def _image_format(p: Prepared, kind: str) -> ImageFormat | None:

@@ -148,21 +148,21 @@ def _matrix(value: ir.Value) -> np.ndarray | None:
 
 
 class ExposeLogits(ir.passes.InPlacePass):
-    """Make the values entering the final activation a second graph output.
+    """Make the values entering the final activation a further graph output.
 
-    From the graph's first output, walk back through ops that only reshape to the node
+    From the graph's output `output` (the first by default), walk back through ops that only reshape to the node
     that computes it; when that is the model's final softmax/sigmoid, its input is the
     logits tensor (in the same element order as the output). `exposed` is then its name;
     None when the graph ends otherwise (a transpose after the activation, another op)."""
 
-    def __init__(self, activation: str):
+    def __init__(self, activation: str, output: int = 0):
         super().__init__()
-        self.activation = activation
+        self.activation, self.output = activation, output
         self.exposed: str | None = None
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         self.exposed = None
-        value = model.graph.outputs[0]
+        value = model.graph.outputs[self.output]
         node = value.producer()
         while node is not None and node.op_type in ORDER_PRESERVING and node.inputs and node.inputs[0] is not None:
             node = node.inputs[0].producer()

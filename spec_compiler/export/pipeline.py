@@ -1,4 +1,5 @@
-"""`Model.export` / `specc export`: the steps in order, each in its module.
+"""`Model.export` / `specc export`: the steps in order, each in its module, for a chain
+(one input, one output) and a graph spec (N named inputs, M named outputs) alike.
 
 1. prepare: build the module, load and check the run's weights (a run folder whose files
    all come from one run, or a .safetensors file), put the run's normalization in front;
@@ -28,7 +29,6 @@ from ..errors import SpecError, UsageError
 from .data import run_data
 from .exporter import DEFAULT_OPSET, MIN_OPSET, TORCHSCRIPT_MAX_OPSET, max_opset, to_onnx
 from .external import PROTOBUF_LIMIT, Serialized, destination, inline_bytes, weight_bytes
-from .graph import export_graph
 from .metadata import finish, onnx_metadata
 from .passes import ExplicitSamePadding, ExposeLogits, ShareTransposedTables, shape_info
 from .prepare import LogitsGraph, Prepared, axis_names, prepare
@@ -50,8 +50,6 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
     if quantize is not None and quantize not in QUANTIZE_CHOICES:
         raise UsageError(f"--quantize {quantize}: one of {', '.join(QUANTIZE_CHOICES)}")
     output = Path(output)
-    if not model.ir.is_chain:
-        return export_graph(model, output, weights, opset, explicit, quantize, seed, external_data, simplify)
     p = prepare(model, weights, seed)
     # The exporters' own files: TorchScript writes the weights of a model over 2 GB beside its graph.
     with tempfile.TemporaryDirectory(prefix="specc-export-") as scratch:
@@ -68,19 +66,20 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
             runtime = export.runtime(graph, staged)
             run = run_data(p, model)
             checks, validation = verify(p, model, runtime, run, str(output))
-            axes = axis_names(p.dims)
             report = ExportReport(
                 path=str(output), model=model.name, opset=opset, exporter=exporter, input_name=p.input_name,
-                input_shape=[axes.get(i + 1, d) for i, d in enumerate(p.dims)],
-                input_dtype="int64" if p.dtype == "int" else "float32", output_name=p.output_name,
-                output_shape=[axis_names(p.output_dims).get(i + 1, d) for i, d in enumerate(p.output_dims)],
-                weights=str(p.weights) if p.weights else None,
+                input_shape=_shape(p.dims), input_dtype=_dtype(p.dtype), output_name=p.output_name,
+                output_shape=_shape(p.output_dims), weights=str(p.weights) if p.weights else None,
                 normalization=p.normalization.model_dump(mode="json") if p.normalization else None,
                 normalization_note=p.normalization_note, labels=p.labels, export_seconds=round(seconds, 4),
                 size_bytes=0, tolerance=FP32_TOLERANCE, relative_tolerance=FP32_RELATIVE_TOLERANCE, checks=checks,
                 validation=validation, notes=p.notes,
                 converted_from=TORCHSCRIPT_MAX_OPSET if exporter == "torchscript" and opset > TORCHSCRIPT_MAX_OPSET
-                else None)
+                else None,
+                inputs=[{"name": i.name, "shape": _shape(i.dims), "dtype": _dtype(i.dtype)} for i in p.inputs]
+                if p.is_graph else None,
+                outputs=[{"name": o.name, "shape": _shape(o.dims), "activation": o.final} for o in p.outputs]
+                if p.is_graph else None)
             final = staged
             if simplify:
                 final, runtime, report.simplified = simplified(p, model, graph, staged, runtime, run, str(output),
@@ -109,8 +108,9 @@ class _Export:
         """The exported model as onnx_ir, rewritten by the passes, with shape information."""
         p, model = self.p, self.model
         if logits:
+            names = [f"{name}_logits" for name in p.output_names] if p.is_graph else ["logits"]
             exported, exporter, seconds = to_onnx(p, model, self.opset, self.explicit, self.scratch,
-                                                  LogitsGraph(p.wrapper), "logits")
+                                                  LogitsGraph(p.wrapper), names)
         else:
             exported, exporter, seconds = to_onnx(p, model, self.opset, self.explicit, self.scratch)
         ExplicitSamePadding()(exported)
@@ -119,25 +119,40 @@ class _Export:
         return shape_info(exported), exporter, seconds
 
     def runtime(self, graph: ir.Model, staged: Serialized) -> OrtGraph:
-        """`staged` (the serialized `graph`) in ONNX Runtime, with the logits as a second output
-        for a model that ends in softmax/sigmoid (or, where they cannot be split off, a logits
-        graph of its own). `graph` is left as it was."""
-        p, verified, logits_name, logits_session = self.p, staged.model, None, None
-        if p.is_classifier:
-            expose = ExposeLogits(p.final)
-            expose(graph)
-            if expose.exposed is not None:
-                verified, logits_name = ir.to_proto(graph).SerializeToString(), expose.exposed
-                graph.graph.outputs.pop()  # the file keeps its one output
-            else:
-                logits_graph = self.graph(logits=True)[0]
-                logits_session = self._session(Serialized(ir.to_proto(logits_graph).SerializeToString()))
-        return OrtGraph(verified, self._session(Serialized(verified, staged.folder)), p.input_name, p.output_name,
-                        logits_name, logits_session, staged.folder)
+        """`staged` (the serialized `graph`) in ONNX Runtime, with the logits of each output that
+        ends in softmax/sigmoid as further outputs (or, where they cannot be split off, from a
+        logits graph of its own). `graph` is left as it was."""
+        p, verified, exposed, logits_session = self.p, staged.model, {}, None
+        kept = len(graph.graph.outputs)
+        for index, out in enumerate(p.outputs):
+            if out.is_classifier:
+                expose = ExposeLogits(out.final, index)
+                expose(graph)
+                if expose.exposed is not None:
+                    exposed[out.name] = expose.exposed
+        if exposed:
+            verified = ir.to_proto(graph).SerializeToString()
+            while len(graph.graph.outputs) > kept:  # the file keeps its own outputs
+                graph.graph.outputs.pop()
+        if any(o.is_classifier and o.name not in exposed for o in p.outputs):
+            logits_graph = self.graph(logits=True)[0]
+            logits_session = self._session(Serialized(ir.to_proto(logits_graph).SerializeToString()))
+        return OrtGraph(verified, self._session(Serialized(verified, staged.folder)), p.input_names, p.output_names,
+                        exposed, logits_session, tuple(o.name for o in p.outputs if o.is_classifier), staged.folder)
 
     def _session(self, serialized: Serialized):
         try:
             return ort_session(serialized.model, folder=serialized.folder)
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
-            raise runtime_error(serialized.model, self.p.input_name, self.model, error, None, None, self.output,
+            raise runtime_error(serialized.model, None, self.model, error, None, self.output,
                                 serialized.folder) from None
+
+
+def _shape(dims: tuple) -> list:
+    """Sample dims with the batch first, dynamic axes named."""
+    axes = axis_names(dims)
+    return [axes.get(i + 1, d) for i, d in enumerate(dims)]
+
+
+def _dtype(dtype: str) -> str:
+    return "int64" if dtype == "int" else "float32"

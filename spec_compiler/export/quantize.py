@@ -14,7 +14,8 @@ The int8 model is checked against the fp32 one on the run's validation data (or 
 inputs): it fails when the top class agrees on fewer than INT8_MIN_AGREEMENT of the
 validation samples that fp32 decides clearly (margin above DECIDED_MARGIN; near-ties flip
 under any rounding), or the mean difference is above INT8_MAX_MEAN_DIFF (probabilities;
-other outputs relative to their mean magnitude). The report gives the size ratio and the
+other outputs relative to their mean magnitude), on every output of a graph spec, whose
+calibration and checks feed every input. The report gives the size ratio and the
 batch-1 latency ratio, and says plainly when int8 is slower. The file holds the int8 model
 only where it is faster than fp32 at batch 1 on this machine (`--quantize int8`); where it
 is not, the verified fp32 model is written and the report says why, unless int8 is forced
@@ -37,7 +38,7 @@ from .data import RunData, digits_images
 from .exporter import quiet
 from .messages import first_line
 from .passes import GemmToMatMul, shape_info
-from .prepare import Prepared, sample_input
+from .prepare import Inputs, Prepared, input_list, n_samples, rows, sample_input
 from .verify import VALIDATION_LIMIT, OrtGraph, accuracy, ort_session, predicted_classes
 
 INT8 = "int8"  # int8 where it is faster than fp32, else fp32
@@ -67,57 +68,70 @@ def uses_convolution(model: ir.Model) -> bool:
     return any(node.op_type in ("Conv", "ConvTranspose") for node in model.graph)
 
 
-def calibration_data(p: Prepared, data: RunData | None) -> tuple[np.ndarray, str]:
+def calibration_data(p: Prepared, data: RunData | None) -> tuple[Inputs, str]:
+    """Inputs to calibrate activation ranges on (every input of a graph), and where they come from."""
     if data is not None and data.x_train is not None:
-        x = data.x_train[:CALIBRATION_SAMPLES]
-        return x, f"{len(x)} samples of the run's training data ({data.train_source})"
+        x = rows(data.x_train, 0, CALIBRATION_SAMPLES)
+        return x, f"{n_samples(x)} samples of the run's training data ({data.train_source})"
     if data is not None and data.x_val is not None:
-        x = data.x_val[:CALIBRATION_SAMPLES]
-        return x, f"{len(x)} samples of the run's validation data ({data.source}; no training data found)"
-    if p.input_kind == "image" and len(p.dims) == 3 and all(isinstance(d, int) for d in p.dims):
+        x = rows(data.x_val, 0, CALIBRATION_SAMPLES)
+        return x, f"{n_samples(x)} samples of the run's validation data ({data.source}; no training data found)"
+    if (not p.is_graph and p.input_kind == "image" and len(p.dims) == 3
+            and all(isinstance(d, int) for d in p.dims)):
         channels, height, width = p.dims
         x, _ = digits_images(channels, height, width, CALIBRATION_SAMPLES)
         return x, (f"{len(x)} bundled digits images adapted to {channels}x{height}x{width} as `specc train` "
                    "adapts them (no run data)")
     rng = np.random.default_rng(2)
-    x = np.concatenate([sample_input(p, 16, 32, rng) for _ in range(CALIBRATION_SAMPLES // 16)])
-    return x, f"{len(x)} RANDOM inputs (no run data): activation ranges are a guess; export with --weights RUN"
+    x = _concatenate([sample_input(p, 16, 32, rng) for _ in range(CALIBRATION_SAMPLES // 16)])
+    return x, f"{n_samples(x)} RANDOM inputs (no run data): activation ranges are a guess; export with --weights RUN"
+
+
+def _concatenate(batches: list[Inputs]) -> Inputs:
+    """Batches of inputs as one (per input)."""
+    joined = [np.concatenate(arrays) for arrays in zip(*(input_list(b) for b in batches))]
+    return joined[0] if len(joined) == 1 else tuple(joined)
+
+
+def _feed(names: str | list[str], x: Inputs) -> dict[str, np.ndarray]:
+    """ONNX Runtime's input dict: `names` one name or one per input."""
+    return dict(zip([names] if isinstance(names, str) else names, input_list(x)))
 
 
 class CalibrationReader:
-    """onnxruntime's CalibrationDataReader over an array, in batches."""
+    """onnxruntime's CalibrationDataReader over the inputs, in batches."""
 
-    def __init__(self, name: str, x: np.ndarray, batch: int = 32):
-        self.name, self.x, self.batch, self.at = name, x, batch, 0
+    def __init__(self, names: list[str], x: Inputs, batch: int = 32):
+        self.names, self.x, self.batch, self.at = names, x, batch, 0
 
     def get_next(self):
-        if self.at >= len(self.x):
+        if self.at >= n_samples(self.x):
             return None
-        chunk = self.x[self.at:self.at + self.batch]
+        chunk = rows(self.x, self.at, self.at + self.batch)
         self.at += self.batch
-        return {self.name: chunk}
+        return _feed(self.names, chunk)
 
     def rewind(self):
         self.at = 0
 
 
-def _latency_ms(session, name: str, x: np.ndarray, budget_s: float = 0.4) -> float:
+def _latency_ms(session, inputs: dict[str, np.ndarray], budget_s: float = 0.4) -> float:
     for _ in range(3):
-        session.run(None, {name: x})
+        session.run(None, inputs)
     times, start = [], time.perf_counter()
     while len(times) < 20 or (time.perf_counter() - start < budget_s and len(times) < 2000):
         t = time.perf_counter()
-        session.run(None, {name: x})
+        session.run(None, inputs)
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1e3)
 
 
-def interleaved_latency(sessions: list, name: str, x: np.ndarray, rounds: int = 5) -> list[float]:
-    """Median batch-1 latency (ms) of each session, measured in alternating rounds."""
+def interleaved_latency(sessions: list, names: str | list[str], x: Inputs, rounds: int = 5) -> list[float]:
+    """Median batch-1 latency (ms) of each session on `x` (fed by input `names`), measured in alternating rounds."""
     results: list[list[float]] = [[] for _ in sessions]
     for _ in range(rounds):
         for i, session in enumerate(sessions):
-            results[i].append(_latency_ms(session, name, x, budget_s=0.08))
+            results[i].append(_latency_ms(session, _feed(names, x), budget_s=0.08))
     return [float(np.median(r)) for r in results]
 
 
@@ -130,7 +144,7 @@ def _quantized_bytes(p: Prepared, model, fp32: bytes, data: RunData | None) -> t
         source.write_bytes(fp32)
         try:
             with quiet():
-                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=p.dtype != "int")
+                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=not p.has_int_input)
         except Exception:  # noqa: BLE001 - pre-processing is an optimization only
             prepared.write_bytes(fp32)
         graph = ir.load(str(prepared))
@@ -143,7 +157,7 @@ def _quantized_bytes(p: Prepared, model, fp32: bytes, data: RunData | None) -> t
             with quiet():
                 if static:
                     x_cal, note = calibration_data(p, data)
-                    quantize_static(ir.to_proto(graph), str(target), CalibrationReader(p.input_name, x_cal),
+                    quantize_static(ir.to_proto(graph), str(target), CalibrationReader(p.input_names, x_cal),
                                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                                     weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
                                     # U8 activations x S8 weights is the form x86 VNNI runs fast (bench/int8.py:
@@ -186,37 +200,50 @@ def quantize_int8(p: Prepared, model, fp32: bytes, fp32_graph: OrtGraph, data: R
     except Exception as error:  # noqa: BLE001
         raise SpecError.at(None, f"the int8 model does not load in ONNX Runtime: {first_line(error)}") from None
     if data is not None and data.x_val is not None:
-        x, y = data.x_val[:VALIDATION_LIMIT], (data.y_val[:VALIDATION_LIMIT] if data.y_val is not None else None)
-        on = f"{len(x)} validation samples"
+        x, y = rows(data.x_val, 0, VALIDATION_LIMIT), (data.y_val[:VALIDATION_LIMIT] if data.y_val is not None else None)
+        on = f"{n_samples(x)} validation samples"
     else:
         rng = np.random.default_rng(3)
-        x = calibration_data(p, data)[0] if static else np.concatenate([sample_input(p, 32, 32, rng) for _ in range(4)])
-        y, on = None, f"{len(x)} {'calibration' if static else 'random'} inputs (no validation data)"
-    int8_graph = OrtGraph(int8, int8_session, p.input_name, p.output_name)
+        x = (calibration_data(p, data)[0] if static
+             else _concatenate([sample_input(p, 32, 32, rng) for _ in range(4)]))
+        y, on = None, f"{n_samples(x)} {'calibration' if static else 'random'} inputs (no validation data)"
+    # The top-class check needs validation data: labels for a chain, a graph's validation rows.
+    validated = y is not None or (p.is_graph and data is not None and data.x_val is not None)
+    int8_graph = OrtGraph(int8, int8_session, p.input_names, p.output_names)
     try:
-        ref, got = fp32_graph.run(x)[0], int8_graph.run(x)[0]
+        refs, gots = fp32_graph.run(x)[0], int8_graph.run(x)[0]
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
         raise SpecError.at(None, f"the int8 model fails in ONNX Runtime on {on}: {first_line(error)}",
                            "export in fp32 (without --quantize)") from None
-    abs_diff = np.abs(ref.astype(np.float64) - got.astype(np.float64))
-    mean_diff, max_diff = float(abs_diff.mean()), float(abs_diff.max())
-    agreement = decided_agreement = None
-    if p.is_classifier:
-        same = predicted_classes(ref) == predicted_classes(got)
-        decided = margin(ref) > DECIDED_MARGIN
-        agreement = float(np.mean(same))
-        decided_agreement = float(np.mean(same[decided])) if decided.any() else None
-    allowed = INT8_MAX_MEAN_DIFF if p.is_classifier else INT8_MAX_RELATIVE_DIFF * max(float(np.abs(ref).mean()), 1e-6)
-    problems = []
-    if y is not None and decided_agreement is not None and decided_agreement < INT8_MIN_AGREEMENT:
-        problems.append(f"the top class agrees with fp32 on only {decided_agreement:.1%} of the {on} that fp32 "
-                        f"decides by a margin above {DECIDED_MARGIN:g} (needs {INT8_MIN_AGREEMENT:.0%})")
-    if not mean_diff <= allowed:
-        problems.append(f"mean abs diff from fp32 is {mean_diff:.3g} (allowed {allowed:.3g})")
+    problems, agreements, decided_agreements, mean_diffs, max_diffs = [], [], [], [], []
+    for out, ref, got in zip(p.outputs, refs, gots):
+        named = f"`{out.name}`: " if p.is_graph else ""
+        abs_diff = np.abs(ref.astype(np.float64) - got.astype(np.float64))
+        mean_diff = float(abs_diff.mean())
+        mean_diffs.append(mean_diff)
+        max_diffs.append(float(abs_diff.max()))
+        if out.is_classifier:
+            same = predicted_classes(ref) == predicted_classes(got)
+            decided = margin(ref) > DECIDED_MARGIN
+            agreements.append(float(np.mean(same)))
+            decided_agreement = float(np.mean(same[decided])) if decided.any() else None
+            if decided_agreement is not None:
+                decided_agreements.append(decided_agreement)
+            if validated and decided_agreement is not None and decided_agreement < INT8_MIN_AGREEMENT:
+                problems.append(f"{named}the top class agrees with fp32 on only {decided_agreement:.1%} of the {on} "
+                                f"that fp32 decides by a margin above {DECIDED_MARGIN:g} (needs {INT8_MIN_AGREEMENT:.0%})")
+        allowed = (INT8_MAX_MEAN_DIFF if out.is_classifier
+                   else INT8_MAX_RELATIVE_DIFF * max(float(np.abs(ref).mean()), 1e-6))
+        if not mean_diff <= allowed:
+            problems.append(f"{named}mean abs diff from fp32 is {mean_diff:.3g} (allowed {allowed:.3g})")
     if problems:
         raise SpecError.at(None, "the int8 model is too far from fp32: " + "; ".join(problems) + "; nothing was written",
                            "export in fp32 (without --quantize)")
-    fp32_ms, int8_ms = interleaved_latency([ort_session(fp32), int8_session], p.input_name, x[:1])
+    agreement = min(agreements) if agreements else None
+    decided_agreement = min(decided_agreements) if decided_agreements else None
+    mean_diff, max_diff = max(mean_diffs), max(max_diffs)
+    ref, got = refs[0], gots[0]
+    fp32_ms, int8_ms = interleaved_latency([ort_session(fp32), int8_session], p.input_names, rows(x, 0, 1))
     acc_fp32, acc_int8 = accuracy(ref, y), accuracy(got, y)
     kept, kept_reason = kept_form(fp32_ms, int8_ms, forced)
     return (int8 if kept == INT8 else None), {

@@ -59,7 +59,7 @@ def simplified(p: Prepared, model, exported: ir.Model, staged: Serialized, runti
         info["reason"] = f"the simplified graph does not verify: {error.first.message}"
         return staged, runtime, info
     x = sample_input(p, 1, 32, np.random.default_rng(4))
-    latency_before, latency_after = interleaved_latency([ort_session(before), ort_session(after)], p.input_name, x)
+    latency_before, latency_after = interleaved_latency([ort_session(before), ort_session(after)], p.input_names, x)
     info.update(kept=True, checks=[c.to_dict() for c in checks], latency_before_ms=latency_before,
                 latency_after_ms=latency_after, latency_ratio=latency_after / latency_before)
     return candidate, candidate_runtime, info

@@ -16,7 +16,7 @@ failing node is one ONNX Runtime fused).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ import torch
 from ..errors import Diagnostic, SpecError
 from .data import RunData
 from .locate import layer_index, layer_of_node
-from .messages import dims_text, first_line
-from .prepare import Prepared, sample_input
+from .messages import first_line
+from .prepare import Inputs, Prepared, dims_of, input_list, n_samples, rows, sample_input
 from .report import Check
 
 FP32_TOLERANCE = 1e-4  # absolute
@@ -55,28 +55,42 @@ def ort_session(data: bytes, optimized: bool = True, folder: Path | None = None)
 
 @dataclass
 class OrtGraph:
-    """The exported graph in ONNX Runtime: its output, and the logits when they differ from it."""
+    """The exported graph in ONNX Runtime: its outputs, and the logits of each output that
+    ends in softmax/sigmoid, where they differ from it."""
 
-    data: bytes  # the serialized graph the session runs (the file's, plus the logits output)
+    data: bytes  # the serialized graph the session runs (the file's, plus the logits outputs)
     session: Any
-    input_name: str
-    output_name: str
-    logits_name: str | None = None  # a second output of `session`
-    logits_session: Any = None  # a separate logits graph, when the output could not be split
+    input_names: list[str]
+    output_names: list[str]
+    logits_names: dict[str, str] = field(default_factory=dict)  # output -> a further output of `session`
+    logits_session: Any = None  # a separate logits graph (every output's logits), for those not in `logits_names`
+    classifiers: tuple[str, ...] = ()  # the outputs whose logits are compared
     folder: Path | None = None  # where the graph's external data file lies
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        outputs, logits = [], []
-        names = [self.output_name] + ([self.logits_name] if self.logits_name else [])
-        for start in range(0, len(x), CHUNK):
-            chunk = x[start:start + CHUNK]
-            results = self.session.run(names, {self.input_name: chunk})
-            outputs.append(results[0])
-            if self.logits_name:
-                logits.append(results[1])
-            elif self.logits_session is not None:
-                logits.append(self.logits_session.run(None, {self.input_name: chunk})[0])
-        return np.concatenate(outputs), (np.concatenate(logits) if logits else None)
+    def feed(self, x: Inputs) -> dict[str, np.ndarray]:
+        return dict(zip(self.input_names, input_list(x)))
+
+    def run(self, x: Inputs) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """Each output, and each output's logits (None where not compared), in chunks."""
+        names = self.output_names + list(self.logits_names.values())
+        chunks = []
+        for start in range(0, n_samples(x), CHUNK):
+            chunk = self.feed(rows(x, start, start + CHUNK))
+            results = self.session.run(names, chunk)
+            separate = (self.logits_session.run(None, chunk) if self.logits_session is not None else None)
+            logits = []
+            for i, name in enumerate(self.output_names):
+                if name in self.logits_names:
+                    logits.append(results[len(self.output_names) + list(self.logits_names).index(name)])
+                elif separate is not None and name in self.classifiers:
+                    logits.append(separate[i])
+                else:
+                    logits.append(None)
+            chunks.append((results[:len(self.output_names)], logits))
+        outputs = [np.concatenate([c[0][i] for c in chunks]) for i in range(len(self.output_names))]
+        logits = [None if chunks[0][1][i] is None else np.concatenate([c[1][i] for c in chunks])
+                  for i in range(len(self.output_names))]
+        return outputs, logits
 
 
 @dataclass
@@ -105,16 +119,34 @@ def compare(reference: np.ndarray, got: np.ndarray) -> Difference:
     return Difference(float(diff.max()), float(rel.max()), int((~finite_a).sum()), agree)
 
 
-def torch_run(p: Prepared, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """The output and (for a model ending in softmax/sigmoid) the logits, in chunks."""
+def torch_run(p: Prepared, x: Inputs) -> tuple:
+    """The output and (for a model ending in softmax/sigmoid) the logits, in chunks; for a
+    graph, a tuple of each output and a tuple of each output's logits (None where it has no
+    final softmax/sigmoid)."""
     outputs, logits = [], []
     with torch.no_grad():
-        for start in range(0, len(x), CHUNK):
-            chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + CHUNK]))
-            outputs.append(p.wrapper(chunk).numpy())
+        for start in range(0, n_samples(x), CHUNK):
+            chunk = [torch.from_numpy(np.ascontiguousarray(a)) for a in input_list(rows(x, start, start + CHUNK))]
+            outputs.append([t.numpy() for t in _as_tuple(p.wrapper(*chunk))])
             if p.is_classifier:
-                logits.append(p.wrapper.forward_logits(chunk).numpy())
-    return np.concatenate(outputs), (np.concatenate(logits) if logits else None)
+                logits.append([t.numpy() for t in _as_tuple(p.wrapper.forward_logits(*chunk))])
+    joined = [np.concatenate([c[i] for c in outputs]) for i in range(len(p.outputs))]
+    joined_logits = [np.concatenate([c[i] for c in logits]) if logits and o.is_classifier else None
+                     for i, o in enumerate(p.outputs)]
+    if not p.is_graph:
+        return joined[0], joined_logits[0]
+    return tuple(joined), tuple(joined_logits)
+
+
+def per_output(p: Prepared, value) -> list:
+    """torch_run's output (or logits) as a list, one entry per output."""
+    if value is None:
+        return [None] * len(p.outputs)
+    return list(value) if isinstance(value, tuple) else [value]
+
+
+def _as_tuple(result) -> tuple:
+    return result if isinstance(result, tuple) else (result,)
 
 
 def predicted_classes(y: np.ndarray) -> np.ndarray:
@@ -141,7 +173,7 @@ def verify(p: Prepared, model, graph: OrtGraph, data: RunData | None, output: st
     """Random inputs at two batch sizes (two lengths when dynamic), then the run's validation
     data; the checks and the validation summary. SpecError on any disagreement."""
     rng = np.random.default_rng(1)
-    dynamic = any(isinstance(d, str) for d in p.dims)
+    dynamic = any(isinstance(d, str) for i in p.inputs for d in i.dims)
     checks = []
     for batch, length in RANDOM_CASES_DYNAMIC if dynamic else RANDOM_CASES:
         x = sample_input(p, batch, length, rng)
@@ -149,65 +181,73 @@ def verify(p: Prepared, model, graph: OrtGraph, data: RunData | None, output: st
         checks.append(check)
     validation = None
     if data is not None and data.x_val is not None:
-        x, y = data.x_val[:VALIDATION_LIMIT], (data.y_val[:VALIDATION_LIMIT] if data.y_val is not None else None)
+        x, y = rows(data.x_val, 0, VALIDATION_LIMIT), (data.y_val[:VALIDATION_LIMIT] if data.y_val is not None else None)
         check, reference, got = _check(p, model, graph, "validation", x, output)
         checks.append(check)
-        validation = {"samples": len(x), "source": data.source, "max_abs_diff": check.max_abs_diff,
-                      "accuracy_torch": accuracy(reference, y), "accuracy_onnx": accuracy(got, y)}
+        validation = {"samples": n_samples(x), "source": data.source, "max_abs_diff": check.max_abs_diff,
+                      "accuracy_torch": accuracy(per_output(p, reference)[0], y), "accuracy_onnx": accuracy(got[0], y)}
     return checks, validation
 
 
-def _check(p: Prepared, model, graph: OrtGraph, what: str, x: np.ndarray,
-           output: str) -> tuple[Check, np.ndarray, np.ndarray]:
+def _check(p: Prepared, model, graph: OrtGraph, what: str, x: Inputs, output: str) -> tuple[Check, Any, list]:
     reference, reference_logits = torch_run(p, x)
     try:
         got, got_logits = graph.run(x)
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
-        raise runtime_error(graph.data, graph.input_name, model, error, f"{what} inputs {dims_text(x.shape)}", x,
+        raise runtime_error(graph.data, graph.feed(rows(x, 0, CHUNK)), model, error, f"{what} inputs {dims_of(x)}",
                             output, graph.folder) from None
-    differences = [compare(reference, got)]
-    if reference_logits is not None and got_logits is not None:
-        if got_logits.size == reference_logits.size:
-            got_logits = got_logits.reshape(reference_logits.shape)
-        differences.insert(0, compare(reference_logits, got_logits))
-    check = Check(what, list(x.shape), max(d.max_abs for d in differences), max(d.max_rel for d in differences),
-                  max(d.nonfinite for d in differences), "logits and output" if len(differences) > 1 else "output")
-    if not all(d.agree for d in differences):
-        raise SpecError.at(None, f"ONNX Runtime disagrees with PyTorch on {what} inputs {dims_text(x.shape)} "
-                                 f"({check.compared}): max abs diff {check.max_abs_diff:.3g}, max relative diff "
+    differences = []  # (what was compared, how far apart)
+    for out, ours, theirs, our_logits, their_logits in zip(p.outputs, per_output(p, reference), got,
+                                                            per_output(p, reference_logits), got_logits):
+        label = f"{out.name} " if p.is_graph else ""
+        if our_logits is not None and their_logits is not None:
+            if their_logits.size == our_logits.size:
+                their_logits = their_logits.reshape(our_logits.shape)
+            differences.append((f"{label}logits", compare(our_logits, their_logits)))
+        differences.append((out.name if p.is_graph else "output", compare(ours, theirs)))
+    compared = " and ".join(name for name, _ in differences) if not p.is_graph else ", ".join(
+        name for name, _ in differences)
+    shape = list(input_list(x)[0].shape)
+    check = Check(what, shape, max(d.max_abs for _, d in differences), max(d.max_rel for _, d in differences),
+                  max(d.nonfinite for _, d in differences), compared)
+    if not all(d.agree for _, d in differences):
+        wrong = ", ".join(name for name, d in differences if not d.agree)
+        raise SpecError.at(None, f"ONNX Runtime disagrees with PyTorch on {what} inputs {dims_of(x)} "
+                                 f"({check.compared if not p.is_graph else wrong}): max abs diff "
+                                 f"{check.max_abs_diff:.3g}, max relative diff "
                                  f"{check.max_rel_diff:.3g} (allowed {FP32_TOLERANCE:g} + {FP32_RELATIVE_TOLERANCE:g} "
                                  f"x |value|, inf and NaN at the same places); nothing was written to {output}",
                            "try another --opset, or report the layer kinds of this spec as an export bug")
     return check, reference, got
 
 
-def runtime_error(data: bytes, input_name: str, model, error: BaseException, inputs: str | None,
-                  x: np.ndarray | None, output: str, folder: Path | None = None) -> SpecError:
+def runtime_error(data: bytes, inputs: dict[str, np.ndarray] | None, model, error: BaseException, what: str | None,
+                  output: str, folder: Path | None = None) -> SpecError:
     """An ONNX Runtime failure as a SpecError at the spec layer whose node failed: running
-    `data` (external data in `folder`) on `x` (described by `inputs`), or loading it (`inputs` None)."""
+    `data` (external data in `folder`) on `inputs` (described by `what`), or loading it (`inputs` None)."""
     op, node, status = _parse(first_line(error), str(error))
     layers = layer_index(model.info.layers)
     layer = layer_of_node(node, layers) if node else None
     only_optimized = False
-    if layer is None and x is not None:  # a node ONNX Runtime fused: find it in the plain graph
+    if layer is None and inputs is not None:  # a node ONNX Runtime fused: find it in the plain graph
         try:
-            ort_session(data, optimized=False, folder=folder).run(None, {input_name: x[:CHUNK]})
+            ort_session(data, optimized=False, folder=folder).run(None, inputs)
             only_optimized = True
         except Exception as plain_error:  # noqa: BLE001 - onnxruntime raises its own kinds
             plain = _parse(first_line(plain_error), str(plain_error))
             if plain[1]:
                 op, node, status = plain
                 layer = layer_of_node(node, layers)
-    action = f"run {{what}} on {inputs}" if inputs else "load {what}"
+    action = f"run {{what}} on {what}" if what else "load {what}"
     if only_optimized:
         action += " (only with ONNX Runtime's graph optimizations)"
     hint = (f"try another --opset, or report this spec as an export bug; nothing was written to {output}")
     if layer is not None:
-        what = f"layer `{layer.node.kind}` ({layer.path}) of the exported graph"
-        return SpecError(Diagnostic(f"ONNX Runtime cannot {action.format(what=what)}: {status}", layer.node.span,
+        graph = f"layer `{layer.node.kind}` ({layer.path}) of the exported graph"
+        return SpecError(Diagnostic(f"ONNX Runtime cannot {action.format(what=graph)}: {status}", layer.node.span,
                                     hint), model.ir.source)
-    what = "the exported graph" + (f" ({op} node `{node}`)" if node else "")
-    return SpecError.at(None, f"ONNX Runtime cannot {action.format(what=what)}: {status}", hint)
+    graph = "the exported graph" + (f" ({op} node `{node}`)" if node else "")
+    return SpecError.at(None, f"ONNX Runtime cannot {action.format(what=graph)}: {status}", hint)
 
 
 def _parse(line: str, text: str) -> tuple[str | None, str | None, str]:
