@@ -127,6 +127,8 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "second_input": (2, 7, 2, "with several inputs, each needs a name"),
     "duplicate_name": (4, 15, 1, "layer name `fc` is used twice"),
     # graphs: named tensors, merges of tensors, shared layers, outputs
+    "graph_merge_commas": (5, 9, 1, "unexpected `,`"),
+    "graph_tensor_plus": (5, 7, 1, "unexpected `+`"),
     "graph_undefined_tensor": (5, 5, 1, "undefined tensor `rihgt`"),
     "graph_used_before_line": (4, 11, 1, "`b` is used before its line (line 5)"),
     "graph_cycle": (3, 5, 1, "`b` is used before its line (line 4); cycle: a -> b -> a"),
