@@ -51,7 +51,7 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
     shortcut = infer(1, x).output
     _refuse_arithmetic_on_ids("residual", [main, shortcut], ("its body", "its shortcut"))
     if main.dims != shortcut.dims:
-        if shortcut.dims == x.dims:
+        if shortcut.dims == x.dims and not infer.kinds[1]:  # no `shortcut { }`: the input itself
             raise ShapeError(
                 f"residual body changes the shape from {x} to {main}, so its input cannot be added to it",
                 "add a projection inside the residual: `shortcut { conv C 1x1 stride=S }`, "
@@ -59,7 +59,8 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
             )
         raise ShapeError(
             f"residual body gives {main} but its shortcut gives {shortcut}: they must match to be added",
-            "make the shortcut's conv match the body: the same number of filters and the same stride",
+            "make them match: the shortcut's conv with the body's filters and stride, and the body's "
+            "convs keeping the size (`pad=same`, or pad=k//2 with an odd k)",
             body=1,
         )
     return main

@@ -76,6 +76,8 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
                               "(axis 0: 16 and 32)"),
     "residual_no_projection": (3, 1, 1, "residual body changes the shape from 16x32x32 to 32x16x16, "
                                         "so its input cannot be added to it"),
+    "residual_projection_keeps_shape": (5, 3, 1, "residual body gives 16x9x9 but its shortcut gives 16x8x8: "
+                                                 "they must match to be added"),
     "residual_wrong_projection": (5, 3, 1, "residual body gives 32x16x16 but its shortcut gives 32x32x32: "
                                            "they must match to be added"),
     "flatten_dynamic": (3, 1, 1, "flatten needs every size known, got ?x16 (a sequence, TxF) "
