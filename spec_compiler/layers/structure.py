@@ -107,7 +107,8 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
                 raise ShapeError(
                     f"concat branches must agree on every size except {along}: branch 1 gives {first}, "
                     f"branch {index} gives {other}",
-                    "give every branch the same spatial size (pad=same, equal strides)",
+                    "give every branch the same spatial size (pad=same, equal strides)" if along == "channels"
+                    else f"give every branch the same size on every axis but {axis}",
                     body=index - 1,
                 )
     joined = list(first.dims)
