@@ -337,9 +337,12 @@ _NAMES_A_TENSOR = re.compile(r"^[\t ]*[A-Za-z_]\w*[\t ]*=[\t ]*[A-Za-z_]\w*$")
 
 
 def _tensor_operator_hint(before: str, value: str) -> str | None:
-    """A newcomer's way to merge tensors, `concat a, b`, `concat(a, b)` or `c = a + b`: the
-    hint that shows the merge's form, or None for any other mistake."""
+    """A newcomer's way to merge tensors, `concat a, b`, `concat(a, b)` or `c = a + b` (or
+    branches, `concat { branch {..}, branch {..} }`): the hint that shows the merge's form,
+    or None for any other mistake."""
     merge = _MERGE_HEAD.match(before)
+    if value == "," and merge and "{" in before:
+        return f"separate branches with `;` or a new line: `{merge.group(1)} {{ branch {{ ... }}; branch {{ ... }} }}`"
     if value == "," and merge:
         return f"a merge lists the tensors it reads with spaces: `{merge.group(1)} a b`"
     if value in ("+", "*") and _NAMES_A_TENSOR.match(before):

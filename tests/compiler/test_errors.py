@@ -132,6 +132,7 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "graph_concat_axis": (5, 10, 1, "concat tensors must agree on every size except axis 1: `a` gives "
                                      "8x16x16, `b` gives 8x14x14"),
     "graph_merge_in_block": (4, 3, 1, "`concat` needs a `{ }` body"),
+    "branches_comma": (3, 31, 1, "unexpected `,`"),
     "graph_merge_commas": (5, 9, 1, "unexpected `,`"),
     "graph_tensor_plus": (5, 7, 1, "unexpected `+`"),
     "graph_undefined_tensor": (5, 5, 1, "undefined tensor `rihgt`"),
