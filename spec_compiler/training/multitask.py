@@ -138,7 +138,8 @@ def output_tasks(model, module, config, targets: dict[str, np.ndarray]) -> list[
             _check_class_ids(name, output_type.dims, class_dim, y)
         classifier = loss.kind in CLASS_LOSSES and (final == "softmax" or (final == "sigmoid"
                                                                            and len(output_type.dims) == 1))
-        if not classifier and y[:1].size != math.prod(output_type.dims):
+        sized = all(isinstance(d, int) for d in output_type.dims)  # a run-time length is not checked here
+        if not classifier and sized and y[:1].size != math.prod(output_type.dims):
             key = "loss" if len(model.info.outputs) == 1 else f"loss.{name}"
             raise SpecError.at(None, f"the targets of `{name}` hold {'x'.join(map(str, y.shape[1:])) or 'one value'} "
                                      f"per sample; output `{name}` gives {'x'.join(map(str, output_type.dims))} values",
@@ -151,9 +152,10 @@ def output_tasks(model, module, config, targets: dict[str, np.ndarray]) -> list[
 
 def _check_class_ids(name: str, dims: tuple, class_dim: int, y: np.ndarray) -> None:
     """Class ids fit an output whose softmax runs along `class_dim`: one id per position of the
-    other axes (one per sample for a vector, one per pixel for `KxHxW` with `softmax 0`)."""
+    other axes (one per sample for a vector, one per pixel for `KxHxW` with `softmax 0`); a
+    run-time length takes any size."""
     wanted = tuple(d for i, d in enumerate(dims) if i != len(dims) + class_dim)
-    if tuple(y.shape[1:]) != wanted:
+    if y.ndim - 1 != len(wanted) or any(isinstance(d, int) and d != got for d, got in zip(wanted, y.shape[1:])):
         per_sample = "x".join(map(str, y.shape[1:])) or "one id"
         raise SpecError.at(None, f"the targets of `{name}` hold {per_sample} class ids per sample; it gives "
                                  f"{'x'.join(map(str, dims))} with its softmax along axis {len(dims) + class_dim}, "
