@@ -223,12 +223,15 @@ def _tied(info: LayerInfo, known: _Known) -> LayerInfo:
 def _naming_sources(error: SpecError, sources: tuple[str, ...]) -> SpecError:
     """A merge rule's error at a step's head, worded by the tensors merged: the rule
     speaks of branches (`branch 2 gives 3x16x16`), the line names tensors (`mask`)."""
-    def named(message: str) -> str:
+    def named(message: str | None) -> str | None:
+        if message is None:
+            return None
         message = re.sub(r"\bbranch (\d+)\b", lambda match: f"`{sources[int(match[1]) - 1]}`", message)
+        message = re.sub(r"\b(every|one|each) branch\b", r"\1 tensor", message)
         return message.replace(" branches ", " tensors ")
 
-    return SpecError([replace(d, message=named(d.message)) for d in error.diagnostics], error.source,
-                     error.not_shown, error.warnings)
+    return SpecError([replace(d, message=named(d.message), hint=named(d.hint)) for d in error.diagnostics],
+                     error.source, error.not_shown, error.warnings)
 
 
 def _without_params(info: LayerInfo) -> LayerInfo:

@@ -322,6 +322,9 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     if token_type == "EQUAL":
         return Diagnostic("unexpected `=`: an option belongs after a layer's word", span,
                           "write the layer first, then key=value: `conv 6 5x5 stride=2`")
+    merge_hint = _tensor_operator_hint(before, value.strip())
+    if merge_hint is not None:
+        return Diagnostic(f"unexpected `{value.strip()}`", Span(path, line, column, column + 1), merge_hint)
     shown = value.strip() or {"_NL": "end of line", "$END": "end of file"}.get(token_type, token_type)
     message = f"unexpected {shown}" if not value.strip() else f"unexpected `{shown}`"
     return Diagnostic(message, Span(path, line, column, column + max(1, len(value.strip()))),
@@ -329,6 +332,22 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
 
 
 _NAMING = re.compile(r"^[\t ]*([A-Za-z_][A-Za-z0-9_.]*)[\t ]*=$")
+_MERGE_HEAD = re.compile(r"^[\t ]*(?:[A-Za-z_]\w*[\t ]*=[\t ]*)?(add|concat|multiply|maximum|minimum|average)\b")
+_NAMES_A_TENSOR = re.compile(r"^[\t ]*[A-Za-z_]\w*[\t ]*=[\t ]*[A-Za-z_]\w*$")
+
+
+def _tensor_operator_hint(before: str, value: str) -> str | None:
+    """A newcomer's way to merge tensors, `concat a, b`, `concat(a, b)` or `c = a + b` (or
+    branches, `concat { branch {..}, branch {..} }`): the hint that shows the merge's form,
+    or None for any other mistake."""
+    merge = _MERGE_HEAD.match(before)
+    if value == "," and merge and "{" in before:
+        return f"separate branches with `;` or a new line: `{merge.group(1)} {{ branch {{ ... }}; branch {{ ... }} }}`"
+    if value == "," and merge:
+        return f"a merge lists the tensors it reads with spaces: `{merge.group(1)} a b`"
+    if value in ("+", "*") and _NAMES_A_TENSOR.match(before):
+        return f"tensors are merged by a layer word: `{'add' if value == '+' else 'multiply'} a b`"
+    return None
 
 
 def _missing_after_equal(before: str, span: Span) -> Diagnostic:

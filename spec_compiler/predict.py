@@ -159,7 +159,8 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds for bad files
         raise SpecError.at(None, f"cannot load {model_file}: {str(error).strip().splitlines()[0]}") from None
     if model.info.inputs is not None and output:
-        raise UsageError("-o writes pictures; not yet for a model with several inputs or outputs")
+        raise UsageError("-o writes pictures; not yet for a model exported from a graph spec "
+                         "(named tensors, several inputs or outputs)")
     try:
         if model.info.inputs is not None:
             graph_results = _graph_predictions(model, items, top)

@@ -262,7 +262,8 @@ class Model:
 
         The model must be causal (each step's output depends only on the steps up to it): a
         fixed-length input is filled from the start, padded after the context, and read at the
-        context's last step; a run-time length is fed the context (its last 1024 tokens) alone."""
+        context's last step; a run-time length is fed the context alone: its last 1024 tokens, or
+        as many as the model reads (a learned positional_embedding's max_length)."""
         vocabulary = self._vocabulary()
         as_text = isinstance(prompt, str)
         try:
@@ -277,13 +278,39 @@ class Model:
         rng = np.random.default_rng(seed)
         fixed = self.input_shape[1] if isinstance(self.input_shape[1], int) else None
         new: list[int] = []
+        longest = fixed or MAX_GENERATE_CONTEXT  # the context the model is fed at most
+        read = 0  # the longest context the model has read
         for _ in range(tokens):
-            context = (ids + new)[-(fixed or MAX_GENERATE_CONTEXT):]
-            row = np.zeros((1, fixed or len(context)), dtype=np.int64)
-            row[0, :len(context)] = context
-            probabilities = self.session.run([self.output_name], {self.input_name: row})[0][0, len(context) - 1]
+            context = (ids + new)[-longest:]
+            try:
+                probabilities = self._next_token_probabilities(context, fixed)
+            except ModelInputError:
+                # a run-time length the model cannot take, where a shorter one ran: that one is its
+                # longest context (a learned positional_embedding holds max_length positions)
+                if fixed is not None or not read or len(context) <= read:
+                    raise
+                longest = read
+                context = context[-longest:]
+                probabilities = self._next_token_probabilities(context, fixed)
+            read = max(read, len(context))
             new.append(sample_token(probabilities[:vocabulary], temperature, top_k, rng))
         return "".join(self.labels[i] for i in new) if as_text else new
+
+    def _next_token_probabilities(self, context: list[int], fixed: int | None) -> np.ndarray:
+        """The distribution of the token after `context`: the output at its last step."""
+        import onnxruntime as ort
+
+        row = np.zeros((1, fixed or len(context)), dtype=np.int64)
+        row[0, :len(context)] = context
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # a failure is reported by the error raised, not logged as well
+        try:
+            return self.session.run([self.output_name], {self.input_name: row}, quiet)[0][0, len(context) - 1]
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds
+            node = re.search(r"Name:'([^']*)'", str(error))
+            where = f" (ONNX Runtime fails at node {node[1]})" if node else ""
+            raise ModelInputError(f"the model cannot read a context of {len(context)} tokens{where}: a shorter "
+                                  "prompt? (a learned positional_embedding holds max_length positions)") from None
 
     def _vocabulary(self) -> int:
         """How many tokens the model can generate (its labels, when it has them); refuses a

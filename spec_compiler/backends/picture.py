@@ -10,7 +10,8 @@ or add puts its bodies side by side (an empty body, the identity shortcut, is a 
 and merges them in a rounded box; a block use, timedistributed or bidirectional is a
 dashed frame around its body. A graph spec is drawn in rows: its inputs, then each line
 one row below the tensors it reads (a merge of several in a rounded box; a named line's
-layers in a frame labelled with its name), then its outputs.
+layers in a frame labelled with its name), then its outputs; a wire that passes rows (a
+skip) runs down a lane at their right.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ LINE_HEIGHT = 16
 PAD_X, PAD_Y = 10, 6  # inside a box
 GAP = 28  # between layers in a column; wires bend halfway across it
 BRANCH_GAP = 24  # between branches side by side
+LANE_GAP = 12  # between the lanes of a graph's wires that pass rows
 IDENTITY_WIDTH = 24  # the column of an empty body (a bare wire)
 FRAME_PAD = 10
 LABEL_CLEARANCE = 12  # between a frame's label and the wire entering at the frame's middle
@@ -249,24 +251,46 @@ def _graph_rows(info: ModelInfo) -> list[list[tuple[str, object, tuple[str, ...]
 
 
 def _layout_graph(info: ModelInfo, title: str) -> Picture:
-    """Rows of columns side by side, each wired from the bottoms of the tensors it reads
-    (a wire that passes rows runs down the gap at the right of the row's items)."""
+    """Rows of columns side by side, each wired from the bottoms of the tensors it reads. A
+    wire that passes rows (a U-Net's skip) would run down through the boxes between: it
+    leaves its row's bottom for a lane of its own at the right of the rows it passes, and
+    comes back above the line that reads it."""
     rows = _graph_rows(info)
     widths = [sum(item.width for _, item, _ in row) + BRANCH_GAP * (len(row) - 1) for row in rows]
     width = max(max(widths), text_width(title, TITLE_FONT_SIZE)) + 2 * MARGIN
     heights = [max(item.height for _, item, _ in row) for row in rows]
+    lefts = [(width - row_width) // 2 for row_width in widths]
+    row_of = {name: index for index, row in enumerate(rows) for name, _, _ in row}
+    lanes: dict[tuple[str, str], int] = {}  # (source, reader) -> the lane's x
+    for index, row in enumerate(rows):
+        for name, _, sources in row:
+            for source in sources:
+                passed = range(row_of[source] + 1, index)
+                if passed:
+                    right = max(lefts[r] + widths[r] for r in passed)
+                    lanes[source, name] = right + BRANCH_GAP // 2 + len(lanes) * LANE_GAP
+    width = max([width, *(x + MARGIN for x in lanes.values())])
     height = sum(heights) + 2 * GAP * (len(rows) - 1) + TITLE_HEIGHT + 2 * MARGIN
     picture = Picture(width, height, title)
     exits: dict[str, tuple[int, int]] = {}
+    bottoms: dict[str, int] = {}  # of each tensor's row
     top = MARGIN + TITLE_HEIGHT
-    for row, row_width, row_height in zip(rows, widths, heights):
-        left = (width - row_width) // 2
+    for row, left, row_height in zip(rows, lefts, heights):
         for name, item, sources in row:
             ports, exit_point = item.place(picture, left, top)
             for source in sources:
                 (sx, sy), (x, _, _) = exits[source], ports[0]
-                picture.connect((x, sy) if abs(x - sx) <= 2 else (sx, sy), ports)  # no jog for centring rounding
+                lane = lanes.get((source, name))
+                if lane is None:
+                    picture.connect((x, sy) if abs(x - sx) <= 2 else (sx, sy), ports)  # no jog for centring rounding
+                    continue
+                below = bottoms[source] + GAP // 2
+                for px, py, arrow in ports:
+                    above = py - GAP // 2
+                    picture.wires.append(Wire(((sx, sy), (sx, below), (lane, below), (lane, above), (px, above),
+                                               (px, py)), arrow))
             exits[name] = exit_point
+            bottoms[name] = top + row_height
             left += item.width + BRANCH_GAP
         top += row_height + 2 * GAP
     return picture

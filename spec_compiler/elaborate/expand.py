@@ -179,7 +179,11 @@ class Expander:
                 self.report.error(layer.span, f"`{layer.word}` takes no `{{ }}` body")
             return Use(kind, layer, ctx)
         if layer.body is None:
-            self.report.error(layer.span, f"`{layer.word}` needs a `{{ }}` body", f"for example: {kind.example}")
+            hint = f"for example: {kind.example}"
+            if kind.layout.merge and layer.args:  # `concat skip` inside a block, or after `->`
+                hint = (f"a merge of named tensors begins a top-level line (`y = {layer.word} a b`); "
+                        f"elsewhere it merges branches: {kind.example}")
+            self.report.error(layer.span, f"`{layer.word}` needs a `{{ }}` body", hint)
             return None
         bodies, body_spans = split_bodies(kind, layer, ctx, self.sequence, self.report)
         return Use(kind, layer, ctx, bodies, body_spans)

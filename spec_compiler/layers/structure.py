@@ -51,7 +51,7 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
     shortcut = infer(1, x).output
     _refuse_arithmetic_on_ids("residual", [main, shortcut], ("its body", "its shortcut"))
     if main.dims != shortcut.dims:
-        if shortcut.dims == x.dims:
+        if shortcut.dims == x.dims and not infer.kinds[1]:  # no `shortcut { }`: the input itself
             raise ShapeError(
                 f"residual body changes the shape from {x} to {main}, so its input cannot be added to it",
                 "add a projection inside the residual: `shortcut { conv C 1x1 stride=S }`, "
@@ -59,7 +59,8 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
             )
         raise ShapeError(
             f"residual body gives {main} but its shortcut gives {shortcut}: they must match to be added",
-            "make the shortcut's conv match the body: the same number of filters and the same stride",
+            "make them match: the shortcut's conv with the body's filters and stride, and the body's "
+            "convs keeping the size (`pad=same`, or pad=k//2 with an odd k)",
             body=1,
         )
     return main
@@ -106,7 +107,8 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
                 raise ShapeError(
                     f"concat branches must agree on every size except {along}: branch 1 gives {first}, "
                     f"branch {index} gives {other}",
-                    "give every branch the same spatial size (pad=same, equal strides)",
+                    "give every branch the same spatial size (pad=same, equal strides)" if along == "channels"
+                    else f"give every branch the same size on every axis but {axis}",
                     body=index - 1,
                 )
     joined = list(first.dims)

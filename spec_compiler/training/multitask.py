@@ -12,8 +12,9 @@ softmax and class ids, sparse categorical cross-entropy; one-hot rows, categoric
 sigmoid, binary cross-entropy; anything else, mse); a softmax/sigmoid output trained with
 its cross-entropy learns from its logits (fused, as a chain's does). The step minimizes
 the sum of each output's loss times `loss_weight.NAME=` (default 1), plus the spec's
-regularization. Each output has a metric: accuracy for a classifier (a softmax over a
-vector, or a single sigmoid), else mae.
+regularization. `loss=` is the loss of a graph of one output. Each output has a metric:
+accuracy for a classifier (a softmax, along its axis: a `KxHxW` output ending in `softmax 0`
+is scored per pixel; or a single sigmoid), else mae.
 
 The logs, run.json's final_metrics and `--json` hold `loss` (the weighted sum), and per
 output `<name>_loss` and `<name>_accuracy` (or `<name>_mae`), with their `val_` forms on the
@@ -26,6 +27,7 @@ Not yet for a graph: DDP, --workers, a validation file, augmentation, normalizat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,10 @@ from .options.losses import BinaryCrossentropy, CategoricalCrossentropy, Head, M
 from .overrides import RunOptions
 from .prepare import TrainingData
 from .scoring import as_tuple
+from .target import final_softmax_axis
 
-CROSS_ENTROPIES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy")
+# the losses of class scores: their outputs are scored by accuracy
+CLASS_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "dice")
 
 
 @dataclass(frozen=True)
@@ -59,19 +63,23 @@ class OutputTask:
     metric: str  # "accuracy" or "mae"
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
-        """The output as the model gives it (its softmax/sigmoid applied, if any)."""
-        return Head(self.head.final_activation, fused=True).outputs(logits)
+        """The output as the model gives it (its softmax/sigmoid applied, if any, along its axis)."""
+        return Head(self.head.final_activation, True, self.head.class_dim).outputs(logits)
 
     def loss_of(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.function(logits if self.head.fused else self.outputs(logits), y)
 
 
 def check_per_output_keys(model, config) -> None:
-    """`loss.NAME` and `loss_weight.NAME` name outputs of a model that has several."""
+    """`loss.NAME` and `loss_weight.NAME` name outputs of a model that has several; `loss=`
+    is the loss of a model of one output."""
+    outputs = [spec.name for spec in model.ir.outputs]
+    if config.loss is not None and len(outputs) > 1:
+        raise SpecError.at(None, f"`loss=` sets one loss, and {model.name} has {len(outputs)} outputs",
+                           "give each output its own: " + " ".join(f"`loss.{name}=`" for name in outputs))
     named = {**(config.output_losses or {}), **(config.loss_weights or {})}
     if not named:
         return
-    outputs = [spec.name for spec in model.ir.outputs]
     if len(outputs) < 2:
         raise SpecError.at(None, f"`loss.{next(iter(named))}=` sets the loss of one output of several, and "
                                  f"{model.name} has one output", "write `loss=` for a model with one output")
@@ -117,15 +125,43 @@ def load_task_data(path: str | None, model) -> tuple[list[np.ndarray], dict[str,
 
 def output_tasks(model, module, config, targets: dict[str, np.ndarray]) -> list[OutputTask]:
     tasks = []
+    steps = {step.step.name: step for step in model.info.steps}
     for name, output_type in model.info.outputs.items():
         final = module.final_activations.get(name)
         y = targets[name]
-        loss = (config.output_losses or {}).get(name) or _default_loss(final, y, output_type.dims)
-        head = Head.of(loss, final)
-        classifier = loss.kind in CROSS_ENTROPIES and final in ("softmax", "sigmoid") and len(output_type.dims) == 1
+        only = config.loss if len(model.info.outputs) == 1 else None  # `loss=` of a graph of one output
+        loss = (config.output_losses or {}).get(name) or only or _default_loss(final, y, output_type.dims)
+        # a softmax over the channels (`softmax 0`, a class per pixel) holds its classes at that axis
+        class_dim = final_softmax_axis(steps[name].layers) if final == "softmax" and name in steps else -1
+        head = Head.of(loss, final, class_dim)
+        if loss.kind in ("sparse_categorical_crossentropy", "dice"):
+            _check_class_ids(name, output_type.dims, class_dim, y)
+        classifier = loss.kind in CLASS_LOSSES and (final == "softmax" or (final == "sigmoid"
+                                                                           and len(output_type.dims) == 1))
+        sized = all(isinstance(d, int) for d in output_type.dims)  # a run-time length is not checked here
+        if not classifier and sized and y[:1].size != math.prod(output_type.dims):
+            key = "loss" if len(model.info.outputs) == 1 else f"loss.{name}"
+            raise SpecError.at(None, f"the targets of `{name}` hold {'x'.join(map(str, y.shape[1:])) or 'one value'} "
+                                     f"per sample; output `{name}` gives {'x'.join(map(str, output_type.dims))} values",
+                               f"give them the output's shape per sample; for class ids, a loss that takes them "
+                               f"(`{key}=sparse_categorical_crossentropy` under a softmax)")
         tasks.append(OutputTask(name, loss, float((config.loss_weights or {}).get(name, 1.0)), head,
                                 loss.function(head), "accuracy" if classifier else "mae"))
     return tasks
+
+
+def _check_class_ids(name: str, dims: tuple, class_dim: int, y: np.ndarray) -> None:
+    """Class ids fit an output whose softmax runs along `class_dim`: one id per position of the
+    other axes (one per sample for a vector, one per pixel for `KxHxW` with `softmax 0`); a
+    run-time length takes any size."""
+    wanted = tuple(d for i, d in enumerate(dims) if i != len(dims) + class_dim)
+    if y.ndim - 1 != len(wanted) or any(isinstance(d, int) and d != got for d, got in zip(wanted, y.shape[1:])):
+        per_sample = "x".join(map(str, y.shape[1:])) or "one id"
+        raise SpecError.at(None, f"the targets of `{name}` hold {per_sample} class ids per sample; it gives "
+                                 f"{'x'.join(map(str, dims))} with its softmax along axis {len(dims) + class_dim}, "
+                                 f"so it takes {'x'.join(map(str, wanted)) or 'one id'} per sample",
+                           "a class per pixel: end the output with `softmax 0` (over the channels); one class per "
+                           "sample: pool or flatten to a vector first")
 
 
 def _default_loss(final: str | None, y: np.ndarray, dims: tuple):
@@ -145,8 +181,9 @@ def _metric(task: OutputTask, probabilities: torch.Tensor, y: torch.Tensor) -> t
         predicted = (probabilities.reshape(-1) > 0.5).long()
         truth = y.reshape(-1).long()
     else:
-        predicted = probabilities.argmax(dim=-1)
-        truth = y.argmax(dim=-1) if y.is_floating_point() and y.ndim == probabilities.ndim else y.long()
+        predicted = probabilities.argmax(dim=task.head.class_dim)
+        truth = y.argmax(dim=task.head.class_dim) if y.is_floating_point() and y.ndim == probabilities.ndim \
+            else y.long()
     return (predicted == truth).double().mean()
 
 
@@ -207,8 +244,8 @@ def refuse_graph_options(options: RunOptions, config) -> None:
                                       ("task", config.task))
              if given]
     if asked:
-        raise UsageError(f"{asked[0]}: not yet for a model with several inputs or outputs "
-                         "(see docs/training.md, Multi-task)")
+        raise UsageError(f"{asked[0]}: not yet for a graph spec (named tensors, several inputs or outputs; "
+                         "see docs/training.md, Multi-task)")
 
 
 def graph_targets(tasks: list[OutputTask], targets: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:

@@ -76,6 +76,8 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
                               "(axis 0: 16 and 32)"),
     "residual_no_projection": (3, 1, 1, "residual body changes the shape from 16x32x32 to 32x16x16, "
                                         "so its input cannot be added to it"),
+    "residual_projection_keeps_shape": (5, 3, 1, "residual body gives 16x9x9 but its shortcut gives 16x8x8: "
+                                                 "they must match to be added"),
     "residual_wrong_projection": (5, 3, 1, "residual body gives 32x16x16 but its shortcut gives 32x32x32: "
                                            "they must match to be added"),
     "flatten_dynamic": (3, 1, 1, "flatten needs every size known, got ?x16 (a sequence, TxF) "
@@ -127,6 +129,12 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "second_input": (2, 7, 2, "with several inputs, each needs a name"),
     "duplicate_name": (4, 15, 1, "layer name `fc` is used twice"),
     # graphs: named tensors, merges of tensors, shared layers, outputs
+    "graph_concat_axis": (5, 10, 1, "concat tensors must agree on every size except axis 1: `a` gives "
+                                     "8x16x16, `b` gives 8x14x14"),
+    "graph_merge_in_block": (4, 3, 1, "`concat` needs a `{ }` body"),
+    "branches_comma": (3, 31, 1, "unexpected `,`"),
+    "graph_merge_commas": (5, 9, 1, "unexpected `,`"),
+    "graph_tensor_plus": (5, 7, 1, "unexpected `+`"),
     "graph_undefined_tensor": (5, 5, 1, "undefined tensor `rihgt`"),
     "graph_used_before_line": (4, 11, 1, "`b` is used before its line (line 5)"),
     "graph_cycle": (3, 5, 1, "`b` is used before its line (line 4); cycle: a -> b -> a"),

@@ -50,3 +50,21 @@ def test_the_picture_puts_inputs_first_and_outputs_last():
     svg = ET.fromstring(to_svg(siamese().info))
     assert svg.tag.endswith("svg")
     assert to_png(siamese().info).startswith(b"\x89PNG")
+
+
+def test_a_skip_that_passes_rows_runs_in_a_lane_beside_them():
+    """A U-Net's skips read a tensor rows above: drawn straight down they would hide behind the
+    boxes between, so each runs down its own lane at the right of the rows it passes."""
+    from spec_compiler import compile_source
+
+    unet = compile_source("input image 1x16x16\ne1 = conv 8 3x3 pad=same\ne2 = e1 -> maxpool 2 -> conv 8 3x3 "
+                          "pad=same\nu = e2 -> upsample 2\nd = concat u e1 axis=0 -> conv 2 1x1\n", "unet.spec")
+    picture = layout_picture(unet.info)
+    frames = {frame.path: frame for frame in picture.frames}
+    passed = [frames["e2"], frames["u"]]
+    skip = [wire for wire in picture.wires if len(wire.points) == 6]
+    assert len(skip) == 1 and skip[0].points[-1] == (frames["d"].x + frames["d"].width // 2, frames["d"].y)
+    lane = skip[0].points[2][0]
+    assert lane == skip[0].points[3][0] > max(frame.x + frame.width for frame in passed)
+    assert skip[0].points[2][1] < passed[0].y and skip[0].points[3][1] > passed[-1].y + passed[-1].height
+    assert lane < picture.width

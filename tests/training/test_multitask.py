@@ -104,7 +104,7 @@ def test_evaluate_gives_the_run_s_validation_metrics_per_output(trained):
 def test_options_not_yet_taken_by_a_graph_are_refused(digits, tmp_path):
     for option, value in (("augment", ["flip"]), ("normalize", "standard"), ("workers", 2),
                           ("validation_data", str(digits)), ("metrics", ["accuracy"])):
-        with pytest.raises(UsageError, match=f"{option}: not yet for a model with several inputs or outputs"):
+        with pytest.raises(UsageError, match=f"{option}: not yet for a graph spec"):
             spec_compiler.load(TWO_HEAD).train(data=str(digits), progress=False, out=str(tmp_path / option),
                                                **{option: value})
         assert not (tmp_path / option).exists()
@@ -125,3 +125,49 @@ def test_a_graph_of_two_inputs_trains_from_arrays_named_after_them(tmp_path):
     np.savez(tmp_path / "left_only.npz", left=left, y=same.astype(np.float32))
     with pytest.raises(SpecError, match="has no array right"):
         model.train(data=str(tmp_path / "left_only.npz"), out=str(tmp_path / "run2"), progress=False)
+
+
+UNET = """model tiny_unet
+input image 1x8x8
+e1 = conv 4 3x3 pad=same relu
+e2 = e1 -> maxpool 2 -> conv 8 3x3 pad=same relu
+up = e2 -> conv_transpose 4 2x2 stride=2
+mask = concat up e1 axis=0 -> conv 3 1x1 -> softmax 0
+"""
+
+
+def test_a_graph_with_a_softmax_over_the_channels_learns_a_class_per_pixel(tmp_path):
+    """A U-Net written with named tensors (skip by name) is a graph of one output: its loss is the
+    cross-entropy at every pixel, along the softmax's axis, and its accuracy that of the pixels."""
+    rng = np.random.default_rng(0)
+    x = rng.random((120, 1, 8, 8), dtype=np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int64) + (x[:, 0] > 0.8)  # a class per pixel from its value
+    np.savez(tmp_path / "seg.npz", x=x, y=y)
+    result = compile_source(UNET, "unet.spec").train(data=str(tmp_path / "seg.npz"), epochs=20, batch=16, lr=0.02,
+                                                     out=str(tmp_path / "run"), progress=False)
+    assert result.metrics["val_mask_accuracy"] > 0.8  # 3 classes; the largest holds half the pixels
+    wrong_axis = UNET.replace("softmax 0", "softmax")  # along the width
+    with pytest.raises(SpecError, match=r"the targets of `mask` hold 8x8 class ids per sample; it gives 3x8x8 with "
+                                        r"its softmax along axis 2, so it takes 3x8 per sample"):
+        compile_source(wrong_axis, "unet.spec").train(data=str(tmp_path / "seg.npz"), out=str(tmp_path / "bad"),
+                                                      progress=False)
+
+
+def test_the_loss_of_a_graph_of_one_output_is_the_section_s_loss(tmp_path):
+    """`loss=` is what a graph of one output trains with (dice over a softmax's classes, scored
+    by accuracy); targets that do not fit it are named; a model of two outputs needs `loss.NAME=`."""
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 1, 8, 8), dtype=np.float32)
+    np.savez(tmp_path / "seg.npz", x=x, y=(x[:, 0] > 0.5).astype(np.int64))
+    dice = compile_source(UNET + "train { loss=dice }\n", "unet.spec")
+    result = dice.train(data=str(tmp_path / "seg.npz"), epochs=1, out=str(tmp_path / "dice"), progress=False)
+    assert RunFolder(tmp_path / "dice").read_record().config["loss"]["kind"] == "dice"
+    assert 0.0 <= result.metrics["mask_loss"] <= 1.0 and "val_mask_accuracy" in result.metrics
+    mse = compile_source(UNET + "train { loss=mse }\n", "unet.spec")
+    with pytest.raises(SpecError, match=r"the targets of `mask` hold 8x8 per sample; output `mask` gives 3x8x8 "
+                                        r"values") as error:
+        mse.train(data=str(tmp_path / "seg.npz"), out=str(tmp_path / "mse"), progress=False)
+    assert "`loss=sparse_categorical_crossentropy`" in error.value.diagnostics[0].hint
+    with pytest.raises(SpecError, match="`loss=` sets one loss, and two_head has 2 outputs"):
+        compile_source(TWO_HEAD.read_text(encoding="utf-8") + "train { loss=mse }\n", "t.spec").train(
+            data=str(tmp_path / "seg.npz"), out=str(tmp_path / "two"), progress=False)

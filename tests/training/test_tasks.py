@@ -301,6 +301,19 @@ def test_generate_with_a_run_time_length_feeds_the_context(tmp_path):
         lm.generate("", tokens=3)
 
 
+def test_generate_feeds_a_run_time_length_no_more_than_its_positions(tmp_path):
+    """A learned positional_embedding of max_length=32 reads at most 32 steps: generation slides
+    a 32-token context on (a prompt longer than that is refused, no traceback)."""
+    spec = ("input tokens ? vocab=5\nembedding 4\npositional_embedding max_length=32\n"
+            "multihead_attention heads=1 causal=true\ndense 5 softmax\n")
+    load(tmp_path, spec).export(tmp_path / "lm.onnx")
+    lm = runtime.load(tmp_path / "lm.onnx")
+    continuation = lm.generate([1, 2], tokens=40, seed=0)
+    assert len(continuation) == 40 and set(continuation) <= set(range(5))
+    with pytest.raises(runtime.ModelInputError, match="cannot read a context of 33 tokens .*a shorter prompt"):
+        lm.generate([1] * 33, tokens=1)
+
+
 def test_early_stopping_knows_which_way_the_task_metrics_improve():
     from spec_compiler.training.callbacks import monitor_mode
 
