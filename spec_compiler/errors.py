@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -202,3 +203,10 @@ def suggestion(hint: str | None) -> str | None:
     """The word a `did_you_mean` hint suggests (what an editor's quick fix writes), or None."""
     match = _DID_YOU_MEAN.fullmatch(hint or "")
     return match.group(1) if match else None
+
+
+def printable(text: str) -> str:
+    """`text` with control and format characters escaped (ESC -> \\x1b, U+202E -> \\u202e),
+    for text from a file (labels, input names) shown on a terminal."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" else ch
+                   for ch in text)

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecError, UsageError
+from .errors import SpecError, UsageError, printable
 from .runtime import IMAGE_SUFFIXES, ModelInputError, load, load_array, save_picture, top_classes
 
 
@@ -229,9 +228,3 @@ def generate_main(model_file: str, prompt: str, tokens: int, temperature: float,
     except ModelInputError as error:
         raise SpecError.at(None, str(error)) from None
     return "".join(ch if ch in "\n\t" else printable(ch) for ch in text)  # the model's tokens: no terminal codes
-
-
-def printable(text: str) -> str:
-    """`text` with control and format characters escaped (ESC -> \\x1b, U+202E -> \\u202e)."""
-    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch)[0] == "C" else ch
-                   for ch in text)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import printable
 from .messages import megabytes
 
 
@@ -85,7 +86,7 @@ class ExportReport:
         if self.normalization_note:
             lines.append(f"  note: {self.normalization_note}")
         if self.labels:
-            shown = ", ".join(self.labels[:10]) + (", ..." if len(self.labels) > 10 else "")
+            shown = ", ".join(printable(label) for label in self.labels[:10]) + (", ..." if len(self.labels) > 10 else "")
             lines.append(f"  labels: {shown}")
         if self.external_data:
             lines.append(f"  weights in {self.external_data['path']} ({megabytes(self.external_data['bytes'])}), "

@@ -262,6 +262,16 @@ def test_int8_report_says_plainly_when_slower():
     assert "SLOWER" not in fast
 
 
+def test_report_escapes_control_characters_in_labels():
+    fields = dict(path="m.onnx", model="m", opset=17, exporter="torchscript", input_name="input", input_shape=[4],
+                  input_dtype="float32", output_name="output", output_shape=[2], weights=None, normalization=None,
+                  normalization_note=None, labels=["cat\x1b[2J", "line\nbreak"], export_seconds=0.1, size_bytes=1000,
+                  tolerance=1e-4, checks=[])
+    rendered = ExportReport(**fields).render()
+    assert "  labels: cat\\x1b[2J, line\\nbreak" in rendered
+    assert "\x1b" not in rendered
+
+
 # --- text models -----------------------------------------------------------------
 
 TEXTS = ["Win a FREE prize now!", "see you at lunch", "claim your cash prize", "meeting moved to 3pm",
