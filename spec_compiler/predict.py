@@ -73,8 +73,8 @@ def _named_inputs(model, items: tuple[str, ...]) -> tuple[list[str], dict[str, n
             with np.load(path, allow_pickle=False) as archive:
                 missing = [name for name in model.input_names if name not in archive.files]
                 if missing:
-                    raise UsageError(f"{item} holds {', '.join(archive.files) or 'no arrays'}; this model's inputs are "
-                                     f"{', '.join(model.input_names)} (missing {', '.join(missing)})")
+                    raise ModelInputError(f"{item} holds {', '.join(archive.files) or 'no arrays'}; this model's inputs "
+                                          f"are {', '.join(model.input_names)} (missing {', '.join(missing)})")
                 feed = model.prepare_inputs({name: archive[name] for name in model.input_names})
         except (OSError, ValueError) as error:
             raise ModelInputError(f"cannot read {path}: {error}") from None

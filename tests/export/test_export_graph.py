@@ -112,4 +112,4 @@ def test_predict_reads_an_npz_of_named_inputs_and_prints_each_output(tmp_path):
     assert result.output.splitlines()[:2] == ["one.npy:", "  digit:"] and "  parity:" in result.output
     np.savez(tmp_path / "left_only.npz", left=np.zeros((1, 1, 8, 8), np.float32))
     result = CliRunner().invoke(main, ["predict", str(tmp_path / "siamese.onnx"), str(tmp_path / "left_only.npz")])
-    assert result.exit_code == 2 and "missing right" in result.output
+    assert result.exit_code == 1 and "missing right" in result.output
