@@ -14,6 +14,7 @@ from .errors import Diagnostic, SpecError
 from .ir import ModelIR, Node
 from .layers import REGISTRY
 from .layers.base import BodyResult, Count, LayerKind
+from .lengths import follow_leaf, settle, track_input
 from .limits import Limits
 from .shapes import ShapeError, TensorType, describe
 
@@ -92,7 +93,7 @@ class _Producer:
 
 def infer(ir: ModelIR, limits: Limits = Limits()) -> ModelInfo:
     producer = _Producer(f"input {ir.input.kind}", ir.input.span.line)
-    layers = _infer_sequence(ir.nodes, ir.input.type, "", producer, ir)
+    layers = _infer_sequence(ir.nodes, track_input(ir.input.type), "", producer, ir)
     info = ModelInfo(ir, layers)
     _check_limits(info, limits)
     return info
@@ -150,7 +151,7 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
     children: tuple[tuple[LayerInfo, ...], ...] = ()
     try:
         if layout is None:
-            y = kind.shape(node.params, x)
+            y = follow_leaf(kind.shape, node.params, x, kind.shape(node.params, x), _origin(node))
             count = kind.count(node.params, x, y)
             as_trained = count
             flops = kind.flops(node.params, x, y)
@@ -158,7 +159,7 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
             bodies = _BodyInference(node, path, producer, ir)
             if layout.parallel:
                 _check_parallel_bodies(bodies, x, ir)
-            y = kind.shape(node.params, x, bodies)
+            y = settle(kind.shape(node.params, x, bodies), _origin(node))
             children = tuple(bodies.results.get(i, ()) for i in range(len(node.bodies)))
             results = [_summed(infos) for infos in children]
             count = kind.count(node.params, x, y, results)
@@ -187,6 +188,11 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
     return LayerInfo(node, path, x, y, count, as_trained, flops, own_bytes + child_bytes, children)
 
 
+def _origin(node: Node) -> str:
+    """Which layer made a run-time length (lengths.py), for messages."""
+    return f"{node.kind} at line {node.span.line}"
+
+
 def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:
     """`mask=padding` (layers/attention.py) reads the padding of the model's token ids, so
     the model's input must be tokens, and the layer's steps must be the tokens' steps."""
@@ -194,10 +200,12 @@ def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:
     if tokens.dtype != "int":
         raise ShapeError(f"{kind} mask=padding reads the padding (token id 0) of a tokens input, but the model's "
                          f"input is {describe(tokens)}", "declare `input tokens T vocab=V`, or leave mask= out")
-    steps, length = x.dims[0], tokens.dims[0]
-    if isinstance(steps, int) and isinstance(length, int) and steps != length:
+    steps, length = x.dims[0], track_input(tokens).dims[0]
+    if steps != length:
+        changed = f" ({steps.origin} changed the length)" if getattr(steps, "origin", "") else ""
+        count = f"{steps} steps" if isinstance(steps, int) or isinstance(length, int) else f"a different number of steps{changed}"
         raise ShapeError(f"{kind} mask=padding has one value per input token ({length}), but its input {x} has "
-                         f"{steps} steps", "attend before the layers that change the length, or leave mask= out",
+                         f"{count}", "attend before the layers that change the length, or leave mask= out",
                          about_input=True)
 
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import Diagnostic, SpecError
+from ..length_range import sample_lengths
 from .locate import layer_index
 from .messages import first_line
 from .prepare import Prepared, axis_names, sample_input
@@ -39,6 +40,7 @@ MIN_OPSET = 13
 TORCHSCRIPT_MAX_OPSET = 20  # torch.onnx's TorchScript exporter
 DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter
 EXPORT_BATCH = 2
+EXAMPLE_LENGTH = 7  # of a run-time length, when the model takes it (length_range.py)
 
 
 @cache
@@ -157,7 +159,8 @@ def to_onnx(p: Prepared, model, opset: int, explicit: bool, scratch: Path | None
     graph = p.wrapper if graph is None else graph
     output_name = output_name or p.output_name
     dynamic_axes = {p.input_name: axis_names(p.dims), output_name: axis_names(p.output_dims)}
-    example = torch.from_numpy(sample_input(p, EXPORT_BATCH, 7, np.random.default_rng(0)))
+    length = sample_lengths(model.info, (EXAMPLE_LENGTH,))[0] if any(isinstance(d, str) for d in p.dims) else None
+    example = torch.from_numpy(sample_input(p, EXPORT_BATCH, length, np.random.default_rng(0)))
     start = time.perf_counter()
     first_error: BaseException | None = None
     for name in exporters(opset, explicit):

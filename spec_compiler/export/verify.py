@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import Diagnostic, SpecError
+from ..length_range import sample_lengths
 from .data import RunData
 from .locate import layer_index, layer_of_node
 from .messages import dims_text, first_line
@@ -143,7 +144,11 @@ def verify(p: Prepared, model, graph: OrtGraph, data: RunData | None, output: st
     rng = np.random.default_rng(1)
     dynamic = any(isinstance(d, str) for d in p.dims)
     checks = []
-    for batch, length in RANDOM_CASES_DYNAMIC if dynamic else RANDOM_CASES:
+    cases = RANDOM_CASES
+    if dynamic:  # the lengths the model takes (length_range.py) nearest to the usual ones
+        lengths = sample_lengths(model.info, tuple(length for _, length in RANDOM_CASES_DYNAMIC))
+        cases = tuple((batch, length) for (batch, _), length in zip(RANDOM_CASES_DYNAMIC, lengths))
+    for batch, length in cases:
         x = sample_input(p, batch, length, rng)
         check, _, _ = _check(p, model, graph, "random", x, output)
         checks.append(check)

@@ -240,7 +240,7 @@ def _check_built(run: _Run, model, emit: bool, onnx: bool) -> None:
     from . import differential
 
     summary = model.summary()
-    longest = max(differential.LENGTHS)
+    longest = differential.LONGEST
     activations = max(model.info.activation_bytes, 4 * model.info.ir.input.type.numel_estimate(longest))
     if not model.info.ir.input.type.is_static:
         activations *= longest

@@ -1,0 +1,124 @@
+"""Lengths known only at run time (`?`, `T`) as symbols: which of them are the same length.
+
+Such a length prints as the user wrote it, but two of them are one length only when they
+come from the same input axis through layers that keep it. A layer that changes it
+(pooling, a strided conv, pad, crop, a class token) makes a new length that prints alike
+and compares different, so a residual or an add that meets the pooled sequence and the
+original one is refused at compile time instead of failing at run time.
+
+How: inference tags the input's run-time lengths with a trace, their values at a few
+probe lengths. After a layer, its shape rule runs again on those concrete lengths; an
+output axis whose values equal an input axis' trace is that length, any other is a new
+length with the values found (so `maxpool1d 2` and `avgpool1d 2` of one sequence agree,
+and pooling then upsampling by 2 is the original length again). A rule that refuses the
+probe lengths (a `max_length`) keeps the length it returned. Compared with a plain
+string (code outside inference), a tagged length compares by its text, as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .shapes import TensorType
+
+# Probe values of an input's run-time axis (one row per axis): primes, large enough to
+# survive many downsamplings, with differences and ratios that no layer maps between rows.
+PROBES = ((4099, 5861, 7019), (4507, 6389, 7561), (4919, 6841, 8111), (5347, 7309, 8641))
+
+
+class Length(str):
+    """A run-time length: prints as `text`, equal to another Length with the same trace.
+    `origin` says which layer made it, for messages."""
+
+    def __new__(cls, text: str, trace: tuple, origin: str = ""):
+        self = super().__new__(cls, text)
+        self.trace = trace
+        self.origin = origin
+        return self
+
+    def __getnewargs__(self):
+        return str(self), self.trace, self.origin
+
+    def __eq__(self, other):
+        if isinstance(other, Length):
+            return self.trace == other.trace
+        return str.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = str.__hash__
+
+    def __repr__(self) -> str:
+        return f"Length({str(self)!r}, {self.trace!r})"
+
+
+def track_input(t: TensorType) -> TensorType:
+    """The input type with its run-time lengths tagged: a `?` is its own length on each
+    axis, a name (`T`) is one length wherever it is written."""
+    names: dict[str, tuple] = {}
+    dims = []
+    for axis, dim in enumerate(t.dims):
+        if isinstance(dim, str) and not isinstance(dim, Length):
+            key = dim if dim != "?" else f"?{axis}"
+            names.setdefault(key, PROBES[len(names)])  # a sample has at most 4 axes
+            dim = Length(dim, names[key], "the input")
+        dims.append(dim)
+    return replace(t, dims=tuple(dims))
+
+
+def follow_leaf(rule, params, x: TensorType, y: TensorType, origin: str) -> TensorType:
+    """`y` (the output of a leaf layer's shape `rule` on `x`) with each run-time length
+    tagged: the input length it is, or a new one (see the module docstring)."""
+    if all(isinstance(d, int) for d in y.dims):
+        return y
+    outputs = []
+    for probe in range(len(PROBES[0])):
+        concrete = tuple(d.trace[probe] if isinstance(d, Length) else d for d in x.dims)
+        if any(isinstance(d, str) for d in concrete):
+            return settle(y, origin)
+        try:
+            out = rule(params, replace(x, dims=concrete))
+        except Exception:  # noqa: BLE001 - a rule refusing the probe lengths (max_length): no knowledge
+            return settle(y, origin)
+        if out.rank != y.rank:
+            return settle(y, origin)
+        outputs.append(out.dims)
+    known = {d.trace: d for d in x.dims if isinstance(d, Length)}
+    dims = []
+    for axis, dim in enumerate(y.dims):
+        if isinstance(dim, str):
+            values = tuple(out[axis] for out in outputs)
+            if all(isinstance(v, int) for v in values):
+                dim = known.get(values) or Length(str(dim), values, origin)
+            else:
+                dim = _new(dim, origin, axis)
+        dims.append(dim)
+    return replace(y, dims=tuple(dims))
+
+
+def settle(y: TensorType, origin: str) -> TensorType:
+    """`y` with every untagged run-time length a new length (a structural layer's `?`, such
+    as concat's joined length); a tagged one stays as it is."""
+    dims = tuple(d if isinstance(d, (int, Length)) else _new(d, origin, axis)
+                 for axis, d in enumerate(y.dims))
+    return replace(y, dims=dims)
+
+
+def _new(dim: str, origin: str, axis: int) -> Length:
+    return Length(str(dim), ("made by", origin, axis), origin)
+
+
+def differing_lengths(a: TensorType, b: TensorType) -> str:
+    """For a message about two shapes that print alike: why they differ (empty if they print differently)."""
+    if str(a) != str(b) or a.rank != b.rank:
+        return ""
+    for mine, theirs in zip(a.dims, b.dims):
+        if isinstance(mine, Length) and isinstance(theirs, Length) and mine != theirs:
+            changed = [d.origin for d in (mine, theirs) if d.origin and d.origin != "the input"]
+            by = f" ({' and '.join(changed)} changed it)" if changed else ""
+            return (f"; the run-time lengths print alike ({mine}) but are not the same length{by}")
+    return ""
+
+
+__all__ = ["Length", "track_input", "follow_leaf", "settle", "differing_lengths"]
