@@ -202,8 +202,7 @@ def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:
                          f"input is {describe(tokens)}", "declare `input tokens T vocab=V`, or leave mask= out")
     steps, length = x.dims[0], track_input(tokens).dims[0]
     if steps != length:
-        changed = f" ({steps.origin} changed the length)" if getattr(steps, "origin", "") else ""
-        count = f"{steps} steps" if isinstance(steps, int) or isinstance(length, int) else f"a different number of steps{changed}"
+        count = f"{steps} steps" if isinstance(steps, int) or isinstance(length, int) else "a different number of steps"
         raise ShapeError(f"{kind} mask=padding has one value per input token ({length}), but its input {x} has "
                          f"{count}", "attend before the layers that change the length, or leave mask= out",
                          about_input=True)

@@ -39,9 +39,6 @@ class Known:
 
 
 KNOWN: list[Known] = [
-    Known("a recurrent layer after multihead_attention exports a graph ONNX Runtime cannot run (initial_h shape)",
-          "export/ (H7)", "export", "Refused", "spec_compiler/export/", "input sequence ?x6\nmultihead_attention 3\ngru 5\n",
-          detail="initial_h"),
 ]
 
 
