@@ -28,6 +28,9 @@ REFUSED = {
         "input vector 4\nlayernorm init=orthogonal\n",
         "fuzz.spec:2:1: error: layernorm init=orthogonal needs a weight of rank 2 or more, "
         "but gamma (the scale) is a vector"),
+    "init=orthogonal on the class token": (
+        "input sequence 3x4\nclass_token init=orthogonal\n",
+        "fuzz.spec:2:1: error: class_token init=orthogonal needs a weight of rank 2 or more, but the token is a vector"),
     "bias_init=orthogonal": (
         "input vector 4\ndense 3 bias_init=orthogonal\n",
         "fuzz.spec:2:1: error: dense bias_init=orthogonal needs a weight of rank 2 or more, but a bias is a vector"),
