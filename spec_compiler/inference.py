@@ -159,7 +159,7 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, ir:
             bodies = _BodyInference(node, path, producer, ir)
             if layout.parallel:
                 _check_parallel_bodies(bodies, x, ir)
-            y = settle(kind.shape(node.params, x, bodies), _origin(node))
+            y = settle(kind.shape(node.params, x, bodies), x, _origin(node))
             children = tuple(bodies.results.get(i, ()) for i in range(len(node.bodies)))
             results = [_summed(infos) for infos in children]
             count = kind.count(node.params, x, y, results)

@@ -76,13 +76,13 @@ def follow_leaf(rule, params, x: TensorType, y: TensorType, origin: str) -> Tens
     for probe in range(len(PROBES[0])):
         concrete = tuple(d.trace[probe] if isinstance(d, Length) else d for d in x.dims)
         if any(isinstance(d, str) for d in concrete):
-            return settle(y, origin)
+            return settle(y, x, origin)
         try:
             out = rule(params, replace(x, dims=concrete))
         except Exception:  # noqa: BLE001 - a rule refusing the probe lengths (max_length): no knowledge
-            return settle(y, origin)
+            return settle(y, x, origin)
         if out.rank != y.rank:
-            return settle(y, origin)
+            return settle(y, x, origin)
         outputs.append(out.dims)
     known = {d.trace: d for d in x.dims if isinstance(d, Length)}
     dims = []
@@ -92,21 +92,32 @@ def follow_leaf(rule, params, x: TensorType, y: TensorType, origin: str) -> Tens
             if all(isinstance(v, int) for v in values):
                 dim = known.get(values) or Length(str(dim), values, origin)
             else:
-                dim = _new(dim, origin, axis)
+                dim = _new(dim, x, origin, axis)
         dims.append(dim)
     return replace(y, dims=tuple(dims))
 
 
-def settle(y: TensorType, origin: str) -> TensorType:
-    """`y` with every untagged run-time length a new length (a structural layer's `?`, such
-    as concat's joined length); a tagged one stays as it is."""
-    dims = tuple(d if isinstance(d, (int, Length)) else _new(d, origin, axis)
-                 for axis, d in enumerate(y.dims))
+def settle(y: TensorType, x: TensorType, origin: str) -> TensorType:
+    """`y` (a layer's output on `x`) with every untagged run-time length a new length; a
+    tagged one stays as it is."""
+    dims = tuple(d if isinstance(d, (int, Length)) else _new(d, x, origin, axis) for axis, d in enumerate(y.dims))
     return replace(y, dims=dims)
 
 
-def _new(dim: str, origin: str, axis: int) -> Length:
-    return Length(str(dim), ("made by", origin, axis), origin)
+def _new(dim: str, x: TensorType, origin: str, axis: int) -> Length:
+    """A length known only to differ from others: the same layer on the same input makes the same one."""
+    return Length(str(dim), ("made by", origin, axis, x.dims), origin)
+
+
+def joined_length(sizes: list) -> Length | str:
+    """The length of pieces joined end to end (concat along a run-time length): the sum of
+    their traces, or a plain `?` when a piece is not tracked."""
+    if not all(isinstance(s, (int, Length)) for s in sizes):
+        return "?"
+    traces = [s.trace if isinstance(s, Length) else (s,) * len(PROBES[0]) for s in sizes]
+    if not all(len(t) == len(PROBES[0]) and all(isinstance(v, int) for v in t) for t in traces):
+        return "?"
+    return Length("?", tuple(map(sum, zip(*traces))), "concat")
 
 
 def differing_lengths(a: TensorType, b: TensorType) -> str:
@@ -121,4 +132,4 @@ def differing_lengths(a: TensorType, b: TensorType) -> str:
     return ""
 
 
-__all__ = ["Length", "track_input", "follow_leaf", "settle", "differing_lengths"]
+__all__ = ["Length", "track_input", "follow_leaf", "settle", "joined_length", "differing_lengths"]

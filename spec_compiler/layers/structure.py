@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..lengths import differing_lengths
+from ..lengths import differing_lengths, joined_length
 from ..shapes import ShapeError, TensorType, describe, format_dims
 from .base import BRANCHES, GROUP, MAIN_AND_SHORTCUT, InferBody, LayerKind, LayerParams, register
 from .functions import merge_axis
@@ -114,7 +114,7 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
                 )
     joined = list(first.dims)
     sizes = [o.dims[axis] for o in outputs]
-    joined[axis] = sum(sizes) if all(isinstance(s, int) for s in sizes) else "?"
+    joined[axis] = sum(sizes) if all(isinstance(s, int) for s in sizes) else joined_length(sizes)
     if all(ids):  # ids joined are still ids of the vocabularies'
         return TensorType(tuple(joined), "int", max(o.vocab or 0 for o in outputs) or None)
     return first.with_dims(*joined)
