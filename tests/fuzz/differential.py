@@ -9,7 +9,7 @@ import torch
 
 from spec_compiler import SpecError
 from spec_compiler.backends.torch_source import emit_source, load_source
-from spec_compiler.length_range import nearest_length, refusal
+from spec_compiler.length_range import nearest_length
 
 BATCH = 2
 # The length given to a `?` or named dimension (or the nearest the model takes): over 2,
