@@ -104,3 +104,14 @@ def test_export_refuses_a_model_that_takes_no_length(tmp_path):
 def test_export_verifies(source):
     result = check_case(source, onnx="isolated")
     assert result.outcome == "compiled" and not result.findings, result.findings
+
+
+@pytest.mark.parametrize("source", [
+    "input vector 14\nreshape 7x2\ngru 3\n",  # reshape once fixed the tracing batch: initial_h
+    "input image 2x7x1\nreshape 7x2\nmultihead_attention heads=2\n",  # ... and a MatMul's shapes
+    "input image 2x9x12\nlog\nmaxpool 2\n",  # NaN from log: PyTorch's max pooling keeps it, ONNX Runtime's not
+    "input vector 4\nlog\nmax axis=0 keepdims=true\n",
+])
+def test_export_verifies_in_process(source):
+    result = check_case(source, onnx=True)
+    assert result.outcome == "compiled" and not result.findings, result.findings
