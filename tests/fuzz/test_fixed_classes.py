@@ -4,11 +4,14 @@ exact message where a spec is now refused (tests/fuzz/known.py lists the ones st
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 import torch
 
 from fuzz.oracle import check_case
 from spec_compiler import SpecError, compile_source
+from spec_compiler.backends.python_text import Doc, render
 
 REFUSED = {
     "a residual whose body pools a `?` length": (
@@ -115,3 +118,10 @@ def test_export_verifies(source):
 def test_export_verifies_in_process(source):
     result = check_case(source, onnx=True)
     assert result.outcome == "compiled" and not result.findings, result.findings
+
+
+def test_a_one_element_tuple_laid_out_over_lines_stays_a_tuple():
+    """--emit torch once wrote `(\n    1,\n,)` for a long call holding `(1,)`: a SyntaxError."""
+    text = render(Doc("f(", [Doc("(", ["x" * 120], ",)")], ")"), 0, 0)
+    argument = ast.parse(text).body[0].value.args[0]
+    assert isinstance(argument, ast.Tuple) and len(argument.elts) == 1, text
