@@ -187,6 +187,12 @@ def _check(p: Prepared, model, graph: OrtGraph, what: str, x: np.ndarray,
         differences.insert(0, compare(reference_logits, got_logits))
     check = Check(what, list(x.shape), max(d.max_abs for d in differences), max(d.max_rel for d in differences),
                   max(d.nonfinite for d in differences), "logits and output" if len(differences) > 1 else "output")
+    if not all(d.agree for d in differences) and not np.array_equal(np.isnan(reference), np.isnan(got)):
+        raise SpecError.at(None, f"ONNX Runtime and PyTorch disagree on where the output is NaN on {what} inputs "
+                                 f"{dims_text(x.shape)}: the model computes NaN on them, and the runtimes differ in "
+                                 f"what follows a NaN (PyTorch's max pooling and max keep it, ONNX Runtime's drop it); "
+                                 f"nothing was written to {output}",
+                           "keep the values finite where NaN appears (`relu` or `abs` before `log` or `sqrt`)")
     if not all(d.agree for d in differences):
         raise SpecError.at(None, f"ONNX Runtime disagrees with PyTorch on {what} inputs {dims_text(x.shape)} "
                                  f"({check.compared}): max abs diff {check.max_abs_diff:.3g}, max relative diff "

@@ -98,6 +98,17 @@ def test_export_refuses_a_model_that_takes_no_length(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_export_refuses_a_model_that_computes_nan_with_one_message(tmp_path):
+    """NaN inside the graph (log after a norm) meets max pooling: PyTorch keeps it, ONNX Runtime drops it."""
+    model = compile_source("input image 4x4x11\nsoftmax axis=-1\nlog -> groupnorm 4\nlog -> global_maxpool1d\n",
+                           "fuzz.spec")
+    with pytest.raises(SpecError) as caught:
+        model.export(tmp_path / "never.onnx")
+    assert caught.value.render().splitlines()[0].startswith(
+        "error: ONNX Runtime and PyTorch disagree on where the output is NaN on random inputs ")
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("source", [
     "input sequence Tx1\ncrop amount=3\n",  # the usual lengths are too short: export takes longer ones
     "input sequence Tx1\nclass_token\ncrop amount=3\ninstancenorm\n",  # once a segfault in ONNX Runtime
