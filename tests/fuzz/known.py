@@ -13,11 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# whose files hold the fix (as the work is split today)
-LAYERS = "layers/ and inference.py (H1)"
-TORCH = "backends/torch_build.py, torch_source.py, modules/ (H1)"
-
-
 @dataclass(frozen=True)
 class Known:
     name: str
@@ -39,6 +34,11 @@ class Known:
 
 
 KNOWN: list[Known] = [
+    Known("exp of exp then convolutions: values past 1e14, where float32 sums of large terms cancel, and ONNX Runtime "
+          "and PyTorch differ by just over the relative tolerance (1.6e-3 against 1e-3)",
+          "export/verify.py (a tolerance for sums of terms far larger than their result)", "export", "Refused",
+          "spec_compiler/export/", "input image 3x11x11\npad 4\nexp -> selu\nresidual { exp }\nrepeat 3 {\n"
+          "  conv2d 8 3\n}\n", detail=r"max abs diff \d(\.\d+)?e\+(0[6-9]|[1-9]\d)"),
 ]
 
 
