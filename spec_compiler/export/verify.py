@@ -190,7 +190,7 @@ def _check(p: Prepared, model, graph: OrtGraph, what: str, x: np.ndarray,
     if not all(d.agree for d in differences) and not np.array_equal(np.isnan(reference), np.isnan(got)):
         raise SpecError.at(None, f"ONNX Runtime and PyTorch disagree on where the output is NaN on {what} inputs "
                                  f"{dims_text(x.shape)}: the model computes NaN on them, and the runtimes differ in "
-                                 f"what follows a NaN (PyTorch's max pooling and max keep it, ONNX Runtime's drop it); "
+                                 f"what follows a NaN (max pooling and max: PyTorch keeps it, ONNX Runtime drops it); "
                                  f"nothing was written to {output}",
                            "keep the values finite where NaN appears (`relu` or `abs` before `log` or `sqrt`)")
     if not all(d.agree for d in differences):
