@@ -10,7 +10,9 @@
    inductor) and the eager hand-written loop. The steady state is the compiled steps alone:
    specc compiles before the first step and reports that time apart (run.json's compile_s,
    printed here; the first compile of a process is cold, later ones hit inductor's cache).
-   Target: specc --compile at least 1.25x the eager hand loop.
+   Target: specc --compile at least 1.25x the eager hand loop. Two more sides measure bf16
+   autocast on the CPU (`--amp bf16`, eager and with --compile): it changes the numerics,
+   so it is the user's choice, never implied by --compile.
 3. channels_last on the CPU: the hand loop with the model and its inputs in channels_last
    against the default layout (LeNet-5): specc trains convnets in channels_last on the CPU
    too (spec_compiler/training/compiling.py), which this checks.
@@ -209,9 +211,13 @@ def data_paths(args) -> dict:
 def compiled(args, folder: Path) -> dict:
     results = {}
     for work in (lenet_digits(), lstm_tokens(folder)):
+        if args.only and work.name != args.only:
+            continue
         compile_times: list[float] = []
         timed = Timed(len(work.x), interleaved({"hand": hand_runner(work, args), "eager": specc_runner(work, args),
-                                                "compiled": specc_runner(work, args, compile_times, compile=True)},
+                                                "compiled": specc_runner(work, args, compile_times, compile=True),
+                                                "bf16": specc_runner(work, args, amp="bf16"),
+                                                "compiled_bf16": specc_runner(work, args, compile=True, amp="bf16")},
                                                args.rounds))
         print(f"{work.name} --compile ({timed.samples} samples, batch {args.batch}, {args.threads} thread(s), "
               f"{args.rounds} rounds x {args.epochs} epochs; steady epochs, the compile apart; ratios to the eager "
@@ -219,11 +225,15 @@ def compiled(args, folder: Path) -> dict:
         print(timed.line("hand-written loop (eager)", "hand"))
         print(timed.line("specc eager", "eager", "hand"))
         print(timed.line("specc --compile", "compiled", "hand"))
+        print(timed.line("specc --amp bf16", "bf16", "hand"))
+        print(timed.line("specc --compile --amp bf16", "compiled_bf16", "hand"))
         print(f"  compile time (run.json compile_s): {compile_times[0]:.1f} s in the first run, then "
               f"{', '.join(f'{t:.1f}' for t in compile_times[1:])} s (torch.compile's caches)")
         results[work.name] = {**timed.figures(), "compiled_vs_hand": round(timed.ratio("compiled", "hand"), 3),
                               "compiled_vs_hand_cpu": round(timed.ratio("compiled", "hand", "cpu"), 3),
                               "compiled_vs_eager": round(timed.ratio("compiled", "eager"), 3),
+                              "bf16_vs_hand": round(timed.ratio("bf16", "hand"), 3),
+                              "compiled_bf16_vs_hand": round(timed.ratio("compiled_bf16", "hand"), 3),
                               "compile_s": compile_times}
     return results
 
@@ -245,10 +255,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", action="store_true", help="also measure --compile (minutes: inductor compiles)")
+    parser.add_argument("--only", choices=["lenet5", "spam_lstm"], help="with --compile: that model only, and "
+                        "no data-path or channels_last figures")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
-    figures = {"batch": args.batch, "threads": args.threads, "rounds": args.rounds, "epochs": args.epochs,
-               "data_paths": data_paths(args), **channels_last(args)}
+    figures = {"batch": args.batch, "threads": args.threads, "rounds": args.rounds, "epochs": args.epochs}
+    if not (args.compile and args.only):
+        figures.update({"data_paths": data_paths(args), **channels_last(args)})
     if args.compile:
         with tempfile.TemporaryDirectory() as folder:
             figures["compile"] = compiled(args, Path(folder))

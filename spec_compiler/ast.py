@@ -24,6 +24,7 @@ class Dims:
 
     items: tuple[int | str, ...]
     span: Span
+    computed: bool = False  # made from an expression (`kxk`, `(2*c)x3x3`): its text is not its items
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,47 @@ class ListValue:
     span: Span
 
 
-Value = Union[Number, Dims, Name, String, Unknown, Call, ListValue]
+@dataclass(frozen=True)
+class Binary:
+    """`4*c`, `c+1`, `k//2`, `c%g`: whole-number arithmetic, computed when the block that
+    holds it is expanded (its names are the block's parameters)."""
+
+    operator: str  # one of OPERATORS
+    left: Value
+    right: Value
+    span: Span  # the whole expression, as written
+
+
+@dataclass(frozen=True)
+class Negate:
+    """`-c`, `-(k//2)`: a sign before a name or a parenthesized expression (`-1` is a Number)."""
+
+    operand: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class Group:
+    """`(c+1)`: kept so that spans, and `specc fmt`, see the parentheses as written."""
+
+    inner: Value
+    span: Span
+
+
+@dataclass(frozen=True)
+class Size:
+    """`3xk`, `(2*c)x3x3`: a size with a computed part; each factor an atom (a number, a
+    name, `?`, a literal size or a parenthesized expression). A word like `kxk` is a Name
+    until elaboration splits it, since `x` is also a letter of names."""
+
+    factors: tuple[Value, ...]
+    span: Span
+
+
+Value = Union[Number, Dims, Name, String, Unknown, Call, ListValue, Binary, Negate, Group, Size]
+
+OPERATORS = ("+", "-", "*", "//", "%")
+EXPRESSIONS = (Binary, Negate, Group, Size)  # the nodes computed when elaborated
 
 
 @dataclass(frozen=True)
@@ -83,6 +124,23 @@ class Layer:
 @dataclass(frozen=True)
 class Chain:
     layers: tuple[Layer, ...]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """`a = left -> tower`: names the value of a chain (a tensor later lines can read)."""
+
+    name: str
+    chain: Chain
+    span: Span  # the name
+
+
+@dataclass(frozen=True)
+class OutputDecl:
+    """`output digit parity`: the model's outputs, in order."""
+
+    names: tuple[Name, ...]
+    span: Span  # the word `output`
 
 
 @dataclass(frozen=True)
@@ -120,7 +178,7 @@ class TrainSection:
     span: Span
 
 
-Statement = Union[ModelDecl, InputDecl, BlockDef, TrainSection, Chain]
+Statement = Union[ModelDecl, InputDecl, BlockDef, TrainSection, Chain, Assignment, OutputDecl]
 
 
 @dataclass(frozen=True)
@@ -130,8 +188,54 @@ class SpecFile:
     statements: tuple[Statement, ...] = field(default_factory=tuple)
 
 
+def operands(value: Value) -> tuple[Value, ...]:
+    """The values inside a list, a call or an expression (none inside a literal)."""
+    if isinstance(value, ListValue):
+        return value.items
+    if isinstance(value, Call):
+        return (*value.args, *(o.value for o in value.options))
+    if isinstance(value, Binary):
+        return value.left, value.right
+    if isinstance(value, (Negate, Group)):
+        return (value.operand if isinstance(value, Negate) else value.inner,)
+    if isinstance(value, Size):
+        return value.factors
+    return ()
+
+
+def written(value: Value) -> str:
+    """A value as it reads in a spec, in canonical spacing: `4*c`, `(c+1)//2`, `3xk`, `[1, 2]`
+    (for messages, and for `specc fmt` where the source text cannot be copied)."""
+    if isinstance(value, Number):
+        return repr(value.value)
+    if isinstance(value, Dims):
+        return "x".join(map(str, value.items))
+    if isinstance(value, Name):
+        return value.name
+    if isinstance(value, String):
+        return '"' + value.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Unknown):
+        return "?"
+    if isinstance(value, ListValue):
+        return "[" + ", ".join(map(written, value.items)) + "]"
+    if isinstance(value, Call):
+        parts = [*map(written, value.args), *(f"{o.key}={written(o.value)}" for o in value.options)]
+        return f"{value.name}(" + ", ".join(parts) + ")"
+    if isinstance(value, Binary):
+        return f"{written(value.left)}{value.operator}{written(value.right)}"
+    if isinstance(value, Negate):
+        return f"-{written(value.operand)}"
+    if isinstance(value, Group):
+        return f"({written(value.inner)})"
+    if isinstance(value, Size):
+        return "x".join(map(written, value.factors))
+    raise TypeError(value)
+
+
 def plain(value: Value):
-    """The Python value of a literal (used for options once names are resolved)."""
+    """The Python value of a literal (used for options once names are resolved). An
+    expression is computed when elaborated; read before that (by the editor support) it
+    stands as its text."""
     if isinstance(value, Number):
         return value.value
     if isinstance(value, Dims):
@@ -150,4 +254,6 @@ def plain(value: Value):
             "args": [plain(a) for a in value.args],
             **{o.key: plain(o.value) for o in value.options},
         }
+    if isinstance(value, EXPRESSIONS):
+        return written(value)
     raise TypeError(value)

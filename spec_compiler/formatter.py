@@ -78,6 +78,16 @@ class _Formatter:
         if isinstance(value, ast.Call):
             parts = [self.value(v) for v in value.args] + [self.option(o) for o in value.options]
             return f"{value.name}(" + ", ".join(parts) + ")"
+        if _copyable(value):  # an expression on one line: as written, spaces and all
+            return self.text(value.span)
+        if isinstance(value, ast.Binary):
+            return f"{self.value(value.left)}{value.operator}{self.value(value.right)}"
+        if isinstance(value, ast.Negate):
+            return f"-{self.value(value.operand)}"
+        if isinstance(value, ast.Group):
+            return f"({self.value(value.inner)})"
+        if isinstance(value, ast.Size):
+            return "x".join(map(self.value, value.factors))
         raise TypeError(value)
 
     def option(self, option: ast.Option) -> str:
@@ -122,6 +132,15 @@ class _Formatter:
             head = Line(f"{pad}block {statement.name}({params})", statement.span.line,
                         _last_line(statement.span, defaults, ()))
             return self.with_body(head, statement.body, depth, self.braces(statement.span), inline=False)
+        if isinstance(statement, ast.OutputDecl):
+            words = ["output", *(name.name for name in statement.names)]
+            return [Line(pad + " ".join(words), statement.span.line, statement.names[-1].span.line)]
+        if isinstance(statement, ast.Assignment):
+            lines = self.chain(statement.chain, depth)
+            first = lines[0]
+            named = Line(f"{pad}{statement.name} = {first.text[len(pad):]}", min(statement.span.line, first.first),
+                         first.last)
+            return [named, *lines[1:]]
         return self.chain(statement, depth)
 
     def chain(self, chain: ast.Chain, depth: int) -> list[Line]:
@@ -221,6 +240,16 @@ def _indent_before(lines: list[Line], index: int) -> str:
     return indent + INDENT if following.lstrip().startswith("}") else indent
 
 
+def _copyable(value) -> bool:
+    """Whether an expression's span holds all its text: it is on one line and holds no call or
+    list (whose spans end at their first character)."""
+    return value.span.end_column is not None and _spans_its_text(value)
+
+
+def _spans_its_text(value) -> bool:
+    return not isinstance(value, (ast.Call, ast.ListValue)) and all(map(_spans_its_text, ast.operands(value)))
+
+
 def _last_line(span, values, options) -> int:
     """The last source line among a word and its values (a `\\` continues a line)."""
     last = span.line
@@ -232,13 +261,7 @@ def _last_line(span, values, options) -> int:
 
 
 def _value_last_line(value) -> int:
-    last = value.span.line
-    for item in (*getattr(value, "items", ()), *getattr(value, "args", ())):
-        if not isinstance(item, (int, str)):
-            last = max(last, _value_last_line(item))
-    for option in getattr(value, "options", ()):
-        last = max(last, _value_last_line(option.value))
-    return last
+    return max((value.span.line, *map(_value_last_line, ast.operands(value))))
 
 
 _COMMENT = re.compile(r"""^((?:[^#"']|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')*)(#.*)$""")

@@ -13,12 +13,15 @@ paths are stable state_dict prefixes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import cache
+from typing import TYPE_CHECKING, Literal
 
 from .errors import Diagnostic, Span
 from .layers.base import LayerParams
 from .shapes import TensorType
-from .train_config import TrainConfig
+
+if TYPE_CHECKING:  # pragma: no cover - loaded on first use: a spec without `train { }` never needs it
+    from .train_config import TrainConfig
 
 InputKind = Literal["image", "vector", "sequence", "tokens"]
 
@@ -69,12 +72,17 @@ class ModelIR:
     inputs: tuple[InputSpec, ...]
     steps: tuple[Step, ...]
     outputs: tuple[OutputSpec, ...]
-    train: TrainConfig
+    train_section: TrainConfig | None  # None: the spec has no `train { }`
     path: str
     source: str
     plugins: tuple[str, ...] = field(default_factory=tuple)
     # Valid but probably unintended values (severity "warning"), in file order.
     warnings: tuple[Diagnostic, ...] = ()
+
+    @property
+    def train(self) -> TrainConfig:
+        """The train section, or the defaults of an empty one."""
+        return self.train_section if self.train_section is not None else empty_train_section()
 
     @property
     def is_chain(self) -> bool:
@@ -101,3 +109,12 @@ def chain(name: str, input: InputSpec, nodes: tuple[Node, ...], **rest) -> Model
     """The IR of a plain chain: the input, one step through `nodes`, its result the output."""
     step = Step("output", (input.name,), nodes, input.span)
     return ModelIR(name, (input,), (step,), (OutputSpec(step.name, input.span),), **rest)
+
+
+@cache
+def empty_train_section() -> TrainConfig:
+    """`train { }`, built on first use: `specc compile` of a spec without a train section
+    then never loads the training options' schemas."""
+    from .train_config import TrainConfig
+
+    return TrainConfig()

@@ -22,9 +22,9 @@ UNLIMITED = Limits(max_params=1 << 62, max_activation_bytes=1 << 62)
 def refusal(info: ModelInfo, length: int) -> SpecError | None:
     """Why the model refuses inputs whose every run-time length is `length` (None: it takes them)."""
     ir = info.ir
-    t = ir.input.type
-    dims = tuple(length if isinstance(d, str) else d for d in t.dims)
-    concrete = replace(ir, inputs=(replace(ir.input, type=replace(t, dims=dims)),))
+    concrete = replace(ir, inputs=tuple(
+        replace(spec, type=replace(spec.type, dims=tuple(length if isinstance(d, str) else d for d in spec.type.dims)))
+        for spec in ir.inputs))
     try:
         infer(concrete, UNLIMITED)
     except SpecError as error:
@@ -52,10 +52,7 @@ def nearest_length(info: ModelInfo, wanted: int) -> int:
 
 
 def sample_lengths(info: ModelInfo, wanted: tuple[int, ...]) -> tuple[int, ...]:
-    """`wanted` with each length the model refuses moved to the nearest one it takes
-    (a model of several inputs: `wanted` as it is)."""
-    if len(info.ir.inputs) != 1:
-        return wanted
+    """`wanted` with each length the model refuses moved to the nearest one it takes."""
     return tuple(nearest_length(info, n) for n in wanted)
 
 

@@ -6,7 +6,7 @@ come from the same input axis through layers that keep it. A layer that changes 
 and compares different, so a residual or an add that meets the pooled sequence and the
 original one is refused at compile time instead of failing at run time.
 
-How: inference tags the input's run-time lengths with a trace, their values at a few
+How: inference tags the inputs' run-time lengths with a trace, their values at a few
 probe lengths. After a layer, its shape rule runs again on those concrete lengths; an
 output axis whose values equal an input axis' trace is that length, any other is a new
 length with the values found (so `maxpool1d 2` and `avgpool1d 2` of one sequence agree,
@@ -53,18 +53,29 @@ class Length(str):
         return f"Length({str(self)!r}, {self.trace!r})"
 
 
-def track_input(t: TensorType) -> TensorType:
-    """The input type with its run-time lengths tagged: a `?` is its own length on each
-    axis, a name (`T`) is one length wherever it is written."""
-    names: dict[str, tuple] = {}
-    dims = []
-    for axis, dim in enumerate(t.dims):
-        if isinstance(dim, str) and not isinstance(dim, Length):
-            key = dim if dim != "?" else f"?{axis}"
-            names.setdefault(key, PROBES[len(names)])  # a sample has at most 4 axes
-            dim = Length(dim, names[key], "the input")
-        dims.append(dim)
-    return replace(t, dims=tuple(dims))
+def track_inputs(types: list[TensorType]) -> list[TensorType]:
+    """The inputs' types with their run-time lengths tagged: a `?` is its own length (on
+    each axis of each input), a name (`T`) is one length wherever it is written."""
+    traces: dict[tuple, tuple] = {}
+    tracked = []
+    for index, t in enumerate(types):
+        dims = []
+        for axis, dim in enumerate(t.dims):
+            if isinstance(dim, str) and not isinstance(dim, Length):
+                key = (dim,) if dim != "?" else (dim, index, axis)
+                if key not in traces:
+                    traces[key] = _probe_row(len(traces))
+                dim = Length(dim, traces[key], "the input")
+            dims.append(dim)
+        tracked.append(replace(t, dims=tuple(dims)))
+    return tracked
+
+
+def _probe_row(n: int) -> tuple[int, ...]:
+    """The probe values of the n-th run-time length: a row of PROBES, moved by unequal
+    amounts past the fourth (no pad or crop, which move every probe alike, maps one to another)."""
+    row, shift = PROBES[n % len(PROBES)], n // len(PROBES)
+    return tuple(value + shift * step for value, step in zip(row, (2, 6, 14)))
 
 
 def follow_leaf(rule, params, x: TensorType, y: TensorType, origin: str) -> TensorType:
@@ -132,4 +143,4 @@ def differing_lengths(a: TensorType, b: TensorType) -> str:
     return ""
 
 
-__all__ = ["Length", "track_input", "follow_leaf", "settle", "joined_length", "differing_lengths"]
+__all__ = ["Length", "track_inputs", "follow_leaf", "settle", "joined_length", "differing_lengths"]

@@ -1,4 +1,5 @@
-"""The size limits a spec is checked against (`--max-params`, `--max-activation-memory`).
+"""The size limits a spec is checked against (`--max-params`, `--max-activation-memory`),
+and the largest numbers and sizes it may write or compute.
 
 Kept apart from inference.py so that the command line can show the defaults without
 importing the compiler (and pydantic) for commands that never read a spec.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_INTEGER = 2**63 - 1  # what a PyTorch size or seed can hold: the largest whole number a spec may write or compute
+MAX_DIMS = 16  # parts of a size like 3x224x224 (products of more could not even be printed)
 DEFAULT_MAX_PARAMS = 2_000_000_000
 DEFAULT_MAX_ACTIVATION_BYTES = 16 * 2**30  # per sample
 

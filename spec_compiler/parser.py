@@ -15,6 +15,8 @@ from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError
+from .expression_syntax import MAX_VALUE_NESTING, ExpressionRules, too_deeply_nested
+from .limits import MAX_DIMS, MAX_INTEGER
 from .parse_tables import cached_lark
 from .source import check_size, normalize_source
 
@@ -23,8 +25,6 @@ MAX_NESTING = 50  # `{ }` bodies inside one another; real models nest a handful
 # Finding each further syntax error parses the file again (with the bad line blanked):
 # at most this many characters of parsing in all, so a large file stops after a few.
 MAX_REPARSE_CHARACTERS = 200_000
-MAX_INTEGER = 2**63 - 1  # what a PyTorch size or seed can hold
-MAX_DIMS = 16  # parts of a size like 3x224x224 (products of more could not even be printed)
 _STRING_ESCAPE = re.compile(r"\\([\\\"'])")
 
 
@@ -50,7 +50,7 @@ def _span(path: str, item) -> Span:
     return Span(path, meta.line, meta.column, end)
 
 
-class _ToAst(Transformer):
+class _ToAst(ExpressionRules, Transformer):
     def __init__(self, path: str):
         super().__init__()
         self.path = path
@@ -100,7 +100,7 @@ class _ToAst(Transformer):
         return ast.Name(str(token), self._s(token))
 
     def call(self, children):
-        name, *rest = children
+        name, *rest = children  # the `(`, `,` and `)` are not kept
         rest = [r for r in rest if r is not None]
         args = tuple(r for r in rest if not isinstance(r, ast.Option))
         options = tuple(r for r in rest if isinstance(r, ast.Option))
@@ -156,6 +156,14 @@ class _ToAst(Transformer):
     def chain(self, children):
         return ast.Chain(tuple(c for c in children if isinstance(c, ast.Layer)))
 
+    def assignment(self, children):
+        name, chain = children
+        return ast.Assignment(str(name), chain, self._s(name))
+
+    def output_decl(self, children):
+        word, *names = children
+        return ast.OutputDecl(tuple(ast.Name(str(n), self._s(n)) for n in names), self._s(word))
+
     def continuation(self, children):
         arrow, *rest = children
         return _Continuation(tuple(c for c in rest if isinstance(c, ast.Layer)), self._s(arrow))
@@ -164,10 +172,14 @@ class _ToAst(Transformer):
         return self._joined(children)
 
     def _joined(self, statements) -> tuple:
-        """Statements with each `-> layer` line joined to the chain above it."""
+        """Statements with each `-> layer` line joined to the chain above it (also a named one)."""
         out: list = []
         for statement in statements:
             if isinstance(statement, _Continuation):
+                if out and isinstance(out[-1], ast.Assignment):
+                    named = out[-1]
+                    out[-1] = ast.Assignment(named.name, ast.Chain(named.chain.layers + statement.layers), named.span)
+                    continue
                 if not out or not isinstance(out[-1], ast.Chain):
                     raise SpecError(Diagnostic("`->` with no layer before it", statement.arrow,
                                                "an arrow joins two layers: `conv 6x5x5 -> relu`"))
@@ -216,6 +228,10 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
         line, column = too_deep
         raise SpecError(Diagnostic(f"bodies nested more than {MAX_NESTING} deep", Span(path, line, column, column + 1),
                                    "flatten the structure, or define a block for the inner part"), source)
+    deep_value = too_deeply_nested(tree)
+    if deep_value is not None:
+        raise SpecError(Diagnostic(f"a value nested more than {MAX_VALUE_NESTING} deep", _span(path, deep_value),
+                                   "write it with fewer parentheses, operators or lists inside lists"), source)
     try:
         statements = _ToAst(path).transform(tree)
     except lark.exceptions.VisitError as error:  # a SpecError of the transformer: a number too large, a stray `->`
@@ -258,7 +274,9 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     if isinstance(error, lark.UnexpectedCharacters):
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
         if before.endswith("="):
-            return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+            return _missing_after_equal(before, span)
+        if char == "/":
+            return Diagnostic("unexpected character `/`", span, "`//` divides whole numbers: `c//2`")
         return Diagnostic(f"unexpected character {_shown_character(char)}", span,
                           "layers are words followed by numbers, sizes like 6x5x5 and key=value options")
 
@@ -280,7 +298,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
             return Diagnostic("`->` with no layer after it", Span(path, line, column, column + 2),
                               "remove the trailing `->` or add a layer after it")
         if before.endswith("="):
-            return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+            return _missing_after_equal(before, span)
         return Diagnostic("unexpected end of file", span)
 
     if token_type == "ARROW":
@@ -290,7 +308,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
             return Diagnostic("doubled arrow `-> ->`", span, "remove one of the `->`")
         return Diagnostic("`->` with no layer before it", span, "an arrow joins two layers: `conv 6x5x5 -> relu`")
     if before.endswith("="):
-        return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+        return _missing_after_equal(before, span)
     if token_type == "NAME" and before.endswith("}"):
         return Diagnostic(f"`{value}` starts a new statement on the same line",
                           Span(path, line, column, column + len(value)),
@@ -310,6 +328,21 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
                       _expected_hint(getattr(error, "expected", set())))
 
 
+_NAMING = re.compile(r"^[\t ]*([A-Za-z_][A-Za-z0-9_.]*)[\t ]*=$")
+
+
+def _missing_after_equal(before: str, span: Span) -> Diagnostic:
+    """Nothing after `=`: of an option (`stride=`, indented in a train section), or of a
+    statement naming a chain (`a =`, at the start of a line or after `;`)."""
+    *earlier, statement = before.rsplit(";", 1)
+    statement = statement.lstrip() if earlier else statement
+    naming = _NAMING.match(statement)
+    if naming and not statement[:1].isspace():
+        return Diagnostic(f"missing chain after `{naming.group(1)} =`", span,
+                          f"name the value of a chain: `{naming.group(1)} = input -> dense 10`")
+    return Diagnostic("missing value after `=`", span, "write key=value, for example stride=2")
+
+
 def _shown_character(char: str) -> str:
     """`@`, or U+00A0 (NO-BREAK SPACE) for a character a terminal would not show."""
     if char.isprintable() and not char.isspace():
@@ -321,7 +354,7 @@ def _expected_hint(expected: set[str]) -> str | None:
     readable = {
         "NAME": "a name", "NUMBER": "a number", "DIMS": "a size like 3x3", "LBRACE": "`{`",
         "RBRACE": "`}`", "ARROW": "`->`", "EQUAL": "`=`", "_NL": "a new line",
-        "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "STRING": "a string",
+        "OPEN": "`(`", "CLOSE": "`)`", "COMMA": "`,`", "STRING": "a string", "QMARK": "`?`",
     }
     words = sorted({readable[e] for e in expected if e in readable})
     return f"expected {' or '.join(words)}" if words else None

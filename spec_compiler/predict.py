@@ -9,6 +9,9 @@ Labels come from the model file and input names from the command line: in the te
 output their control characters (terminal escape sequences, bidi overrides) are shown
 escaped (`\x1b`), never sent to the terminal; `--json` escapes them as JSON does.
 
+A graph spec's file (several inputs or outputs): a model of several inputs takes .npz
+files whose arrays are named after its inputs; each sample gets one entry per output.
+
 A model whose output is a picture (a segmentation's KxHxW softmax: each pixel's class id;
 a reconstruction's CxHxW image) writes it as PNG with `-o`: to `-o FILE.png` for one
 sample, else into the folder `-o DIR`, one `NAME.png` per sample named after its input.
@@ -56,6 +59,62 @@ def _inputs(model, items: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
     return names, np.concatenate(arrays)
 
 
+def _named_inputs(model, items: tuple[str, ...]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """A model of several inputs: .npz files whose arrays are named after the inputs; (a name
+    per sample, the arrays by input name, concatenated over the files)."""
+    names, parts = [], {name: [] for name in model.input_names}
+    for item in items:
+        path = Path(item)
+        if not path.is_file():
+            raise UsageError(f"no such input file: {item}")
+        if path.suffix.lower() != ".npz":
+            raise UsageError(f"{item}: this model takes {len(model.input_names)} inputs "
+                             f"({', '.join(model.input_names)}); give an .npz file with an array of each name")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                missing = [name for name in model.input_names if name not in archive.files]
+                if missing:
+                    raise UsageError(f"{item} holds {', '.join(archive.files) or 'no arrays'}; this model's inputs are "
+                                     f"{', '.join(model.input_names)} (missing {', '.join(missing)})")
+                feed = model.prepare_inputs({name: archive[name] for name in model.input_names})
+        except (OSError, ValueError) as error:
+            raise ModelInputError(f"cannot read {path}: {error}") from None
+        count = len(next(iter(feed.values())))
+        names += [f"{path.name}[{i}]" for i in range(count)] if count > 1 else [path.name]
+        for name, array in feed.items():
+            parts[name].append(array)
+    return names, {name: np.concatenate(arrays) for name, arrays in parts.items()}
+
+
+def _entry(row: np.ndarray, activation: str | None, labels, top: int) -> dict:
+    """One output of one sample: its top classes (a softmax/sigmoid over a vector), else its values."""
+    if activation in ("softmax", "sigmoid") and row.ndim == 1:
+        return {"top": [{"label": label, "probability": p} for label, p in top_classes(row, labels, top)]}
+    return {"output": np.asarray(row).tolist()}
+
+
+def _graph_predictions(model, items: tuple[str, ...], top: int) -> list[dict]:
+    """A graph spec's file: per sample, one entry per output (in the spec's `output` order)."""
+    if len(model.input_names) == 1:
+        names, x = _inputs(model, items)
+    else:
+        names, x = _named_inputs(model, items)
+    y = model.predict(x)
+    y = y if isinstance(y, dict) else {model.output_names[0]: y}
+    activations = {o.name: o.activation for o in model.info.outputs or []}
+    return [{"input": name, "outputs": [{"name": out, **_entry(values[index], activations.get(out), model.labels, top)}
+                                        for out, values in y.items()]}
+            for index, name in enumerate(names)]
+
+
+def _lines(entry: dict, indent: str) -> list[str]:
+    if "top" in entry:
+        return [f"{indent}{printable(t['label']):>12}  {t['probability']:.4f}" for t in entry["top"]]
+    flat = np.asarray(entry["output"]).ravel()
+    shown = ", ".join(f"{v:.4g}" for v in flat[:8]) + (", ..." if flat.size > 8 else "")
+    return [f"{indent}output {'x'.join(map(str, np.shape(entry['output'])))} [{shown}]"]
+
+
 def picture_paths(names: list[str], output: str) -> list[Path]:
     """Where each sample's picture goes: `output` itself for one sample named *.png, else
     `output/NAME.png` (NAME from the input's name, made safe; repeated names get `_2`, ...)."""
@@ -99,9 +158,14 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
         model = load(model_file)
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds for bad files
         raise SpecError.at(None, f"cannot load {model_file}: {str(error).strip().splitlines()[0]}") from None
+    if model.info.inputs is not None and output:
+        raise UsageError("-o writes pictures; not yet for a model with several inputs or outputs")
     try:
-        names, x = _inputs(model, items)
-        y = model.predict(x)
+        if model.info.inputs is not None:
+            graph_results = _graph_predictions(model, items, top)
+        else:
+            names, x = _inputs(model, items)
+            y = model.predict(x)
     except UsageError:
         raise
     except ModelInputError as error:
@@ -110,6 +174,18 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
         raise SpecError.at(None, f"cannot read the input: {error}") from None
     except Exception as error:  # noqa: BLE001 - onnxruntime's errors on a bad input
         raise SpecError.at(None, f"ONNX Runtime rejected the input: {str(error).strip().splitlines()[0]}") from None
+    if model.info.inputs is not None:
+        if as_json:
+            return json.dumps({"model": model_file, "predictions": graph_results})
+        lines = []
+        for sample in graph_results:
+            lines.append(f"{printable(sample['input'])}:")
+            for entry in sample["outputs"]:
+                if "top" in entry:
+                    lines += [f"  {printable(entry['name'])}:", *_lines(entry, "  ")]
+                else:
+                    lines += _lines(entry, f"  {printable(entry['name'])}: ")
+        return "\n".join(lines)
     pictures = write_pictures(model, names, y, output) if output else None
     info = model.info.output
     is_classifier = info is not None and info.activation in ("softmax", "sigmoid")

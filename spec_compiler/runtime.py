@@ -78,12 +78,17 @@ class Model:
             raise ModelInputError(str(error)) from None
         self.metadata: dict[str, Any] = self.info.model_dump(mode="json")
         graph_input = self.session.get_inputs()[0]
+        # A graph spec's file has several named inputs and outputs (`input_names`, `output_names`);
+        # the single-input attributes below describe its first input.
+        self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
+        self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
         self.input_name: str = graph_input.name
-        self.output_name: str = self.session.get_outputs()[0].name
+        self.output_name: str = self.output_names[0]
         self.input_type: str = graph_input.type
         self.input_shape: list[Any] = list(graph_input.shape)
-        self.kind: str | None = self.info.input.kind if self.info.input is not None else None
-        self.vocab: int | None = self.info.input.vocab if self.info.input is not None else None
+        first = self.info.input or (self.info.inputs[0] if self.info.inputs else None)
+        self.kind: str | None = first.kind if first is not None else None
+        self.vocab: int | None = first.vocab if first is not None else None
         self.labels: list[str] | None = self.info.labels or None
         self.image: ImageFormat | None = self.info.image
         self.tokenizer: Tokenizer | None = (Tokenizer.from_json(self.info.text.model_dump())
@@ -111,10 +116,10 @@ class Model:
                                      for want, got in zip(self.input_shape[1:], array.shape[1:])):
             raise ModelInputError(f"expected an array of shape {self._shape_text()}, got {tuple(array.shape)}")
         if self.dtype == np.int64:
-            self._check_token_ids(array)
+            self._check_token_ids(array, self.vocab)
         return np.ascontiguousarray(array, dtype=self.dtype)
 
-    def _check_token_ids(self, array: np.ndarray) -> None:
+    def _check_token_ids(self, array: np.ndarray, vocab: int | None) -> None:
         """Token ids are whole numbers in [0, vocab): ONNX Runtime would wrap a negative id
         (Gather counts from the end) and fail on one past the vocabulary."""
         if array.size == 0:
@@ -128,11 +133,11 @@ class Model:
         if low < 0:
             sample = int(np.argwhere(array == low)[0][0])
             raise ModelInputError(f"token id {int(low)} (sample {sample}) is negative; ids run from 0"
-                                  + (f" to {self.vocab - 1}" if self.vocab else ""))
-        if self.vocab is not None and high >= self.vocab:
+                                  + (f" to {vocab - 1}" if vocab else ""))
+        if vocab is not None and high >= vocab:
             sample = int(np.argwhere(array == high)[0][0])
             raise ModelInputError(f"token id {int(high)} (sample {sample}) is outside the vocabulary: "
-                                  f"vocab={self.vocab} allows ids 0..{self.vocab - 1}")
+                                  f"vocab={vocab} allows ids 0..{vocab - 1}")
 
     def _shape_text(self) -> str:
         return "(" + ", ".join(str(d) if d is not None else "?" for d in self.input_shape) + ")"
@@ -158,12 +163,58 @@ class Model:
                                   f"takes {self._shape_text()}")
         return load_image(path, self.image)
 
-    # --- outputs -----------------------------------------------------------------
-    def predict(self, x: Any) -> np.ndarray:
-        """The model's output for `x`, exactly as onnxruntime computes it."""
-        return self.session.run([self.output_name], {self.input_name: self.prepare(x)})[0]
+    def prepare_inputs(self, x: Any) -> dict[str, np.ndarray]:
+        """The graph's feed for `x`: a dict of arrays by input name (every input given, each
+        checked as `prepare` checks one), or, for a model of one input, what `prepare` takes."""
+        if not isinstance(x, dict):
+            if len(self.input_names) != 1:
+                raise ModelInputError(f"this model takes {len(self.input_names)} inputs "
+                                      f"({', '.join(self.input_names)}): pass a dict of arrays by name")
+            return {self.input_name: self.prepare(x)}
+        missing = [name for name in self.input_names if name not in x]
+        unknown = [str(name) for name in x if name not in self.input_names]
+        if missing or unknown:
+            raise ModelInputError("the inputs are " + ", ".join(self.input_names)
+                                  + (f"; missing {', '.join(missing)}" if missing else "")
+                                  + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+        feed = {}
+        for graph_input, described in zip(self.session.get_inputs(), self.info.inputs or [None]):
+            feed[graph_input.name] = self._one_input(x[graph_input.name], graph_input,
+                                                     described.vocab if described is not None else self.vocab)
+        if len({len(array) for array in feed.values()}) > 1:
+            sizes = ", ".join(f"{name} {len(array)}" for name, array in feed.items())
+            raise ModelInputError(f"every input needs the same number of samples, got {sizes}")
+        return feed
 
-    def __call__(self, x: Any) -> np.ndarray:
+    def _one_input(self, x: Any, graph_input, vocab: int | None) -> np.ndarray:
+        """One named input's array, as `prepare` checks the first input's."""
+        array = np.asarray(x)
+        shape = list(graph_input.shape)
+        if array.dtype.kind not in "biuf":
+            raise ModelInputError(f"cannot feed an array of dtype {array.dtype} to input {graph_input.name}")
+        if array.ndim == len(shape) - 1:
+            array = array[None]
+        if array.ndim != len(shape) or any(isinstance(want, int) and want != got
+                                           for want, got in zip(shape[1:], array.shape[1:])):
+            text = "(" + ", ".join(str(d) if d is not None else "?" for d in shape) + ")"
+            raise ModelInputError(f"input {graph_input.name}: expected an array of shape {text}, "
+                                  f"got {tuple(array.shape)}")
+        if "int64" in graph_input.type:
+            self._check_token_ids(array, vocab)
+            return np.ascontiguousarray(array, dtype=np.int64)
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+    # --- outputs -----------------------------------------------------------------
+    def predict(self, x: Any) -> np.ndarray | dict[str, np.ndarray]:
+        """The model's output for `x`, exactly as onnxruntime computes it. A model with several
+        inputs takes a dict of arrays by input name; one with several outputs gives a dict of
+        arrays by output name, in the spec's `output` order."""
+        if self.info.inputs is None:
+            return self.session.run([self.output_name], {self.input_name: self.prepare(x)})[0]
+        results = self.session.run(self.output_names, self.prepare_inputs(x))
+        return results[0] if len(results) == 1 else dict(zip(self.output_names, results))
+
+    def __call__(self, x: Any) -> np.ndarray | dict[str, np.ndarray]:
         return self.predict(x)
 
     def top_k(self, x: Any, k: int = 3) -> list[list[tuple[str, float]]]:
@@ -222,7 +273,7 @@ class Model:
             raise ModelInputError("the prompt is empty: give at least one token to continue")
         if tokens < 0 or temperature < 0 or (top_k is not None and top_k < 1):
             raise ModelInputError("tokens and temperature must be 0 or more, top_k 1 or more")
-        self._check_token_ids(np.asarray([ids]))
+        self._check_token_ids(np.asarray([ids]), self.vocab)
         rng = np.random.default_rng(seed)
         fixed = self.input_shape[1] if isinstance(self.input_shape[1], int) else None
         new: list[int] = []

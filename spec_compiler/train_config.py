@@ -36,6 +36,8 @@ DEFAULT_SEED = 0
 DEFAULT_VALIDATION_SPLIT = 0.2
 
 EARLY_STOPPING = EarlyStoppingOptions
+# Keys written per output of a graph spec, `loss.digit=...`: the field each gathers into.
+PER_OUTPUT_KEYS = {"loss": "output_losses", "loss_weight": "loss_weights"}
 
 Loss = choice_type("loss", LOSSES, LOSS_ALIASES)
 Optimizer = choice_type("optimizer", OPTIMIZERS)
@@ -73,6 +75,25 @@ class TrainConfig(BaseModel):
     normalize: Normalization | None = None
     data: str | None = None
     validation_data: str | None = None
+    # A model with several outputs trains each with its own loss and weight, written per output
+    # in the section (`loss.digit=sparse_categorical_crossentropy`, `loss_weight.parity=0.5`);
+    # training/multitask.py.
+    output_losses: dict[str, Loss] | None = None
+    loss_weights: dict[str, NonNegative] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_output_keys(cls, data):
+        """`loss.NAME=` and `loss_weight.NAME=` gathered into output_losses and loss_weights."""
+        if not isinstance(data, dict) or not any(isinstance(key, str) and "." in key for key in data):
+            return data
+        data = dict(data)
+        for key in [k for k in data if isinstance(k, str) and "." in k]:
+            prefix, _, output = key.partition(".")
+            if prefix in PER_OUTPUT_KEYS:
+                field = PER_OUTPUT_KEYS[prefix]
+                data[field] = {**(data.get(field) or {}), output: data.pop(key)}
+        return data
 
     @model_validator(mode="before")
     @classmethod

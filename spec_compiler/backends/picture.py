@@ -8,7 +8,9 @@ writers ask for), so the layout needs no font files.
 Each layer is a box with its name, kind, output shape and parameters. A residual, concat
 or add puts its bodies side by side (an empty body, the identity shortcut, is a bare wire)
 and merges them in a rounded box; a block use, timedistributed or bidirectional is a
-dashed frame around its body.
+dashed frame around its body. A graph spec is drawn in rows: its inputs, then each line
+one row below the tensors it reads (a merge of several in a rounded box; a named line's
+layers in a frame labelled with its name), then its outputs.
 """
 
 from __future__ import annotations
@@ -201,7 +203,8 @@ class _Framed:
 
 def _detail(info: LayerInfo) -> str:
     params = f" · {info.count.total:,} params" if info.count.total else ""
-    return shape_text(info.output) + params
+    shared = f" · shares {info.node.shares}" if info.node.shares else ""
+    return shape_text(info.output) + params + shared
 
 
 def _element(info: LayerInfo):
@@ -220,8 +223,59 @@ def _element(info: LayerInfo):
     return _Parallel(bodies, _Leaf((title, _detail(info)), "merge", kind, info.path, MERGE_FILL))
 
 
+def _graph_rows(info: ModelInfo) -> list[list[tuple[str, object, tuple[str, ...]]]]:
+    """A graph spec's rows, top to bottom: (tensor, element, tensors it reads). The inputs
+    first; a step one row below the lowest row it reads; the outputs last."""
+    rank = {spec.name: 0 for spec in info.ir.inputs}
+    rows: list[list] = [[(spec.name, _Leaf((f"{spec.name}: input {spec.kind}", shape_text(spec.type)), "input",
+                                           "input", spec.name, INPUT_FILL), ()) for spec in info.ir.inputs]]
+    for step in info.steps:
+        sources, layers = step.step.sources, step.layers
+        items = [_element(layer) for layer in layers]
+        if len(sources) > 1:  # the merge head: a merge box the sources' wires meet in
+            head = layers[0]
+            items[0] = _Leaf((f"{head.node.name}: {head.node.kind}", _detail(head)), "merge", head.node.kind,
+                             head.path, MERGE_FILL)
+        rank[step.step.name] = 1 + max(rank[source] for source in sources)
+        while len(rows) <= rank[step.step.name]:
+            rows.append([])
+        element = _Column(items)
+        if not step.step.name.startswith("_"):  # a named tensor: its layers framed under its name
+            element = _Framed((f"{step.step.name} =", shape_text(step.output)), "tensor", step.step.name, element)
+        rows[rank[step.step.name]].append((step.step.name, element, sources))
+    rows.append([(f"output {name}", _Leaf((f"output {name}", shape_text(t)), "input", "output", name, INPUT_FILL),
+                  (name,)) for name, t in info.outputs.items()])
+    return rows
+
+
+def _layout_graph(info: ModelInfo, title: str) -> Picture:
+    """Rows of columns side by side, each wired from the bottoms of the tensors it reads
+    (a wire that passes rows runs down the gap at the right of the row's items)."""
+    rows = _graph_rows(info)
+    widths = [sum(item.width for _, item, _ in row) + BRANCH_GAP * (len(row) - 1) for row in rows]
+    width = max(max(widths), text_width(title, TITLE_FONT_SIZE)) + 2 * MARGIN
+    heights = [max(item.height for _, item, _ in row) for row in rows]
+    height = sum(heights) + 2 * GAP * (len(rows) - 1) + TITLE_HEIGHT + 2 * MARGIN
+    picture = Picture(width, height, title)
+    exits: dict[str, tuple[int, int]] = {}
+    top = MARGIN + TITLE_HEIGHT
+    for row, row_width, row_height in zip(rows, widths, heights):
+        left = (width - row_width) // 2
+        for name, item, sources in row:
+            ports, exit_point = item.place(picture, left, top)
+            for source in sources:
+                (sx, sy), (x, _, _) = exits[source], ports[0]
+                picture.connect((x, sy) if abs(x - sx) <= 2 else (sx, sy), ports)  # no jog for centring rounding
+            exits[name] = exit_point
+            left += item.width + BRANCH_GAP
+        top += row_height + 2 * GAP
+    return picture
+
+
 def layout_picture(info: ModelInfo) -> Picture:
     """Place every layer of `info`: the picture both writers draw."""
+    if not info.ir.is_chain:
+        return _layout_graph(info, f"{info.ir.name}: {info.count.total:,} parameters")
     source = info.ir.input
     start = _Leaf((f"{source.name}: input {source.kind}", shape_text(source.type)), "input", "input",
                   source.name, INPUT_FILL)

@@ -1,11 +1,15 @@
-"""Summary backend: the Keras-like table and the JSON object scripts rely on."""
+"""Summary backend: the Keras-like table and the JSON object scripts rely on.
+
+A chain's table and JSON are as they always were. A graph's table adds a column that
+says which tensors each line reads and names, marks further uses of a layer (`shares`)
+and tied weights, and lists the outputs; its JSON adds each step."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import warning_dict
-from ..inference import BYTES_PER_VALUE, LayerInfo, ModelInfo
+from ..inference import BYTES_PER_VALUE, LayerInfo, ModelInfo, StepInfo
 from ..shapes import TensorType
 
 
@@ -31,28 +35,49 @@ def _layer_dict(info: LayerInfo) -> dict[str, Any]:
         "flops": info.flops,
         "activation_bytes": info.activation_bytes,
     }
+    if info.node.shares is not None:
+        entry["shares"] = info.node.shares
+    if tied_to(info) is not None:
+        entry["tied_to"] = tied_to(info)
     if info.children:
         entry["children"] = [[_layer_dict(c) for c in body] for body in info.children]
     return entry
 
 
+def tied_to(info: LayerInfo) -> str | None:
+    """The embedding whose table a layer's weight is (`tie=`), if any."""
+    return getattr(info.node.params, "tie", None)
+
+
+def _step_dict(step: StepInfo) -> dict[str, Any]:
+    return {"name": step.step.name, "reads": list(step.step.sources), "line": step.step.span.line,
+            "layers": [layer.path for layer in step.layers], "output_shape": shape_list(step.output)}
+
+
 def summary_dict(info: ModelInfo) -> dict[str, Any]:
     trained = info.as_trained  # `frozen` layers count as non-trainable, as Keras does
     ir = info.ir
+    single: dict[str, Any] = {}  # a model with one input and one output keeps the keys it always had
+    if len(ir.inputs) == 1:
+        single["input"] = {"name": ir.input.name, "kind": ir.input.kind,
+                           "dtype": "int64" if ir.input.type.dtype == "int" else "float32", "vocab": ir.input.type.vocab}
+        single["input_shape"] = shape_list(ir.input.type)
+    if len(ir.outputs) == 1:
+        single["output_shape"] = shape_list(info.output)
     return {
         "model": ir.name,
         "file": ir.path,
-        "input": {"name": ir.input.name, "kind": ir.input.kind, "dtype": "int64" if ir.input.type.dtype == "int" else "float32",
-                  "vocab": ir.input.type.vocab},
-        "input_shape": shape_list(ir.input.type),
-        "output_shape": shape_list(info.output),
+        **single,
+        "inputs": {name: shape_list(t) for name, t in info.inputs.items()},
+        "outputs": {name: shape_list(t) for name, t in info.outputs.items()},
         "total_params": trained.total,
         "trainable_params": trained.trainable,
         "non_trainable_params": trained.non_trainable,
         "param_bytes": trained.total * BYTES_PER_VALUE,
         "flops": info.flops,
         "activation_bytes": info.activation_bytes,
-        "dynamic_length": not ir.input.type.is_static,
+        "dynamic_length": not all(t.is_static for t in info.inputs.values()),
+        "steps": [_step_dict(step) for step in info.steps],
         "layers": [_layer_dict(layer) for layer in info.layers],
         "warnings": [warning_dict(w) for w in ir.warnings],
     }
@@ -73,43 +98,77 @@ def _human_count(n: int) -> str:
     return str(n)
 
 
-def table_rows(info: ModelInfo, depth: int | None = None) -> list[tuple[str, str, str, str]]:
-    rows: list[tuple[str, str, str, str]] = []
+def table_rows(info: ModelInfo, depth: int | None = None) -> list[tuple[str, ...]]:
+    """The table's rows below the inputs: each layer, its bodies' layers indented. A graph's
+    rows have a fifth column: what a line reads (on its first row) and names (on its last)."""
+    rows: list[tuple[str, ...]] = []
+    graph = not info.ir.is_chain
 
     def walk(layers: tuple[LayerInfo, ...], level: int) -> None:
         for layer in layers:
             indent = "  " * level
-            rows.append((indent + layer.node.name, layer.node.kind, shape_text(layer.output), f"{layer.count.total:,}"))
-            if layer.children and (depth is None or level + 1 <= depth):
+            rows.append((indent + layer.node.name, _kind_text(layer), shape_text(layer.output), f"{layer.count.total:,}"))
+            if layer.children and layer.node.shares is None and (depth is None or level + 1 <= depth):
                 for index, body in enumerate(layer.children):
                     if len(layer.children) > 1 and body:
                         tag = layer.kind.layout.label(index).replace("_", " ")  # [shortcut], [branch 2]
                         rows.append((indent + "  " + f"[{tag}]", "", "", ""))
                     walk(body, level + (2 if len(layer.children) > 1 else 1))
 
-    walk(info.layers, 0)
+    for step in info.steps:
+        if not graph:
+            walk(step.layers, 0)
+            continue
+        if not step.layers:  # `a = left`: another name for a tensor
+            rows.append(("", "", shape_text(step.output), "", _flow(step, True, True)))
+        for index, layer in enumerate(step.layers):
+            first = len(rows)
+            walk((layer,), 0)
+            rows[first] = (*rows[first], _flow(step, index == 0, index == len(step.layers) - 1))
+            rows[first + 1:] = [(*row, "") for row in rows[first + 1:]]
     return rows
+
+
+def _kind_text(layer: LayerInfo) -> str:
+    if layer.node.shares is not None:
+        return f"{layer.node.kind} (shares {layer.node.shares})"
+    if tied_to(layer) is not None:
+        return f"{layer.node.kind} (tied to {tied_to(layer)})"
+    return layer.node.kind
+
+
+def _flow(step: StepInfo, first: bool, last: bool) -> str:
+    """`left, right` on a line's first row, `-> a` on its last (names specc made up are not shown)."""
+    parts = [", ".join(step.step.sources)] if first else []
+    if last and not step.step.name.startswith("_"):
+        parts.append(f"-> {step.step.name}")
+    return " ".join(parts)
 
 
 def render_table(info: ModelInfo, depth: int | None = None) -> str:
     """The summary as plain text (also what a terminal shows, via rich when available)."""
-    header = ("Layer (name)", "Kind", "Output shape", "Params")
     ir = info.ir
-    input_row = (ir.input.name, f"input {ir.input.kind}", shape_text(ir.input.type), "0")
-    rows = [header, input_row, *table_rows(info, depth)]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    line = "=" * (sum(widths) + 6)
-    thin = "-" * (sum(widths) + 6)
+    graph = not ir.is_chain
+    header: tuple[str, ...] = ("Layer (name)", "Kind", "Output shape", "Params", *(("Reads -> names",) if graph else ()))
+    inputs = [(spec.name, f"input {spec.kind}", shape_text(spec.type), "0", *(("",) if graph else ()))
+              for spec in ir.inputs]
+    rows = [header, *inputs, *table_rows(info, depth)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    line = "=" * (sum(widths) + 2 * (len(header) - 1))
+    thin = "-" * (sum(widths) + 2 * (len(header) - 1))
 
     def fmt(row):
-        return f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}".rstrip()
+        text = f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]:>{widths[3]}}"
+        return (text + (f"  {row[4]}" if graph else "")).rstrip()
 
     data = summary_dict(info)
     out = [f'Model: "{ir.name}"', line, fmt(header), line]
     out += [fmt(r) for r in rows[1:]]
     dynamic = " (per time step of the dynamic length)" if data["dynamic_length"] else ""
+    out.append(line)
+    if graph:
+        out.append("Outputs: " + ", ".join(f"{name} {shape_text(t)}" for name, t in info.outputs.items()))
     out += [
-        line,
         f"Total params: {data['total_params']:,} ({_human_bytes(data['param_bytes'])})",
         f"Trainable params: {data['trainable_params']:,}",
         f"Non-trainable params: {data['non_trainable_params']:,}",

@@ -26,6 +26,7 @@ inference mode (their running statistics stay fixed) even while the model trains
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import Diagnostic, SpecError
-from ..inference import LayerInfo, ModelInfo
+from ..inference import LayerInfo, ModelInfo, padding_source
 from ..layers import REGISTRY
 from ..layers.activations import PROBABILITY_ACTIVATIONS
 from ..layers.base import ROLE_OPTIONS
@@ -47,7 +48,8 @@ class SpecModule(Sequence):
 
     forward(x) gives the model's output (probabilities when it ends in softmax or
     sigmoid); forward_logits(x) the values before that final activation. Both first hand
-    the padding of the token ids to the layers written with `mask=padding`.
+    the padding of the token ids to the layers written with `mask=padding`. `tied` lists
+    the (tied, table) parameter paths of `tie=` layers: one Parameter under two keys.
     """
 
     def __init__(self, steps: list, final: str | None, final_activation: str | None, name: str,
@@ -56,7 +58,7 @@ class SpecModule(Sequence):
         # Plain attributes, written past nn.Module.__setattr__ so a layer may share a name.
         vars(self).update(
             final_activation=final_activation, model_name=name, input_dtype=input_dtype,
-            _regularized=[], _constrained=[], _frozen=[],
+            _regularized=[], _constrained=[], _frozen=[], tied=[],
             _padding_readers=[m for m in self.modules() if getattr(m, "masks_padding", False)],
         )
 
@@ -117,6 +119,70 @@ class SpecModule(Sequence):
         return self
 
 
+@dataclass(frozen=True)
+class GraphStep:
+    """One step of a graph at run time: read `sources` (merged by `merge.combine` when
+    several), run `body`, name the result `name`."""
+
+    name: str
+    sources: tuple[str, ...]
+    merge: nn.Module | None
+    merge_activation: nn.Module | None
+    body: Sequence  # not registered: its layers are registered once, on the model
+
+
+class SpecGraph(SpecModule):
+    """A graph spec's model: several inputs, named tensors, several outputs, shared layers.
+
+    forward(*inputs) takes the inputs in the spec's order and returns the only output, or a
+    tuple of the outputs in `output` order; forward_logits likewise, each output before its
+    final softmax/sigmoid (`final_activations` names them by output). Each layer is
+    registered once, under its node name, so state_dict keys read as a chain's; a shared
+    layer's second use runs the same module object."""
+
+    def __init__(self, layers: list, plan: list[GraphStep], ir, final_activations: dict[str, str | None]):
+        dtypes = tuple(torch.int64 if spec.type.dtype == "int" else torch.float32 for spec in ir.inputs)
+        outputs = tuple(spec.name for spec in ir.outputs)
+        only = final_activations.get(outputs[0]) if len(outputs) == 1 else None
+        super().__init__(layers, None, only, ir.name, dtypes[0])
+        padding = padding_source(ir).name
+        vars(self).update(
+            plan=plan, input_names=tuple(spec.name for spec in ir.inputs), output_names=outputs,
+            input_dtypes=dtypes, final_activations=final_activations,
+            padding_input=[spec.name for spec in ir.inputs].index(padding),
+            read_later={source for step in plan for source in step.sources},
+        )
+
+    def forward(self, *inputs: torch.Tensor):
+        return self.run(inputs, logits=False)
+
+    def forward_logits(self, *inputs: torch.Tensor):
+        return self.run(inputs, logits=True)
+
+    def run(self, inputs: tuple, logits: bool):
+        if len(inputs) != len(self.input_names):
+            raise TypeError(f"{self.model_name} takes {len(self.input_names)} inputs "
+                            f"({', '.join(self.input_names)}), got {len(inputs)}")
+        self.share_padding(inputs[self.padding_input])
+        values = dict(zip(self.input_names, inputs))
+        before_final = {}
+        for step in self.plan:
+            if step.merge is None:
+                x = values[step.sources[0]]
+            else:
+                x = step.merge.combine([values[source] for source in step.sources])
+                if step.merge_activation is not None:
+                    x = step.merge_activation.forward(x)
+            if logits and step.name in self.output_names and step.body.final is not None:
+                before_final[step.name] = step.body.forward_logits(x)
+                if step.name in self.read_later:
+                    values[step.name] = step.body(x)
+            else:
+                values[step.name] = step.body(x)
+        outputs = tuple(before_final[name] if name in before_final else values[name] for name in self.output_names)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
 def build_module(info: ModelInfo, seed: int | None = None) -> SpecModule:
     """Build the CPU module for a checked model; `seed` makes initialization reproducible."""
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
@@ -133,18 +199,49 @@ class _Builder:
         self.constrained: list[tuple[nn.Module, str, Any]] = []
         self.frozen: list[nn.Module] = []
         self.layers: dict[str, LayerInfo] = {}
+        self.modules: dict[str, nn.Module] = {}  # each node's module by its path (the first, not a copy)
         self.marked: set[int] = set()
 
     def build(self) -> SpecModule:
         ir = self.info.ir
-        steps = [self.step(layer) for layer in self.info.layers]
-        final, final_activation = _final(self.info.layers, steps)
-        dtype = torch.int64 if ir.input.type.dtype == "int" else torch.float32
-        module = SpecModule(steps, final, final_activation, ir.name, dtype)
-        vars(module).update(_regularized=self.regularized, _constrained=self.constrained, _frozen=self.frozen)
+        if ir.is_chain:
+            steps = [self.step(layer) for layer in self.info.layers]
+            final, final_activation = _final(self.info.layers, steps)
+            dtype = torch.int64 if ir.input.type.dtype == "int" else torch.float32
+            module = SpecModule(steps, final, final_activation, ir.name, dtype)
+        else:
+            module = self.graph()
+        vars(module).update(_regularized=self.regularized, _constrained=self.constrained, _frozen=self.frozen,
+                            tied=self.tie_weights())
         for inner in module.modules():
             vars(inner).pop(_NODE_MARK, None)
         return module.train()
+
+    def graph(self) -> SpecGraph:
+        """Each step's layers built (a shared use takes the first use's module), registered
+        once on the model, and run by a plan of steps."""
+        layers, plan, finals = [], [], {}
+        for step_info in self.info.steps:
+            entries = []
+            for layer in step_info.layers:
+                entry = self.reuse(layer) if layer.node.shares else self.step(layer)
+                if not layer.node.shares:
+                    layers.append(entry)
+                entries.append(entry)
+            step, body_layers, merge = step_info.step, step_info.layers, None
+            if len(step.sources) > 1:  # the merge head combines the tensors it reads
+                merge, entries, body_layers = entries[0], entries[1:], body_layers[1:]
+            final, finals[step.name] = _final(body_layers, entries)
+            plan.append(GraphStep(step.name, step.sources, merge and merge[1], merge and _activation_of(merge),
+                                  Sequence(entries, final)))
+        ir = self.info.ir
+        return SpecGraph(layers, plan, ir, {spec.name: finals.get(spec.name) for spec in ir.outputs})
+
+    def reuse(self, layer: LayerInfo) -> tuple:
+        """A second use of a named layer: the first use's module, its own trailing activation."""
+        module = self.modules[layer.node.shares]
+        activation = self.activation(getattr(layer.node.params, "activation", None), layer)
+        return (layer.node.name, module) if activation is None else (layer.node.name, module, activation)
 
     def sequence(self, layers: tuple[LayerInfo, ...]) -> Sequence:
         steps = [self.step(layer) for layer in layers]
@@ -178,7 +275,22 @@ class _Builder:
         # structural builder are found and given the same options (adopt_copies).
         vars(module)[_NODE_MARK] = layer.path
         self.layers[layer.path] = layer
+        self.modules.setdefault(layer.path, module)
         self.marked.add(id(module))
+
+    def tie_weights(self) -> list[tuple[str, str]]:
+        """Give each `tie=` layer its table's Parameter itself (one tensor, two state_dict keys);
+        returns the (tied, table) parameter paths."""
+        tied = []
+        for layer in self.layers.values():
+            table_path = getattr(layer.node.params, "tie", None)
+            if table_path is None:
+                continue
+            table = self.layers[table_path]  # inference checked that it names an embedding of the right shape
+            weight, source = layer.kind.weights.kernel[0], table.kind.weights.embedding[0]
+            setattr(self.modules[layer.path], weight, getattr(self.modules[table_path], source))
+            tied.append((f"{layer.path}.{weight}", f"{table_path}.{source}"))
+        return tied
 
     def adopt_copies(self, module: nn.Module) -> None:
         copies = [m for m in module.modules() if _NODE_MARK in vars(m) and id(m) not in self.marked]
@@ -256,8 +368,12 @@ def _final(layers: tuple[LayerInfo, ...], steps: list[tuple]) -> tuple[str | Non
     return None, None
 
 
+def _activation_of(entry: tuple) -> nn.Module | None:
+    return entry[2] if len(entry) > 2 else None
+
+
 def _steps_of(sequence: Sequence) -> list[tuple]:
     return [(name, sequence._modules[name]) for name in sequence._names]
 
 
-__all__ = ["SpecModule", "build_module"]
+__all__ = ["GraphStep", "SpecGraph", "SpecModule", "build_module"]

@@ -36,8 +36,9 @@ from ..errors import UsageError
 from ..modules.structure import Sequence
 from ..text import PAD_ID
 from .python_text import Doc, flat, names_in, render
-from .torch_build import SpecModule, build_module
+from .torch_build import SpecGraph, SpecModule, build_module
 from .torch_record import Call, recording
+from .torch_source_graph import graph_docstring, graph_methods
 
 # Standard-library modules a copied helper may import (the file imports nothing else but torch).
 STDLIB_OK = {"math", "copy", "typing", "functools", "itertools", "collections"}
@@ -100,6 +101,10 @@ class _Writer:
         for step_name, child, _ in _steps(module):
             target = f"self.{step_name}" if _attribute_ok(step_name) else f'self._modules["{step_name}"]'
             init_lines.append(f"        {target} = {render(self.expr(child), 8, 8 + len(target) + 3)}")
+        if module.tied:
+            init_lines += ["        # tied weights (tie= in the spec): one Parameter under both names"]
+            init_lines += [f"        {_parameter_access(module, tied)} = {_parameter_access(module, table)}"
+                           for tied, table in module.tied]
         frozen = _frozen_paths(module)
         if frozen:
             init_lines += ["        # frozen in the spec: not trained"]
@@ -107,46 +112,26 @@ class _Writer:
         name = _class_name(model.name)
         if name in self.definitions or name in self.imports or name == "_set":
             name += "Model"  # a model called `residual` next to the copied Residual class
-        logits_lines, final_expr = self.forward_lines(module)
         readers = [path for path, inner in module.named_modules() if getattr(inner, "masks_padding", False)]
-        if readers:  # as SpecModule.share_padding does
-            logits_lines = [f"        padding = x == {PAD_ID}  # the padding id: layers with mask=padding ignore it",
-                            *(f"        {_access(module, path)}.padding = padding" for path in readers),
-                            *logits_lines]
-        summary = model.summary()
-        dtype = "int64 token ids" if ir.input.type.dtype == "int" else "float32"
-        shape = ", ".join(str(d) if isinstance(d, int) else str(d) for d in ir.input.type.dims)
-        out_shape = ", ".join(str(d) for d in info.output.dims)
-        body = [
-            f"class {name}(nn.Module):",
-            f'    """{_docstring_text(ir.name)}: input {ir.input.kind} (N, {shape}), {dtype}; output (N, {out_shape}).',
-            "",
-            f"    {summary['total_params']:,} parameters ({summary['trainable_params']:,} trainable)."
-            + (f" forward() ends in {module.final_activation};" if module.final_activation else ""),
-            *(["    forward_logits() gives the values before it."] if module.final_activation else []),
-            '    """',
-            "",
-            f"    final_activation = {module.final_activation!r}",
-            "",
-            "    def __init__(self):",
-            "        super().__init__()",
-            *init_lines,
-            "",
-        ]
-        if module.final == "nested":  # the last layer's own forward_logits leaves its final activation out
-            whole = logits_lines[:-1] + [logits_lines[-1].replace(".forward_logits(x)", "(x)")]
-            body += ["    def forward(self, x: torch.Tensor) -> torch.Tensor:", *whole, "        return x", "",
-                     "    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:", *logits_lines,
-                     "        return x"]
-        elif final_expr is None:
-            body += ["    def forward(self, x: torch.Tensor) -> torch.Tensor:", *logits_lines, "        return x", "",
-                     "    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:",
-                     "        return self.forward(x)"]
+
+        def padding_lines(x: str) -> list[str]:  # as SpecModule.share_padding does
+            if not readers:
+                return []
+            return [f"        padding = {x} == {PAD_ID}  # the padding id: layers with mask=padding ignore it",
+                    *(f"        {_access(module, path)}.padding = padding" for path in readers)]
+
+        trained = info.as_trained  # the summary's counts
+        counts = f"    {trained.total:,} parameters ({trained.trainable:,} trainable)."
+        if isinstance(module, SpecGraph):
+            finals = {k: v for k, v in module.final_activations.items() if v}
+            body = [f"class {name}(nn.Module):", f'    """{graph_docstring(model)}', "",
+                    counts + (" forward() gives the outputs in this order, forward_logits() each before its final "
+                              "activation." if finals else ""), '    """', "",
+                    f"    final_activations = {module.final_activations!r}", "",
+                    "    def __init__(self):", "        super().__init__()", *init_lines, "",
+                    *graph_methods(module, self.activation_expr, lambda layer: _access(module, layer), padding_lines)]
         else:
-            body += ["    def forward(self, x: torch.Tensor) -> torch.Tensor:",
-                     f"        return {final_expr.format(x='self.forward_logits(x)')}", "",
-                     "    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:",
-                     *logits_lines, "        return x"]
+            body = self.chain_class(model, module, name, counts, init_lines, padding_lines("x"))
         frozen_norms = [_access(module, path) for path in frozen if any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in _lookup(module, path).modules())]
         if frozen_norms:
@@ -184,6 +169,46 @@ class _Writer:
             parts.append(source.rstrip("\n"))
         parts.append("\n".join(body))
         return "\n\n\n".join(parts) + "\n", name
+
+    def chain_class(self, model, module: SpecModule, name: str, counts: str, init_lines: list[str],
+                    padding: list[str]) -> list[str]:
+        """The class of a chain spec: its forward and forward_logits run the layers in order."""
+        ir, info = model.ir, model.info
+        logits_lines, final_expr = self.forward_lines(module)
+        logits_lines = padding + logits_lines
+        dtype = "int64 token ids" if ir.input.type.dtype == "int" else "float32"
+        shape = ", ".join(str(d) if isinstance(d, int) else str(d) for d in ir.input.type.dims)
+        out_shape = ", ".join(str(d) for d in info.output.dims)
+        body = [
+            f"class {name}(nn.Module):",
+            f'    """{_docstring_text(ir.name)}: input {ir.input.kind} (N, {shape}), {dtype}; output (N, {out_shape}).',
+            "",
+            counts + (f" forward() ends in {module.final_activation};" if module.final_activation else ""),
+            *(["    forward_logits() gives the values before it."] if module.final_activation else []),
+            '    """',
+            "",
+            f"    final_activation = {module.final_activation!r}",
+            "",
+            "    def __init__(self):",
+            "        super().__init__()",
+            *init_lines,
+            "",
+        ]
+        if module.final == "nested":  # the last layer's own forward_logits leaves its final activation out
+            whole = logits_lines[:-1] + [logits_lines[-1].replace(".forward_logits(x)", "(x)")]
+            body += ["    def forward(self, x: torch.Tensor) -> torch.Tensor:", *whole, "        return x", "",
+                     "    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:", *logits_lines,
+                     "        return x"]
+        elif final_expr is None:
+            body += ["    def forward(self, x: torch.Tensor) -> torch.Tensor:", *logits_lines, "        return x", "",
+                     "    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:",
+                     "        return self.forward(x)"]
+        else:
+            body += ["    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+                     f"        return {final_expr.format(x='self.forward_logits(x)')}", "",
+                     "    def forward_logits(self, x: torch.Tensor) -> torch.Tensor:",
+                     *logits_lines, "        return x"]
+        return body
 
     def import_lines(self) -> list[str]:
         lines = []
@@ -405,6 +430,12 @@ def _access(module: nn.Module, path: str) -> str:
     return text
 
 
+def _parameter_access(module: nn.Module, path: str) -> str:
+    """The expression for the parameter at `path` (`self.dense_1.weight`)."""
+    owner, name = path.rsplit(".", 1)
+    return f"{_access(module, owner)}.{name}"
+
+
 def _plain(value: Any) -> bool:
     if isinstance(value, (bool, int, float, str)) or value is None:
         return True
@@ -441,7 +472,8 @@ def load_source(text: str, name: str = "specc_emitted") -> dict[str, Any]:
 
 
 def check_source(text: str, module: nn.Module, class_name: str) -> None:
-    """The emitted class declares exactly the built module's parameters and buffers."""
+    """The emitted class declares exactly the built module's parameters and buffers, and
+    shares the Parameters the built module shares (`tie=`)."""
     namespace = load_source(text)
     with torch.device("meta"), _quiet():
         emitted = namespace[class_name]()
@@ -453,6 +485,10 @@ def check_source(text: str, module: nn.Module, class_name: str) -> None:
         shapes = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])[:5]
         raise RuntimeError(f"internal error: the emitted source does not match the built module "
                            f"(missing {missing}, extra {extra}, other shapes {shapes})")
+    parameters = dict(emitted.named_parameters(remove_duplicate=False))
+    untied = [tied for tied, table in getattr(module, "tied", []) if parameters[tied] is not parameters[table]]
+    if untied:
+        raise RuntimeError(f"internal error: the emitted source does not tie {untied}")
 
 
 __all__ = ["emit_source", "load_source", "check_source"]

@@ -22,11 +22,7 @@ NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
 
 def marker_owners() -> dict[str, list[str]]:
     """Each marker word (`branch`) and the kinds whose bodies it marks (`concat`, `add`)."""
-    owners: dict[str, list[str]] = {}
-    for kind in REGISTRY.kinds():
-        if kind.layout is not None and kind.layout.marker:
-            owners.setdefault(kind.layout.marker, []).append(kind.name)
-    return owners
+    return REGISTRY.markers()
 
 
 def split_bodies(kind: LayerKind, layer: ast.Layer, ctx: Context, expand: ExpandSequence, report: Report) -> Bodies:

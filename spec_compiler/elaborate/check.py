@@ -9,7 +9,7 @@ from .. import ast
 from ..layers import REGISTRY
 from ..layers.base import LayerParams
 from .arguments import fill_arguments, unknown_names
-from .context import substitute
+from .context import substitute_all
 from .pydantic_errors import validate
 from .report import Report
 from .uses import Use
@@ -33,8 +33,10 @@ def _check(uses: Sequence[Use], activations: list[str], report: Report) -> list[
         bodies = tuple(tuple(_check(body, activations, report)) for body in use.bodies)
         if use.block is not None:
             options = use.block_options
-            params = validate(use.kind.params, {k: ast.plain(substitute(o.value, use.ctx)) for k, o in options.items()},
-                              {k: o.value.span for k, o in options.items()}, use.layer.span, use.block.name, report)
+            values = substitute_all([o.value for o in options.values()], use.ctx, report)
+            params = None if values is None else validate(
+                use.kind.params, {k: ast.plain(v) for k, v in zip(options, values)},
+                {k: o.value.span for k, o in options.items()}, use.layer.span, use.block.name, report)
         else:
             fields = fill_arguments(use.kind, use.layer, use.ctx, activations, report)
             if fields is None:

@@ -1,11 +1,15 @@
 """Where elaboration stands while it expands a layer: block arguments in force, the
-blocks being expanded, and which copy of a `repeat` body this is."""
+blocks being expanded, and which copy of a `repeat` body this is; and the values
+written there, read in that context."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import ast
+from .expressions import ExpressionError, evaluate
+from .report import Report
 
 
 @dataclass(frozen=True)
@@ -25,13 +29,21 @@ class Context:
 
 
 def substitute(value: ast.Value, ctx: Context) -> ast.Value:
-    """Replace block parameters by the arguments of the block use."""
-    if isinstance(value, ast.Name) and value.name in ctx.bindings:
-        return ctx.bindings[value.name]
-    if isinstance(value, ast.ListValue):
-        return ast.ListValue(tuple(substitute(v, ctx) for v in value.items), value.span)
-    if isinstance(value, ast.Call):
-        return ast.Call(value.name, tuple(substitute(v, ctx) for v in value.args),
-                        tuple(ast.Option(o.key, substitute(o.value, ctx), o.span) for o in value.options),
-                        value.span)
-    return value
+    """`value` with block parameters replaced by the arguments of the block use, and its
+    expressions computed; raises ExpressionError for one that cannot be."""
+    return evaluate(value, ctx.bindings, ctx.block)
+
+
+def substitute_or_report(value: ast.Value, ctx: Context, report: Report) -> ast.Value | None:
+    """`substitute`, or None after reporting why the value cannot be computed."""
+    try:
+        return substitute(value, ctx)
+    except ExpressionError as error:
+        report.add(error.diagnostic)
+        return None
+
+
+def substitute_all(values: Sequence[ast.Value], ctx: Context, report: Report) -> list[ast.Value] | None:
+    """Every value substituted, or None after reporting each one that cannot be."""
+    done = [substitute_or_report(value, ctx, report) for value in values]
+    return None if any(value is None for value in done) else done

@@ -1,12 +1,13 @@
-"""Pass 1: the file's declarations. The model name, the input (checked into an
-`InputSpec`), the block definitions, the `train { }` section (checked into a
-`TrainConfig`), and the top-level layers, in the order written."""
+"""Pass 1: the file's declarations. The model name, the inputs (each checked into an
+`InputSpec`; several need distinct `name=`s), the block definitions, the `train { }`
+section (checked into a `TrainConfig`), and the top-level lines (chains, named
+chains, `output`), in the order written."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -15,14 +16,18 @@ from ..errors import Span, did_you_mean
 from ..ir import InputSpec
 from ..layers import REGISTRY
 from ..shapes import TensorType
-from ..train_config import TrainConfig
 from .bodies import marker_owners
+from .context import Context, substitute_all, substitute_or_report
 from .pydantic_errors import validate
 from .report import Report
+
+if TYPE_CHECKING:  # pragma: no cover - imported where a spec has a train section
+    from ..train_config import TrainConfig
 
 INPUT_KINDS = ("image", "vector", "sequence", "tokens")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_FOR_EVERY_LAYER = ("name", "frozen")
+TOP_LEVEL = Context()  # outside every block: an expression computes with numbers only
 
 
 class InputParams(BaseModel):
@@ -34,32 +39,27 @@ class InputParams(BaseModel):
 @dataclass(frozen=True)
 class Declarations:
     model_name: str | None
-    input: InputSpec | None
-    input_span: Span | None  # where `input` is written, even when it was rejected
+    inputs: tuple[InputSpec, ...]  # those accepted
+    input_span: Span | None  # where the first `input` is written, even when it was rejected
     blocks: dict[str, ast.BlockDef]
-    train: TrainConfig
-    layers: tuple[ast.Layer, ...]  # the top level's layers, chains flattened
+    train: TrainConfig | None  # None: no train section
+    lines: tuple[ast.Chain | ast.Assignment | ast.OutputDecl, ...]  # the top level's, in order
 
 
 def declare(spec: ast.SpecFile, report: Report) -> Declarations:
     model_name: str | None = None
-    input_spec: InputSpec | None = None
-    train = TrainConfig()
+    inputs: list[tuple[ast.InputDecl, InputSpec | None]] = []
+    train = None
     blocks: dict[str, ast.BlockDef] = {}
-    layers: list[ast.Layer] = []
-    seen_model = seen_input = seen_train = None
+    lines: list[ast.Chain | ast.Assignment | ast.OutputDecl] = []
+    seen_model = seen_train = None
     for statement in spec.statements:
         if isinstance(statement, ast.ModelDecl):
             if seen_model:
                 report.error(statement.span, "a second `model` line", f"the model is already named at line {seen_model.line}")
             seen_model, model_name = statement.span, statement.name
         elif isinstance(statement, ast.InputDecl):
-            if seen_input:
-                report.error(statement.span, "a second `input` line",
-                             f"a model has one input, declared at line {seen_input.line}")
-                continue
-            seen_input = statement.span
-            input_spec = _input(statement, report)
+            inputs.append((statement, _input(statement, report)))
         elif isinstance(statement, ast.BlockDef):
             _define_block(statement, blocks, report)
         elif isinstance(statement, ast.TrainSection):
@@ -68,11 +68,27 @@ def declare(spec: ast.SpecFile, report: Report) -> Declarations:
             seen_train = statement.span
             train = _train(statement, report) or train
         else:
-            layers.extend(statement.layers)
-    if seen_input is None:
+            lines.append(statement)
+    if not inputs:
         report.error(Span(spec.path, 1, 1, 2), "the spec has no `input` line",
                      "declare the input first, e.g. `input image 1x28x28` or `input tokens 100 vocab=5000`")
-    return Declarations(model_name, input_spec, seen_input, blocks, train, tuple(layers))
+    accepted = _named_inputs(inputs, report) if len(inputs) > 1 else tuple(spec for _, spec in inputs if spec)
+    return Declarations(model_name, accepted, inputs[0][0].span if inputs else None, blocks, train, tuple(lines))
+
+
+def _named_inputs(inputs: list[tuple[ast.InputDecl, InputSpec | None]], report: Report) -> tuple[InputSpec, ...]:
+    """Several inputs are told apart by name: each needs its own `name=`. Those that have one."""
+    first: dict[str, Span] = {}
+    for decl, spec in inputs:
+        if not any(option.key == "name" for option in decl.options):
+            report.error(decl.span, "with several inputs, each needs a name",
+                         f"add name=..., e.g. `input {decl.kind} ... name=left`")
+        elif spec is not None and spec.name in first:
+            report.error(decl.span, f"input name `{spec.name}` is used twice",
+                         f"the first is at line {first[spec.name].line}; give each input its own name=")
+        elif spec is not None:
+            first[spec.name] = decl.span
+    return tuple(spec for _, spec in inputs if spec is not None and first.get(spec.name) == spec.span)
 
 
 def _input(decl: ast.InputDecl, report: Report) -> InputSpec | None:
@@ -80,8 +96,12 @@ def _input(decl: ast.InputDecl, report: Report) -> InputSpec | None:
         report.error(decl.span, f"unknown input kind `{decl.kind}`",
                      did_you_mean(decl.kind, INPUT_KINDS) or f"use one of: {', '.join(INPUT_KINDS)}")
         return None
+    args = substitute_all(decl.args, TOP_LEVEL, report)
+    options = substitute_all([o.value for o in decl.options], TOP_LEVEL, report)
+    if args is None or options is None:
+        return None
     dims: list[int | str] = []
-    for arg in decl.args:
+    for arg in args:
         if isinstance(arg, ast.Dims):
             dims.extend(arg.items)
         elif isinstance(arg, ast.Number) and isinstance(arg.value, int) and arg.value > 0:
@@ -96,7 +116,7 @@ def _input(decl: ast.InputDecl, report: Report) -> InputSpec | None:
     if any(d == 0 for d in dims):
         report.error(decl.args[0].span, "an input size of 0", "every size must be at least 1")
         return None
-    params = validate(InputParams, {o.key: ast.plain(o.value) for o in decl.options},
+    params = validate(InputParams, {o.key: ast.plain(v) for o, v in zip(decl.options, options)},
                       {o.key: o.span for o in decl.options}, decl.span, "input", report)
     if params is None:
         return None
@@ -164,15 +184,20 @@ def _define_block(block: ast.BlockDef, blocks: dict[str, ast.BlockDef], report: 
 
 
 def _train(section: ast.TrainSection, report: Report) -> TrainConfig | None:
+    from ..train_config import PER_OUTPUT_KEYS, TrainConfig
+
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     for option in section.options:
         if option.key in values:
             report.error(option.span, f"`{option.key}` is set twice in the train section")
-        values[option.key] = ast.plain(option.value)
+        value = substitute_or_report(option.value, TOP_LEVEL, report)
+        if value is None:
+            continue
+        values[option.key] = ast.plain(value)
         spans[option.key] = option.value.span
     for key in list(spans):
-        if key not in TrainConfig.model_fields:
+        if key not in TrainConfig.model_fields and key.partition(".")[0] not in PER_OUTPUT_KEYS:
             report.error(next(o.span for o in section.options if o.key == key), f"unknown train option `{key}`",
                          did_you_mean(key, TrainConfig.model_fields) or
                          f"train options: {', '.join(TrainConfig.model_fields)}")

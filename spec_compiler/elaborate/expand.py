@@ -12,7 +12,7 @@ from ..errors import did_you_mean
 from ..layers import REGISTRY
 from ..layers.base import LayerKind
 from .bodies import marker_owners, split_bodies
-from .context import Context, substitute
+from .context import Context, substitute_all, substitute_or_report
 from .declarations import RESERVED_FOR_EVERY_LAYER
 from .report import Report
 from .uses import Use
@@ -22,11 +22,9 @@ MAX_LAYERS = 50_000  # after expanding blocks and repeats: past this, `repeat 10
 BLOCK_KIND = "group"  # a block use becomes a node of this kind: a named sub-stack holding the block's layers
 
 
-def expand(layers: Sequence[ast.Layer], blocks: dict[str, ast.BlockDef], report: Report) -> list[Use]:
-    return _Expander(blocks, report).sequence(layers, Context())
+class Expander:
+    """Expands layers, one line after another: the limit on layers made counts them all."""
 
-
-class _Expander:
     def __init__(self, blocks: dict[str, ast.BlockDef], report: Report):
         self.blocks = blocks
         self.report = report
@@ -44,7 +42,8 @@ class _Expander:
                     uses.extend(self.layer(layer, ctx))
             else:
                 what = {ast.ModelDecl: "`model`", ast.InputDecl: "`input`", ast.BlockDef: "a block definition",
-                        ast.TrainSection: "a `train` section"}[type(item)]
+                        ast.TrainSection: "a `train` section", ast.Assignment: "a named tensor (`x = ...`)",
+                        ast.OutputDecl: "`output`"}[type(item)]
                 self.report.error(item.span, f"{what} cannot appear inside a body", "move it to the top level of the file")
         return uses
 
@@ -76,7 +75,9 @@ class _Expander:
         return [use] if use else []
 
     def repeat(self, layer: ast.Layer, ctx: Context) -> list[Use]:
-        args = [substitute(a, ctx) for a in layer.args]
+        args = substitute_all(layer.args, ctx, self.report)
+        if args is None:
+            return []
         if len(args) != 1 or not isinstance(args[0], ast.Number) or not isinstance(args[0].value, int) or args[0].value < 1:
             self.report.error(args[0].span if args else layer.span, "repeat needs one whole number of times, at least 1",
                               "write `repeat 3 { ... }`")
@@ -134,7 +135,9 @@ class _Expander:
         and the use's own `name=` and `frozen=` options; None after reporting a mistake."""
         params = [p.name for p in block.params]
         bound: dict[str, ast.Value] = {}
-        args = [substitute(a, ctx) for a in layer.args]
+        args = substitute_all(layer.args, ctx, self.report)
+        if args is None:
+            return None
         if len(args) > len(params):
             self.report.error(args[len(params)].span, f"block `{block.name}` takes {len(params)} argument(s), got {len(args)}",
                               f"its parameters: ({', '.join(params)})")
@@ -152,14 +155,22 @@ class _Expander:
                 self.report.error(option.span, f"block argument `{option.key}` is given twice")
                 return None
             else:
-                bound[option.key] = substitute(option.value, ctx)
-        for param in block.params:
+                value = substitute_or_report(option.value, ctx, self.report)
+                if value is None:
+                    return None
+                bound[option.key] = value
+        for index, param in enumerate(block.params):
             if param.name not in bound:
                 if param.default is None:
                     self.report.error(layer.span, f"block `{block.name}` needs a value for `{param.name}`",
                                       f"call it as `{block.name} {' '.join(params)}` or with {param.name}=...")
                     return None
-                bound[param.name] = substitute(param.default, ctx)
+                # a default reads the parameters before it: `block b(c, e=4*c)`
+                earlier = {p: bound[p] for p in params[:index]}
+                value = substitute_or_report(param.default, Context(earlier, (*ctx.expanding, block)), self.report)
+                if value is None:
+                    return None
+                bound[param.name] = value
         return Context(bound, (*ctx.expanding, block)), own_options
 
     def registry_use(self, kind: LayerKind, layer: ast.Layer, ctx: Context) -> Use | None:

@@ -1,6 +1,7 @@
 """Pass 4: naming. Every node gets a name unique in its sequence: the one written
 (`name=fc`, suffixed `_2`, `_3` in later copies of a `repeat` body) or an automatic
-one counted per kind (`conv2d_1`, `basic_2`). The result is the IR's node tree."""
+one counted per kind (`conv2d_1`, `basic_2`). The top level is one sequence across
+all of a graph's lines, so paths stay unique. The result is the IR's node tree."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from .. import ast
 from ..ir import Node
 from .check import Checked
-from .context import Context, substitute
+from .context import Context, substitute_or_report
 from .declarations import NAME_PATTERN
 from .report import Report
 
@@ -35,10 +36,19 @@ class Scope:
                 self.used.add(candidate)
                 return candidate
 
+    def reuse_name(self, name: str) -> str:
+        """The name of a further use of the layer `name`: `enc_2`, `enc_3`."""
+        number = 2
+        while f"{name}_{number}" in self.used:
+            number += 1
+        self.used.add(f"{name}_{number}")
+        return f"{name}_{number}"
 
-def name_nodes(checked: Sequence[Checked], report: Report) -> list[Node]:
-    """The nodes of one sequence (and, within them, of their bodies)."""
-    scope = Scope()
+
+def name_nodes(checked: Sequence[Checked], report: Report, scope: Scope | None = None) -> list[Node]:
+    """The nodes of one sequence (and, within them, of their bodies); `scope`: the names
+    the sequence's earlier parts used (a graph's earlier lines)."""
+    scope = Scope() if scope is None else scope
     nodes: list[Node] = []
     for item in checked:
         use = item.use
@@ -54,7 +64,9 @@ def name_nodes(checked: Sequence[Checked], report: Report) -> list[Node]:
 def _node_name(base: str, explicit: ast.Option | None, scope: Scope, ctx: Context, report: Report) -> str | None:
     if explicit is None:
         return scope.auto_name(base)
-    value = substitute(explicit.value, ctx)
+    value = substitute_or_report(explicit.value, ctx, report)
+    if value is None:
+        return None
     name = ast.plain(value)
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or keyword.iskeyword(name):
         report.error(value.span, f"layer name `{name}` is not a valid name", "use letters, digits and _, starting with a letter")

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from .. import ast
 from ..errors import Span
 from ..layers import REGISTRY
-from ..train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,8 @@ def _train_spots(spec: ast.SpecFile) -> Iterator[Spot]:
     section = next((s for s in spec.statements if isinstance(s, ast.TrainSection)), None)
     if section is None:
         return
+    from ..train_config import TrainConfig  # only for a spec with a train section
+
     written = {o.key: o.value for o in section.options}
     line = spec.source.split("\n")[section.span.line - 1]
     brace = line.index("{", section.span.column - 1) + 2

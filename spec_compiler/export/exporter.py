@@ -108,8 +108,9 @@ def exporters(opset: int, explicit: bool) -> tuple[str, ...]:
     return tuple(name for name in wanted if usable[name])
 
 
-def torchscript_export(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
-                       dynamic_axes: dict | None, opset: int, scratch: Path | None = None) -> ir.Model:
+def torchscript_export(module: nn.Module, examples: tuple[torch.Tensor, ...], input_names: list[str],
+                       output_names: list[str], dynamic_axes: dict | None, opset: int,
+                       scratch: Path | None = None) -> ir.Model:
     """TorchScript's export at min(opset, 20), converted up to `opset` above that. The file
     goes to `scratch` (a temporary folder when None), where torch puts the weights of a
     model over 2 GB as files of their own; onnx_ir reads them from there when needed."""
@@ -117,7 +118,7 @@ def torchscript_export(module: nn.Module, example: torch.Tensor, input_name: str
         folder = scratch or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="specc-onnx-")))
         path = Path(tempfile.mkdtemp(prefix="torchscript-", dir=folder)) / "model.onnx"
         with quiet(), torch.no_grad():
-            torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=[output_name],
+            torch.onnx.export(module, examples, str(path), input_names=input_names, output_names=output_names,
                               dynamic_axes=dynamic_axes, opset_version=min(opset, TORCHSCRIPT_MAX_OPSET),
                               do_constant_folding=True, dynamo=False)
         graph = ir.load(path)
@@ -142,11 +143,11 @@ def convert_opset(graph: ir.Model, opset: int) -> None:
     graph.ir_version = max(graph.ir_version, helper.find_min_ir_version_for([helper.make_opsetid("", opset)]))
 
 
-def dynamo_export(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str,
-                  dynamic_axes: dict | None, opset: int) -> ir.Model:
+def dynamo_export(module: nn.Module, examples: tuple[torch.Tensor, ...], input_names: list[str],
+                  output_names: list[str], dynamic_axes: dict | None, opset: int) -> ir.Model:
     """The dynamo exporter's model; its weights stay the module's tensors until written."""
     with quiet(), torch.no_grad():
-        program = torch.onnx.export(module, (example,), None, input_names=[input_name], output_names=[output_name],
+        program = torch.onnx.export(module, examples, None, input_names=input_names, output_names=output_names,
                                     dynamic_axes=dynamic_axes, opset_version=max(opset, DYNAMO_MIN_OPSET),
                                     dynamo=True, verbose=False, report=False)
     return program.model
@@ -161,18 +162,38 @@ def to_onnx(p: Prepared, model, opset: int, explicit: bool, scratch: Path | None
     dynamic_axes = {p.input_name: axis_names(p.dims), output_name: axis_names(p.output_dims)}
     length = sample_lengths(model.info, (EXAMPLE_LENGTH,))[0] if any(isinstance(d, str) for d in p.dims) else None
     example = torch.from_numpy(sample_input(p, EXPORT_BATCH, length, np.random.default_rng(0)))
+    try:
+        return export_with_fallback(graph, (example,), [p.input_name], [output_name], dynamic_axes, opset, explicit,
+                                    scratch)
+    except ExportFailed as failed:
+        raise name_failing_layer(p, model, example, opset, failed.first_error) from None
+
+
+class ExportFailed(Exception):
+    """Every exporter failed; `first_error` is the first one's error."""
+
+    def __init__(self, first_error: BaseException | None):
+        super().__init__(str(first_error))
+        self.first_error = first_error
+
+
+def export_with_fallback(module: nn.Module, examples: tuple[torch.Tensor, ...], input_names: list[str],
+                         output_names: list[str], dynamic_axes: dict | None, opset: int, explicit: bool,
+                         scratch: Path | None) -> tuple[ir.Model, str, float]:
+    """The exporters in order (see `exporters`): the model, the exporter used and the seconds it took."""
     start = time.perf_counter()
     first_error: BaseException | None = None
     for name in exporters(opset, explicit):
         try:
             if name == "torchscript":
-                exported = torchscript_export(graph, example, p.input_name, output_name, dynamic_axes, opset, scratch)
+                exported = torchscript_export(module, examples, input_names, output_names, dynamic_axes, opset,
+                                              scratch)
             else:
-                exported = dynamo_export(graph, example, p.input_name, output_name, dynamic_axes, opset)
+                exported = dynamo_export(module, examples, input_names, output_names, dynamic_axes, opset)
             return exported, name, time.perf_counter() - start
         except Exception as error:  # noqa: BLE001 - any exporter failure: the next one, then named
             first_error = first_error or error
-    raise name_failing_layer(p, model, example, opset, first_error)
+    raise ExportFailed(first_error)
 
 
 def name_failing_layer(p: Prepared, model, example: torch.Tensor, opset: int,
@@ -203,7 +224,7 @@ def name_failing_layer(p: Prepared, model, example: torch.Tensor, opset: int,
             continue
         probed += 1
         try:
-            torchscript_export(modules[path], args[0], "x", "y", None, min(opset, TORCHSCRIPT_MAX_OPSET))
+            torchscript_export(modules[path], (args[0],), ["x"], ["y"], None, min(opset, TORCHSCRIPT_MAX_OPSET))
         except Exception as layer_error:  # noqa: BLE001
             failing.append((layers[path], first_line(layer_error)))
     # When every layer fails alone, the problem is not a layer (an opset, the exporter itself).

@@ -5,6 +5,9 @@
   Runtime refuses auto_pad SAME with dilation);
 - GemmToMatMul: dense layers (Gemm with a constant weight) become MatMul + Add, which
   ONNX Runtime's dynamic int8 quantizer handles;
+- ShareTransposedTables: a tied layer's weight (`tie=`), which the exporter folds into a
+  transposed copy of the embedding table, becomes a Transpose of the table, so the file
+  holds the table once;
 - ExposeLogits: the input of the final softmax/sigmoid becomes an extra graph output, so
   verification compares logits;
 - shape_info: onnx shape inference stores every intermediate tensor's type and shape
@@ -105,6 +108,43 @@ class GemmToMatMul(ir.passes.InPlacePass):
         if rewritten:
             RemoveUnusedNodesPass()(model)
         return ir.passes.PassResult(model, rewritten > 0)
+
+
+class ShareTransposedTables(ir.passes.InPlacePass):
+    """A 2-D initializer equal to the transpose of a lookup table becomes Transpose(table).
+
+    Tied weights (spec_compiler/ties.py) are one Parameter, used by Gather as a table and
+    by MatMul as its transpose; torch.onnx folds the transpose into a second constant.
+    Replacing a constant by the transpose of an equal one never changes a result."""
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        tables = {}  # the tables a lookup (Gather) reads, by the bytes of their transposes
+        for value in graph.initializers.values():
+            array = _matrix(value)
+            if array is not None and any(user.op_type == "Gather" for user, _ in value.uses()):
+                tables.setdefault((array.T.shape, array.dtype.str, np.ascontiguousarray(array.T).tobytes()), value)
+        shared = 0
+        for value in list(graph.initializers.values()):
+            array = _matrix(value)
+            table = None if array is None else tables.get((array.shape, array.dtype.str, array.tobytes()))
+            if table is None or any(user.op_type == "Gather" for user, _ in value.uses()):
+                continue
+            transpose = ir.node("Transpose", [table], attributes={"perm": [1, 0]}, name=f"{value.name}_from_{table.name}")
+            graph.insert_before(next(iter(graph)), transpose)
+            result = transpose.outputs[0]
+            result.name, result.type, result.shape = f"{table.name}_transposed", value.type, value.shape
+            value.replace_all_uses_with(result)
+            graph.initializers.pop(value.name)
+            shared += 1
+        return ir.passes.PassResult(model, shared > 0)
+
+
+def _matrix(value: ir.Value) -> np.ndarray | None:
+    """A 2-D constant's array (None for anything else)."""
+    if value.const_value is None or value.shape is None or len(value.shape) != 2:
+        return None
+    return value.const_value.numpy()
 
 
 class ExposeLogits(ir.passes.InPlacePass):

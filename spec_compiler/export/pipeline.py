@@ -12,7 +12,7 @@
 5. verify: PyTorch against ONNX Runtime on random inputs and the run's validation data,
    on logits and output (data: the run's data, reloaded);
 6. simplify (optional): onnxslim, kept only when it verifies too;
-7. quantize (optional): int8, checked against fp32;
+7. quantize (optional): int8, checked against fp32, kept where it is faster (or forced);
 8. the file (or the .onnx and .data pair) is written atomically. When any step fails
    nothing is left at the output path.
 """
@@ -28,9 +28,11 @@ from ..errors import SpecError, UsageError
 from .data import run_data
 from .exporter import DEFAULT_OPSET, MIN_OPSET, TORCHSCRIPT_MAX_OPSET, max_opset, to_onnx
 from .external import PROTOBUF_LIMIT, Serialized, destination, inline_bytes, weight_bytes
+from .graph import export_graph
 from .metadata import finish, onnx_metadata
-from .passes import ExplicitSamePadding, ExposeLogits, shape_info
+from .passes import ExplicitSamePadding, ExposeLogits, ShareTransposedTables, shape_info
 from .prepare import LogitsGraph, Prepared, axis_names, prepare
+from .quantize import INT8_FORCED, QUANTIZE_CHOICES, quantize_int8
 from .report import ExportReport
 from .simplify import simplified
 from .verify import FP32_RELATIVE_TOLERANCE, FP32_TOLERANCE, OrtGraph, ort_session, runtime_error, verify
@@ -45,9 +47,11 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
     if not MIN_OPSET <= opset <= max_opset():
         raise UsageError(f"--opset {opset}: specc exports opsets {MIN_OPSET} to {max_opset()} (the newest that "
                          "the installed onnxruntime runs)")
-    if quantize not in (None, "int8"):
-        raise UsageError(f"--quantize {quantize}: only int8 is supported")
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
+        raise UsageError(f"--quantize {quantize}: one of {', '.join(QUANTIZE_CHOICES)}")
     output = Path(output)
+    if not model.ir.is_chain:
+        return export_graph(model, output, weights, opset, explicit, quantize, seed, external_data, simplify)
     p = prepare(model, weights, seed)
     # The exporters' own files: TorchScript writes the weights of a model over 2 GB beside its graph.
     with tempfile.TemporaryDirectory(prefix="specc-export-") as scratch:
@@ -55,8 +59,8 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
         graph, exporter, seconds = export.graph()
         opset = next((o for domain, o in graph.opset_imports.items() if domain in ("", "ai.onnx")), opset)
         finish(graph, onnx_metadata(p, model))
-        if quantize == "int8" and weight_bytes(graph) >= PROTOBUF_LIMIT:
-            raise SpecError.at(None, f"--quantize int8: the weights of {model.name} ({weight_bytes(graph) / 1e9:.2f} GB) "
+        if quantize is not None and weight_bytes(graph) >= PROTOBUF_LIMIT:
+            raise SpecError.at(None, f"--quantize {quantize}: the weights of {model.name} ({weight_bytes(graph) / 1e9:.2f} GB) "
                                      "do not fit in one ONNX message (protobuf's 2 GB limit), which the quantizer needs",
                                "export in fp32 (without --quantize)")
         with destination(output, graph, external_data) as target:
@@ -81,11 +85,11 @@ def export_model(model, output: str | Path, weights: str | Path | None = None, o
             if simplify:
                 final, runtime, report.simplified = simplified(p, model, graph, staged, runtime, run, str(output),
                                                                export.runtime)
-            if quantize == "int8":
-                from .quantize import quantize_int8
-
-                int8, report.quantization = quantize_int8(p, model, inline_bytes(final), runtime, run)
-                final = Serialized(int8)
+            if quantize is not None:
+                int8, report.quantization = quantize_int8(p, model, inline_bytes(final), runtime, run,
+                                                          forced=quantize == INT8_FORCED)
+                if int8 is not None:
+                    final = Serialized(int8)
             model_bytes, data_bytes = target.commit(final)
         report.size_bytes = model_bytes + data_bytes
         if target.external:
@@ -110,6 +114,8 @@ class _Export:
         else:
             exported, exporter, seconds = to_onnx(p, model, self.opset, self.explicit, self.scratch)
         ExplicitSamePadding()(exported)
+        if getattr(p.module, "tied", None):
+            ShareTransposedTables()(exported)
         return shape_info(exported), exporter, seconds
 
     def runtime(self, graph: ir.Model, staged: Serialized) -> OrtGraph:

@@ -15,7 +15,10 @@ inputs): it fails when the top class agrees on fewer than INT8_MIN_AGREEMENT of 
 validation samples that fp32 decides clearly (margin above DECIDED_MARGIN; near-ties flip
 under any rounding), or the mean difference is above INT8_MAX_MEAN_DIFF (probabilities;
 other outputs relative to their mean magnitude). The report gives the size ratio and the
-batch-1 latency ratio, and says plainly when int8 is slower.
+batch-1 latency ratio, and says plainly when int8 is slower. The file holds the int8 model
+only where it is faster than fp32 at batch 1 on this machine (`--quantize int8`); where it
+is not, the verified fp32 model is written and the report says why, unless int8 is forced
+(`--quantize int8-force`: smaller files, or a deployment target other than this CPU).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from .passes import GemmToMatMul, shape_info
 from .prepare import Prepared, sample_input
 from .verify import VALIDATION_LIMIT, OrtGraph, accuracy, ort_session, predicted_classes
 
+INT8 = "int8"  # int8 where it is faster than fp32, else fp32
+INT8_FORCED = "int8-force"  # int8 whatever its speed
+QUANTIZE_CHOICES = (INT8, INT8_FORCED)
 CALIBRATION_SAMPLES = 256
 INT8_MIN_AGREEMENT = 0.90  # on the validation samples that fp32 decides clearly
 INT8_MAX_MEAN_DIFF = 0.05  # on probabilities
@@ -158,9 +164,22 @@ def _quantized_bytes(p: Prepared, model, fp32: bytes, data: RunData | None) -> t
     return int8, static, note
 
 
-def quantize_int8(p: Prepared, model, fp32: bytes, fp32_graph: OrtGraph,
-                  data: RunData | None) -> tuple[bytes, dict[str, Any]]:
-    """The int8 model, checked against fp32, and the report's `quantization` entry."""
+def kept_form(fp32_ms: float, int8_ms: float, forced: bool) -> tuple[str, str]:
+    """Which model the file holds, "int8" or "fp32", and why: int8 only where its batch-1
+    latency is below fp32's, unless forced."""
+    ratio = f"{int8_ms / fp32_ms:.2f}x the fp32 latency at batch 1"
+    if int8_ms < fp32_ms:
+        return INT8, f"int8 is faster ({ratio})"
+    if forced:
+        return INT8, f"forced with --quantize {INT8_FORCED}, although int8 is not faster ({ratio})"
+    return "fp32", (f"int8 is not faster ({ratio}) on this machine, so the fp32 model is written; "
+                    f"--quantize {INT8_FORCED} writes the int8 model anyway")
+
+
+def quantize_int8(p: Prepared, model, fp32: bytes, fp32_graph: OrtGraph, data: RunData | None,
+                  forced: bool = False) -> tuple[bytes | None, dict[str, Any]]:
+    """The int8 model, checked against fp32, and the report's `quantization` entry; the
+    model is None where fp32 is kept (`kept_form`)."""
     int8, static, calibration_note = _quantized_bytes(p, model, fp32, data)
     try:
         int8_session = ort_session(int8)
@@ -199,7 +218,9 @@ def quantize_int8(p: Prepared, model, fp32: bytes, fp32_graph: OrtGraph,
                            "export in fp32 (without --quantize)")
     fp32_ms, int8_ms = interleaved_latency([ort_session(fp32), int8_session], p.input_name, x[:1])
     acc_fp32, acc_int8 = accuracy(ref, y), accuracy(got, y)
-    return int8, {
+    kept, kept_reason = kept_form(fp32_ms, int8_ms, forced)
+    return (int8 if kept == INT8 else None), {
+        "kept": kept, "kept_reason": kept_reason,
         "method": "static QDQ, per-channel int8 weights, int8 activations" if static
         else "dynamic (int8 weights; activations quantized at run time)",
         "calibration": calibration_note,

@@ -52,13 +52,18 @@ class ExportReport:
     converted_from: int | None = None  # the opset the exporter wrote when the version converter raised it
     external_data: dict[str, Any] | None = None  # {"path", "bytes"}: the weights' side file
     simplified: dict[str, Any] | None = None  # --simplify: kept or why not, nodes, size, latency before/after
+    # A graph spec's inputs and outputs ({"name", "shape", "dtype"} and {"name", "shape", "activation"}),
+    # in spec order; None for a chain, whose one input and output are the fields above.
+    inputs: list[dict[str, Any]] | None = None
+    outputs: list[dict[str, Any]] | None = None
 
     @property
     def max_abs_diff(self) -> float:
         return max((c.max_abs_diff for c in self.checks), default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "checks"}
+        out = {k: v for k, v in self.__dict__.items() if k != "checks"
+               and not (k in ("inputs", "outputs") and v is None)}
         out["checks"] = [c.to_dict() for c in self.checks]
         out["max_abs_diff"] = self.max_abs_diff
         return out
@@ -69,8 +74,10 @@ class ExportReport:
         lines = [
             (f"exported {self.model} to {self.path} ({megabytes(self.size_bytes)}, opset {self.opset}, "
              f"{exporter}, {self.export_seconds:.2f} s)"),
-            f"  input  `{self.input_name}`: {self.input_dtype} batch x {_shape(self.input_shape)}",
-            f"  output `{self.output_name}`: batch x {_shape(self.output_shape)}",
+            *([f"  input  `{i['name']}`: {i['dtype']} batch x {_shape(i['shape'])}" for i in self.inputs]
+              if self.inputs else [f"  input  `{self.input_name}`: {self.input_dtype} batch x {_shape(self.input_shape)}"]),
+            *([f"  output `{o['name']}`: batch x {_shape(o['shape'])}" for o in self.outputs]
+              if self.outputs else [f"  output `{self.output_name}`: batch x {_shape(self.output_shape)}"]),
             f"  weights: {self.weights or 'freshly initialized (no --weights: untrained)'}",
         ]
         if self.normalization:
@@ -142,6 +149,8 @@ def _quantization_lines(q: dict[str, Any]) -> list[str]:
     if q["latency_ratio"] > 1.0:
         lines.append(f"    WARNING: the int8 model is SLOWER than fp32 at batch 1 "
                      f"({q['latency_ratio']:.2f}x the latency) on this machine")
+    if "kept" in q:
+        lines.append(f"    written: {q['kept']}: {q['kept_reason']}")
     top = "n/a (not a classifier)" if q["agreement"] is None else f"{q['agreement']:.4f}"
     if q.get("agreement_decided") is not None:
         top += f" (clear calls: {q['agreement_decided']:.4f})"

@@ -4,7 +4,7 @@ shape rule; softmax-like ones act on the last axis (features), as in Keras."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -26,6 +26,11 @@ class EluParams(LayerParams):
 
 class SoftmaxParams(LayerParams):
     axis: int = -1
+
+
+class GeluParams(LayerParams):
+    # "tanh": the approximation GPT-2 and BERT's original code use (PyTorch's approximate="tanh")
+    approximate: Literal["none", "tanh"] = "none"
 
 
 def _same(p, x: TensorType) -> TensorType:
@@ -99,9 +104,16 @@ register(LayerKind(
     name="selu", params=NoParams, shape=_same, build=_torch("SELU"),
     doc="scaled ELU (self-normalizing networks)", example="selu", category="activation", is_activation=True,
 ))
+def _gelu_build(p: GeluParams, x, y):
+    from torch import nn
+
+    return nn.GELU(approximate=p.approximate)
+
+
 register(LayerKind(
-    name="gelu", params=NoParams, shape=_same, build=_torch("GELU"),
-    doc="Gaussian error linear unit (exact erf form)", example="gelu", category="activation", is_activation=True,
+    name="gelu", params=GeluParams, shape=_same, build=_gelu_build,
+    doc="Gaussian error linear unit: the exact erf form, or approximate=tanh (GPT-2's)", example="gelu",
+    category="activation", is_activation=True,
 ))
 register(LayerKind(
     name="silu", aliases=("swish",), params=NoParams, shape=_same, build=_torch("SiLU"),

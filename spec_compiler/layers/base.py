@@ -10,6 +10,7 @@ function (from spec_compiler/modules/), so `specc compile` never loads torch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -248,16 +249,28 @@ class LayerKind:
 
 
 class Registry:
-    """Layer kinds by name and alias."""
+    """Layer kinds by name and alias.
+
+    Built-in kinds are registered by importing their module, which builds their schemas;
+    a `Catalogue` of which module registers which words lets the registry import a module
+    when one of its words is first looked up, so a spec builds only the kinds it uses.
+    Listing every word or kind imports every module."""
 
     def __init__(self) -> None:
         self._kinds: dict[str, LayerKind] = {}
         self._names: dict[str, str] = {}
         self._activations: list[str] | None = None  # sorted once; elaboration asks per layer
+        self._catalogue: Catalogue | None = None
+        self._unloaded: list[str] = []  # catalogue modules not imported yet, in catalogue order
+
+    def set_catalogue(self, catalogue: Catalogue) -> None:
+        self._catalogue, self._unloaded = catalogue, list(catalogue.modules)
+        self._activations = None
 
     def add(self, kind: LayerKind) -> LayerKind:
         self._activations = None
         for word in (kind.name, *kind.aliases):
+            self._load(self._module_of(word))  # a built-in word taken by a plugin is a clash, loaded or not
             if word in self._names:
                 raise ValueError(f"layer word `{word}` registered twice")
             self._names[word] = kind.name
@@ -266,21 +279,80 @@ class Registry:
 
     def lookup(self, word: str) -> LayerKind | None:
         name = self._names.get(word)
+        if name is None and self._unloaded:
+            module = self._module_of(word)
+            self._load(module) if module else self._load_all()  # not catalogued (a new kind): look everywhere
+            name = self._names.get(word)
         return self._kinds[name] if name else None
 
     def __getitem__(self, name: str) -> LayerKind:
-        return self._kinds[name]
+        kind = self.lookup(name)
+        if kind is None or kind.name != name:
+            raise KeyError(name)
+        return kind
 
     def words(self) -> list[str]:
+        self._load_all()
         return sorted(self._names)
 
     def kinds(self) -> list[LayerKind]:
-        return list(self._kinds.values())
+        """Every kind: the built-in ones in catalogue order, then plugins' in registration order."""
+        self._load_all()
+        order = self._catalogue.order if self._catalogue else {}
+        return sorted(self._kinds.values(), key=lambda kind: order.get(kind.name, len(order)))
 
     def activations(self) -> list[str]:
+        """Every activation word, without importing any module."""
         if self._activations is None:
-            self._activations = sorted(w for w, k in self._names.items() if self._kinds[k].is_activation)
+            words = {w for w, k in self._names.items() if self._kinds[k].is_activation}
+            self._activations = sorted(words | set(self._catalogue.activations if self._catalogue else ()))
         return list(self._activations)
+
+    def markers(self) -> dict[str, list[str]]:
+        """Each body marker word (`branch`) and the kinds whose bodies it marks (`concat`, `add`),
+        without importing any module."""
+        owners: dict[str, list[str]] = {marker: list(kinds) for marker, kinds in
+                                        (self._catalogue.markers if self._catalogue else {}).items()}
+        for kind in self._kinds.values():
+            if kind.layout is not None and kind.layout.marker and kind.name not in owners.get(kind.layout.marker, ()):
+                owners.setdefault(kind.layout.marker, []).append(kind.name)
+        return owners
+
+    def _module_of(self, word: str) -> str | None:
+        return self._catalogue.module_of.get(word) if self._catalogue else None
+
+    def _load(self, module: str | None) -> None:
+        if module in self._unloaded:
+            self._unloaded.remove(module)  # first: the module's own registrations must not load it again
+            self._catalogue.load(module)
+
+    def _load_all(self) -> None:
+        while self._unloaded:
+            self._load(self._unloaded[0])
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The built-in layer modules and the words each registers (in registration order), the
+    activation words and body markers among them, and how to import a module by name.
+    tests/compiler/test_layer_catalogue.py checks it against what the modules register."""
+
+    words: dict[str, tuple[str, ...]]  # module -> its words: each kind's name, then its aliases
+    activations: tuple[str, ...]
+    markers: dict[str, tuple[str, ...]]  # marker word -> the kinds whose bodies it marks
+    load: Callable[[str], object]
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(self.words)
+
+    @functools.cached_property
+    def module_of(self) -> dict[str, str]:
+        return {word: module for module, words in self.words.items() for word in words}
+
+    @functools.cached_property
+    def order(self) -> dict[str, int]:
+        return {word: index for index, word in enumerate(self.module_of)}
 
 
 REGISTRY = Registry()

@@ -20,6 +20,9 @@ class DenseParams(LayerParams, WeightOptions):
     units: PositiveInt
     activation: ActivationName | None = None
     bias: bool = True
+    # `tie=wte`: the weight IS the named embedding's table (GPT-2's head): inference checks
+    # the shapes and counts it once, at the table; the builder shares the one Parameter.
+    tie: str | None = None
 
 
 def _dense_shape(p: DenseParams, x: TensorType) -> TensorType:

@@ -14,6 +14,7 @@ from ..elaborate import elaborate
 from ..errors import Diagnostic, Span, SpecError
 from ..inference import LayerInfo, Limits, ModelInfo, infer
 from ..parser import parse
+from ..shapes import TensorType
 from .incremental import IncrementalParser
 from .symbols import SymbolIndex, index_symbols
 from .textscan import Braces
@@ -52,6 +53,13 @@ class Analysis:
         if self.info is not None:
             walk(self.info.layers, "")
         return tuple(found)
+
+    @cached_property
+    def tensor_types(self) -> dict[str, TensorType]:
+        """Each tensor's type, by name: the inputs' and each step's (empty unless every check passed)."""
+        if self.info is None:
+            return {}
+        return self.info.inputs | {step.step.name: step.output for step in self.info.steps}
 
     @cached_property
     def infos_by_span(self) -> dict[Span, list[LayerInfo]]:

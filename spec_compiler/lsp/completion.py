@@ -1,7 +1,8 @@
 """Completion from the text around the cursor, so that it works on a line still being
-typed (which does not parse): layer words, blocks and keywords where a layer starts; the
-options of the kind being written, their values and activation words after it; block
-parameters inside a block; the keys and values of the `train { }` section."""
+typed (which does not parse): layer words, blocks, keywords and tensor names where a layer
+starts (also after `NAME =`); the options of the kind being written, their values and
+activation words after it (and tensor names after a merge word); tensor names after
+`output`; block parameters inside a block; the keys and values of the `train { }` section."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ TOP_LEVEL_KEYWORDS = {
     "input": "input KIND SIZES: image CxHxW, vector N, sequence TxF, tokens T vocab=V",
     "block": "block NAME(params) { ... }: a named, parameterized sub-stack",
     "train": "train { key=value ... }: how `specc train` trains the model",
+    "output": "output NAME ...: the model's outputs, in order",
 }
 REPEAT = ("repeat", "repeat N { ... }: the body N times in a row")
 _BLOCK_HEAD = re.compile(r"block\s+([A-Za-z_][A-Za-z0-9_]*)")
@@ -56,9 +58,15 @@ def complete(braces: Braces, spec: ast.SpecFile | None, positions: Positions,
     parameters = [_parameter_item(p.name, in_block.name) for p in in_block.params] if in_block else []
     if place.openers and _first_word(place.openers[0]) == "train":
         return _train_items(place)
+    tensors = [] if place.openers else _tensor_items(spec)
+    named = not place.openers and place.words[1:2] == ("=",)
+    if named:  # `a = ...`: a chain starts after the name
+        place = Place(place.openers, place.words[2:], place.typed)
     if not place.words:
-        return _statement_items(place, blocks)
+        return _statement_items(place, blocks, keywords=not named) + tensors
     word = place.words[0]
+    if word == "output" and not place.openers:
+        return tensors
     if word == "input":
         return [_item(k, types.CompletionItemKind.EnumMember, "input kind") for k in get_args(InputKind)] \
             if len(place.words) == 1 else []
@@ -75,7 +83,20 @@ def complete(braces: Braces, spec: ast.SpecFile | None, positions: Positions,
         field = kind.params.model_fields.get(key)
         words = value_words(field, key) if field else []
         return [_item(w, types.CompletionItemKind.EnumMember, key) for w in words] + parameters
-    return _option_items(kind, place) + parameters
+    merges = tensors if kind.layout is not None and kind.layout.merge and kind.layout.form == "branches" else []
+    return _option_items(kind, place) + parameters + merges
+
+
+def _tensor_items(spec: ast.SpecFile | None) -> list[types.CompletionItem]:
+    """The tensors a top-level line can read: the inputs' names and each `NAME =`."""
+    if spec is None:
+        return []
+    inputs = [s for s in spec.statements if isinstance(s, ast.InputDecl)]
+    names = [str(ast.plain(o.value)) for s in inputs for o in s.options if o.key == "name"]
+    if len(inputs) == 1 and not names:
+        names = ["input"]
+    names += [s.name for s in spec.statements if isinstance(s, ast.Assignment)]
+    return [_item(name, types.CompletionItemKind.Variable, "tensor") for name in dict.fromkeys(names)]
 
 
 def _place(braces: Braces, positions: Positions, line: int, prefix: str) -> Place:
@@ -107,13 +128,13 @@ def _first_word(text: str) -> str:
     return text.split()[0] if text.split() else ""
 
 
-def _statement_items(place: Place, blocks: dict[str, ast.BlockDef]) -> list[types.CompletionItem]:
+def _statement_items(place: Place, blocks: dict[str, ast.BlockDef], keywords: bool = True) -> list[types.CompletionItem]:
     items = [_kind_item(word, REGISTRY.lookup(word)) for word in REGISTRY.words()]
     items += [_item(name, types.CompletionItemKind.Module, f"block {name}({', '.join(p.name for p in b.params)})")
               for name, b in blocks.items()]
     items.append(_item(REPEAT[0], types.CompletionItemKind.Keyword, REPEAT[1]))
     if not place.openers:
-        items += [_item(k, types.CompletionItemKind.Keyword, doc) for k, doc in TOP_LEVEL_KEYWORDS.items()]
+        items += [_item(k, types.CompletionItemKind.Keyword, doc) for k, doc in TOP_LEVEL_KEYWORDS.items() if keywords]
     else:
         owner = REGISTRY.lookup(_first_word(place.openers[0]))
         if owner is not None and owner.layout is not None and owner.layout.marker:

@@ -1,6 +1,6 @@
 """Hover: on a layer's word, its kind's doc with the output shape, parameters and FLOPs
 inference found; on a block use, the block's signature and its facts; on an option, its
-type and default; on an activation word, its doc."""
+type and default; on an activation word, its doc; on a tensor's name, its shape and line."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from ..inference import LayerInfo
 from ..layers import REGISTRY
 from ..layers.base import LayerKind
 from .analysis import Analysis
-from .facts import layer_facts
+from .facts import layer_facts, shape_text
 from .outline import layer_sites
 from .positions import Positions, contains
 from .schema import field_summary
+from .symbols import TENSOR, Symbol
 
 MAX_INSTANCES_SHOWN = 6
 
@@ -23,6 +24,9 @@ def hover(analysis: Analysis, positions: Positions, position: types.Position) ->
     if analysis.spec is None:
         return None
     line, column = positions.locate(position)
+    named = analysis.symbols.at(line, column)
+    if named is not None and named.symbol.namespace == TENSOR:
+        return _hover(_tensor_text(analysis, named.symbol), positions, named.span)
     blocks = {s.name: s for s in analysis.spec.statements if isinstance(s, ast.BlockDef)}
     for site in layer_sites(analysis.spec):
         layer = site.layer
@@ -51,6 +55,14 @@ def hover(analysis: Analysis, positions: Positions, position: types.Position) ->
 def _hover(markdown: str, positions: Positions, span) -> types.Hover:
     return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown),
                        range=positions.range(span))
+
+
+def _tensor_text(analysis: Analysis, symbol: Symbol) -> str:
+    shape = analysis.tensor_types.get(symbol.name)
+    defined = analysis.symbols.definition(symbol)
+    parts = [f"tensor **{symbol.name}**", f": `{shape_text(shape)}`" if shape else "",
+             f", defined at line {defined.line}" if defined else ""]
+    return "".join(parts)
 
 
 def _kind_text(word: str, infos: list[LayerInfo]) -> str | None:

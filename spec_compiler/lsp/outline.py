@@ -29,8 +29,9 @@ def layer_sites(spec: ast.SpecFile) -> Iterator[LayerSite]:
         for statement in statements:
             if isinstance(statement, ast.BlockDef):
                 yield from walk(statement.body, statement, None)
-            elif isinstance(statement, ast.Chain):
-                for layer in statement.layers:
+            elif isinstance(statement, (ast.Chain, ast.Assignment)):
+                chain = statement.chain if isinstance(statement, ast.Assignment) else statement
+                for layer in chain.layers:
                     yield LayerSite(layer, block, parent)
                     if layer.body:
                         yield from walk(layer.body, block, layer)
@@ -66,6 +67,19 @@ def document_symbols(analysis: Analysis, positions: Positions) -> list[types.Doc
 def _statement_symbols(statement, analysis: Analysis, positions: Positions) -> list[types.DocumentSymbol]:
     if isinstance(statement, ast.Chain):
         return [_layer_symbol(layer, analysis, positions) for layer in statement.layers]
+    if isinstance(statement, ast.Assignment):
+        layers = [_layer_symbol(layer, analysis, positions) for layer in statement.chain.layers]
+        start = positions.offset(statement.span.line, statement.span.column)
+        end = layer_extent(analysis, positions, statement.chain.layers[-1])[1]
+        shape = analysis.tensor_types.get(statement.name)
+        return [_symbol(statement.name, types.SymbolKind.Variable, statement.span, positions,
+                        detail=str(shape) if shape else None, extent=(start, end), children=layers)]
+    if isinstance(statement, ast.OutputDecl):
+        start = positions.offset(statement.span.line, statement.span.column)
+        last = statement.names[-1].span
+        end = positions.offset(last.line, last.end_column or last.column)
+        return [_symbol("output", types.SymbolKind.Variable, statement.span, positions,
+                        detail=" ".join(name.name for name in statement.names), extent=(start, end))]
     if isinstance(statement, ast.ModelDecl):
         start = _keyword_start(positions, statement.span, "model")
         end = positions.offset(statement.span.line, statement.span.end_column or statement.span.column)

@@ -1,10 +1,11 @@
 """Names in a document and where they are defined and used, for go-to-definition and
 references.
 
-Today's names: blocks (`block basic(c) { }` and each `basic 64`), block parameters
-(inside the body, and as `c=64` at a use), layer names (`name=fc1`) and the input's
-name. Each is a `Symbol` in a namespace; a later kind of name (named tensors in a graph)
-is one more namespace whose definitions and uses `index_symbols` records.
+The names: blocks (`block basic(c) { }` and each `basic 64`), block parameters
+(inside the body, and as `c=64` at a use), layer names (`name=enc`, and a later line's
+`enc` that runs the same layer again) and tensors (an input's `name=`, a graph's
+`a = ...`, read at a line's head, by a merge `add a b` and in `output a`). Each is a
+`Symbol` in a namespace.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .. import ast
+from ..elaborate.tensors import explicit_layer_names
 from ..errors import Span
+from ..layers import REGISTRY
 from .positions import contains
 
 BLOCK = "block"
 PARAMETER = "parameter"
 LAYER_NAME = "layer name"
-TENSOR = "tensor"  # a named value flowing between layers: today only the input
+TENSOR = "tensor"  # a named value flowing between layers: an input, or a graph's `NAME = chain`
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,17 @@ class SymbolIndex:
 
 def index_symbols(spec: ast.SpecFile) -> SymbolIndex:
     blocks = {s.name: s for s in spec.statements if isinstance(s, ast.BlockDef)}
-    return SymbolIndex(list(_Collector(blocks).statements(spec.statements, None, "")))
+    tensors = {s.name for s in spec.statements if isinstance(s, ast.Assignment)}
+    tensors |= {str(ast.plain(o.value)) for s in spec.statements if isinstance(s, ast.InputDecl)
+                for o in s.options if o.key == "name" and isinstance(o.value, (ast.Name, ast.String))}
+    lines = [s for s in spec.statements if isinstance(s, (ast.Chain, ast.Assignment))]
+    return SymbolIndex(list(_Collector(blocks, tensors, set(explicit_layer_names(lines))).statements(
+        spec.statements, None, "")))
 
 
 class _Collector:
-    def __init__(self, blocks: dict[str, ast.BlockDef]):
-        self.blocks = blocks
+    def __init__(self, blocks: dict[str, ast.BlockDef], tensors: set[str], layer_names: set[str]):
+        self.blocks, self.tensors, self.layer_names = blocks, tensors, layer_names
 
     def statements(self, statements, block: ast.BlockDef | None, sequence: str) -> Iterator[Occurrence]:
         for statement in statements:
@@ -81,8 +89,29 @@ class _Collector:
             elif isinstance(statement, ast.Chain):
                 for layer in statement.layers:
                     yield from self.layer(layer, block, sequence)
+            elif isinstance(statement, ast.Assignment):
+                yield Occurrence(Symbol(TENSOR, statement.name), statement.span, True)
+                for layer in statement.chain.layers:
+                    yield from self.layer(layer, block, sequence)
+            elif isinstance(statement, ast.OutputDecl):
+                for name in statement.names:
+                    yield Occurrence(Symbol(TENSOR, name.name), name.span, False)
+
+    def graph_words(self, layer: ast.Layer) -> Iterator[Occurrence]:
+        """On a top-level line: a tensor read at its head or merged, a named layer used again."""
+        if REGISTRY.lookup(layer.word) is None and layer.word not in self.blocks:
+            if layer.word in self.tensors:
+                yield Occurrence(Symbol(TENSOR, layer.word), layer.span, False)
+            elif layer.word in self.layer_names:
+                yield Occurrence(Symbol(LAYER_NAME, layer.word, ""), layer.span, False)
+        if layer.body is None:
+            for arg in layer.args:
+                if isinstance(arg, ast.Name) and arg.name in self.tensors:
+                    yield Occurrence(Symbol(TENSOR, arg.name), arg.span, False)
 
     def layer(self, layer: ast.Layer, block: ast.BlockDef | None, sequence: str) -> Iterator[Occurrence]:
+        if block is None and not sequence:
+            yield from self.graph_words(layer)
         used = self.blocks.get(layer.word)
         if used is not None:
             yield Occurrence(Symbol(BLOCK, used.name), layer.span, False)
@@ -101,10 +130,8 @@ class _Collector:
         for value in values:
             if isinstance(value, ast.Name) and block is not None and _is_parameter(block, value.name):
                 yield Occurrence(Symbol(PARAMETER, value.name, block.name), value.span, False)
-            elif isinstance(value, ast.ListValue):
-                yield from self.values(value.items, block)
-            elif isinstance(value, ast.Call):
-                yield from self.values([*value.args, *(o.value for o in value.options)], block)
+            else:  # inside a list, a call or an expression (`4*c`)
+                yield from self.values(ast.operands(value), block)
 
 
 def _literal_name(value: ast.Value, block: ast.BlockDef | None) -> bool:

@@ -88,7 +88,11 @@ class Concat(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([branch(x) for branch in self._modules.values()], dim=self.dim)
+        return self.combine([branch(x) for branch in self._modules.values()])
+
+    def combine(self, outputs: list) -> torch.Tensor:
+        """Concatenate tensors (the branches' outputs, or a graph's named tensors)."""
+        return torch.cat(outputs, dim=self.dim)
 
 
 class Add(nn.Module):
@@ -100,10 +104,13 @@ class Add(nn.Module):
             self._modules[f"branch_{index}"] = branch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = iter(self._modules.values())
-        total = next(branches)(x)
-        for branch in branches:
-            total = total + branch(x)
+        return self.combine([branch(x) for branch in self._modules.values()])
+
+    def combine(self, outputs: list) -> torch.Tensor:
+        """Add tensors (the branches' outputs, or a graph's named tensors)."""
+        total = outputs[0]
+        for other in outputs[1:]:
+            total = total + other
         return total
 
 
@@ -120,7 +127,10 @@ class Merge(nn.Module):
             self._modules[f"branch_{index}"] = branch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = [branch(x) for branch in self._modules.values()]
+        return self.combine([branch(x) for branch in self._modules.values()])
+
+    def combine(self, outputs: list) -> torch.Tensor:
+        """Combine tensors (the branches' outputs, or a graph's named tensors)."""
         merged = outputs[0]
         for other in outputs[1:]:
             if self.op == "multiply":

@@ -228,6 +228,9 @@ class OnnxMetadata(Record):
     spec_path: str = ""
     input: OnnxInput | None = None
     output: OnnxOutput | None = None
+    # A graph spec's (several) inputs and outputs in spec order; None for a chain (`input`, `output`).
+    inputs: list[OnnxInput] | None = None
+    outputs: list[OnnxOutput] | None = None
     labels: list[str] | None = Field(None, max_length=MAX_LABELS)
     normalization: Normalization | None = None
     normalization_in_graph: bool = True

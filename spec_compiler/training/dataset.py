@@ -1,6 +1,8 @@
 """The samples a run trains on: a sample is (x, y), x as the spec's input and y its target
 (a class id, a vector, a mask, a sequence of ids: whatever one sample's labels hold), or
-y None when the data hold inputs only (the loop then takes x as the target).
+y None when the data hold inputs only and x is the target (the loop then takes x). Data on
+disk with inputs only (reconstruction) give x before normalization as y when there is a
+normalization, as in memory the task's targets are the inputs before it.
 
 Two kinds, one interface, `read(rows) -> (x, y)` for a batch of sample numbers:
 
@@ -81,11 +83,11 @@ class FileSamples:
         raw = self.raw
         x, _ = adapt_inputs(Raw(rows_of(raw.x, index), None, raw.source, raw.kind), self.target, self.tokenizer,
                             rows=index)
+        if raw.y is None and self.labels is None:  # inputs only: the target is the input as adapted
+            return apply_normalization(x, self.normalization), (x if self.normalization is not None else None)
         x = apply_normalization(x, self.normalization)
         if self.labels is not None:
             return x, self.labels.index_select(0, torch.from_numpy(index))
-        if raw.y is None:
-            return x, None
         y, _ = adapt_labels(Raw(None, rows_of(raw.y, index), raw.source, raw.kind, raw.labels), self.target,
                             self.loss_kind, self.names)
         return x, y

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 from ..run import DataInfo, RunFolder, RunRecord, validation_split
 from ..run.records import json_safe
 from ..text import Tokenizer
@@ -58,6 +58,9 @@ def _evaluation_data(data: str | None, record: RunRecord | None, config: TrainCo
 
 def evaluate(model, weights, data: str | None = None, batch: int | None = None, device: str = "auto",
              amp: str | None = None) -> dict:
+    if not model.ir.is_chain:
+        raise UsageError(f"evaluate: not yet for a model with several inputs or outputs ({model.name}); its run's "
+                         "run.json holds the validation metrics of each output")
     folder, weights_file = RunFolder.of_weights(weights)
     record = preprocess = None
     if folder is not None:

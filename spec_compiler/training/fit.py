@@ -43,6 +43,7 @@ from .callbacks import Callback, Checkpoint, MetricsLogger
 from .dataset import TensorSamples
 from .dataset_loader import Batches, StepPlan, batch_bounds, default_workers, derive, trains_batch_norm, validation_rows
 from .devices import amp_dtype, cpu_threads, pick_device
+from .multitask import check_per_output_keys, train_multitask
 from .options.augmentations import Augmenter
 from .options.metrics import measures
 from .output import RunOutput, open_output
@@ -453,6 +454,9 @@ def train(model, **overrides) -> TrainResult:
         raise UsageError(f"workers: {options.workers} is not a number of processes (0 reads in this process)")
     resolved = resolve_config(spec_relative_paths(model), config_overrides)
     config = resolved.with_defaults()
+    if not model.ir.is_chain:  # several inputs or outputs: one loss per output
+        return train_multitask(model, config, options)
+    check_per_output_keys(model, config)
     device = pick_device(options.device)
     dist = ddp.setup(device.type)
     if dist.enabled and device.type == "cuda":

@@ -6,6 +6,9 @@
   bilinear resize to the spec's HxW, scaled to [0, 1]); masks are resized with nearest
   neighbour, so they keep whole class ids.
 - image files with no subfolders: inputs without labels, a reconstruction's data.
+
+Both are columns read by rows (dataset_files.py): a folder larger than memory trains in
+flat memory, a small one is read whole by data.load_raw.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .readers import IMAGE_SUFFIXES, Raw, data_error
+from .dataset_files import Column
+from .readers import IMAGE_SUFFIXES, ImageFiles, Raw, data_error
 from .target import Target
 
 MASK_MODES = ("L", "P", "I", "I;16", "1")
@@ -45,20 +49,24 @@ def _image_size(folder: Path, target: Target) -> tuple[int, int, int]:
     return dims
 
 
-def read_image(file: Path, channels: int, height: int, width: int) -> np.ndarray:
-    """One image file as a CxHxW float32 array in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+class MaskFiles(Column):
+    """Mask files decoded when read: HxW int64 class ids, resized with nearest neighbour (so
+    they keep whole class ids)."""
 
-    try:
-        with Image.open(file) as image:
-            image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError) as error:
-        raise data_error(str(file), f"cannot read the image: {error}") from None
-    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+    def __init__(self, files: list[Path], height: int, width: int):
+        self.files = [str(f) for f in files]
+        self.shape, self.dtype = (len(self.files), height, width), np.dtype(np.int64)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        _, height, width = self.shape
+        out = np.empty((len(rows), height, width), dtype=np.int64)
+        for position, row in enumerate(rows):
+            out[position] = read_mask(self.files[row], height, width)
+        return out
 
 
-def read_mask(file: Path, height: int, width: int) -> np.ndarray:
+def read_mask(file: str, height: int, width: int) -> np.ndarray:
     """One mask file as an HxW int64 array of class ids (nearest-neighbour resize)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -75,21 +83,20 @@ def read_mask(file: Path, height: int, width: int) -> np.ndarray:
 
 
 def load_mask_folder(folder: Path, target: Target) -> Raw:
+    """images/ and masks/, both read by rows as batches need them."""
     channels, height, width = _image_size(folder, target)
     masks = {f.stem: f for f in _image_files(folder / "masks")}
-    images, labels = [], []
-    for file in _image_files(folder / "images"):
+    images = _image_files(folder / "images")
+    for file in images:
         if file.stem not in masks:
             raise data_error(str(file), f"has no mask: expected {folder / 'masks' / file.stem}.png",
                              "give every image a mask of the same name in masks/")
-        images.append(read_image(file, channels, height, width))
-        labels.append(read_mask(masks[file.stem], height, width))
     if not images:
         raise data_error(str(folder / "images"), "no samples (no images)")
-    return Raw(np.stack(images), np.stack(labels), str(folder), "array")
+    return Raw(ImageFiles(images, channels, height, width), MaskFiles([masks[f.stem] for f in images], height, width),
+               str(folder), "images")
 
 
 def load_unlabelled_images(folder: Path, target: Target) -> Raw:
     channels, height, width = _image_size(folder, target)
-    images = [read_image(file, channels, height, width) for file in _image_files(folder)]
-    return Raw(np.stack(images), None, str(folder), "array")
+    return Raw(ImageFiles(_image_files(folder), channels, height, width), None, str(folder), "images")

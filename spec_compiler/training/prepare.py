@@ -4,7 +4,7 @@ inputs the same way, and run.json as it starts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ from .dataset import (
     label_probe,
     stream_chunks,
 )
-from .readers import DIGITS
+from .readers import DIGITS, Raw
 from .target import Target
 from .tasks import TaskRules, resolve_task
 
@@ -85,12 +85,7 @@ def prepare_data(config: TrainConfig, target: Target) -> tuple[TrainConfig, Trai
     elif raw.kind != "text":  # inputs are checked first: a wrong input is the first thing to fix
         x_all, _ = adapt_inputs(raw, target)
     task = resolve_task(config.task, target, raw, config.augment)
-    if raw.lazy and task.rewrites_targets:
-        # A task whose targets are made from the adapted inputs (reconstruction) reads data on
-        # disk whole; classification, regression and multi-label arrays stay on disk, read by rows.
-        raw = raw.loaded()
-        x_all, _ = adapt_inputs(raw, target)
-    raw = task.prepare(raw, x_all)
+    raw = _with_task_targets(raw, task, x_all)
     config = config.with_task(task, task.default_loss(target, label_probe(raw)), task.default_metrics(target))
     loss = config.loss.kind
     names = list(config.labels) if config.labels else None
@@ -133,21 +128,28 @@ def _sample_bytes(samples: Samples) -> int:
 
 def _validation_file(path: str, target: Target, task: TaskRules, tokenizer: Tokenizer | None, loss: str | None,
                      names: list[str] | None) -> Samples:
-    """The validation file's samples, prepared as the training data's (on disk: read whole when
-    the task makes its targets from the inputs)."""
+    """The validation file's samples, prepared as the training data's."""
     raw = load_raw(path, target)
     if raw.kind == "corpus":  # numbered as the training text's characters
         raw = recode(raw, names)
     task.check(target, raw)
     view = task.label_view(target)
-    if raw.lazy and not task.rewrites_targets:
+    if raw.lazy:
         check_on_disk(raw, target)
-        return file_samples(raw, view, tokenizer, loss, names)[0]
-    raw = raw.loaded()
+        return file_samples(_with_task_targets(raw, task, None), view, tokenizer, loss, names)[0]
     x, _ = adapt_inputs(raw, target, tokenizer)
     raw = task.prepare(raw, x)
     y, _ = adapt_labels(raw, view, loss, names) if raw.y is not None else (None, None)
     return TensorSamples(x, y)
+
+
+def _with_task_targets(raw: Raw, task: TaskRules, inputs: torch.Tensor | None) -> Raw:
+    """The data with the task's targets. On disk, a task that makes its targets from the
+    inputs (reconstruction) gets them batch by batch: the data keep no y, and FileSamples
+    gives each batch's adapted inputs, before normalization, as its targets."""
+    if raw.lazy and task.rewrites_targets:
+        return replace(raw, y=None, labels=None)
+    return task.prepare(raw, inputs)
 
 
 def preprocess_record(data: TrainingData, target: Target, run_id: str) -> Preprocess:

@@ -32,10 +32,11 @@ HIGHWAY = LayerKind(name="highway", params=_NoParams, shape=_unused, build=_unus
 def new_kinds(monkeypatch):
     """`fork` and `highway`, kinds elaboration has never heard of, in the registry for one test."""
     extra = {kind.name: kind for kind in (FORK, HIGHWAY)}
-    lookup, kinds, words = REGISTRY.lookup, REGISTRY.kinds, REGISTRY.words
+    lookup, kinds, words, markers = REGISTRY.lookup, REGISTRY.kinds, REGISTRY.words, REGISTRY.markers
     monkeypatch.setattr(REGISTRY, "lookup", lambda word: extra.get(word) or lookup(word))
     monkeypatch.setattr(REGISTRY, "kinds", lambda: [*kinds(), *extra.values()])
     monkeypatch.setattr(REGISTRY, "words", lambda: sorted([*words(), *extra]))
+    monkeypatch.setattr(REGISTRY, "markers", lambda: {**markers(), **{k.layout.marker: [k.name] for k in extra.values()}})
 
 
 def _elaborate(text: str):

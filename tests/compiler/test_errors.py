@@ -90,6 +90,15 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "repeat_count": (3, 8, 1, "repeat needs one whole number of times, at least 1"),
     "body_marker_outside": (3, 1, 1, "`branch { }` is only allowed directly inside `concat`, `add`, "
                                   "`multiply`, `maximum`, `minimum` or `average`"),
+    # integer expressions (issue 10)
+    "expression_unknown_name": (4, 10, 1, "unknown name `chanels` in block `bottleneck`"),
+    "expression_division_by_zero": (4, 12, 1, "`c//(k-3)` divides by zero: `k-3` is 0"),
+    "expression_not_whole": (4, 9, 3, "`c` is 0.5 here (given at line 8), not a whole number"),
+    "expression_size_part": (4, 10, 1, "the parts of a size are whole numbers of at least 1: `k-2` is 0 here"),
+    "expression_too_large": (4, 9, 1, "`c*c*c` is too large: whole numbers are at most 9,223,372,036,854,775,807"),
+    "expression_size_arithmetic": (4, 12, 1, "`kxk` is a size, not a number"),
+    "expression_slash": (3, 9, 1, "unexpected character `/`"),
+    "expression_sign_after_space": (4, 11, 1, "too many arguments for `dense`"),
     # kinds of data
     "embedding_float": (3, 1, 1, "embedding expects token ids, got 64 (a vector) (from input vector at line 2)"),
     "conv_on_tokens": (3, 1, 1, "conv1d expects float features, got token ids 100 (from input tokens at line 2)"),
@@ -115,8 +124,27 @@ EXPECTED: dict[str, tuple[int, int, int, str]] = {
     "too_many_errors": (3, 7, 24, "dense units must be greater than 0, got 0"),
     # the file as a whole
     "no_input": (1, 1, 1, "the spec has no `input` line"),
-    "second_input": (3, 7, 1, "a second `input` line"),
+    "second_input": (2, 7, 2, "with several inputs, each needs a name"),
     "duplicate_name": (4, 15, 1, "layer name `fc` is used twice"),
+    # graphs: named tensors, merges of tensors, shared layers, outputs
+    "graph_undefined_tensor": (5, 5, 1, "undefined tensor `rihgt`"),
+    "graph_used_before_line": (4, 11, 1, "`b` is used before its line (line 5)"),
+    "graph_cycle": (3, 5, 1, "`b` is used before its line (line 4); cycle: a -> b -> a"),
+    "graph_defined_twice": (4, 1, 1, "tensor `h` is defined twice"),
+    "graph_unused": (4, 1, 1, "`extra` is never used"),
+    "graph_unused_line": (4, 1, 1, "the value of this line is never used"),
+    "graph_name_is_kind": (3, 1, 1, "tensor name `dense` is also a layer kind"),
+    "graph_merge_not_tensor": (4, 7, 1, "`proj` names a layer, not a tensor"),
+    "graph_merge_broadcast": (4, 11, 1, "add tensors do not broadcast: `photo` gives 3x32x32, `mask` gives 3x16x16 "
+                                        "(axis 1: 32 and 16)"),
+    "graph_reuse_arguments": (5, 25, 1, "`enc` reuses the layer from line 4; it takes no arguments"),
+    "graph_reuse_shape": (5, 25, 1, "`enc` reuses the layer from line 4, which reads 784; here it reads 1024"),
+    "graph_output_unknown": (6, 14, 1, "undefined tensor `parety`"),
+    "graph_no_head": (4, 1, 1, "with several inputs, a line must say which tensor it reads"),
+    # tied weights
+    "tie_shape": (5, 23, 1, "dense 1000 over 768 features has a 1000x768 weight; wte's table is 1000x64"),
+    "tie_unknown": (4, 23, 1, "`tie=wtf` names no earlier layer"),
+    "tie_no_table": (5, 23, 1, "`tie=proj`: dense `proj` has no table to share"),
 }
 
 # errors that must carry a "did you mean" hint
@@ -124,6 +152,8 @@ SUGGESTIONS = {
     "unknown_layer": "maxpool", "unknown_activation": "relu", "unknown_standalone_activation": "sigmoid",
     "unknown_option": "stride", "unknown_initializer": "he_normal", "unknown_input_kind": "image",
     "undefined_block": "basic", "unknown_train_option": "binary_crossentropy", "unknown_call_option": "betas",
+    "graph_undefined_tensor": "right", "graph_output_unknown": "parity", "tie_unknown": "wte",
+    "expression_unknown_name": "channels",
 }
 
 

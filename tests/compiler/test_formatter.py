@@ -160,3 +160,34 @@ def test_every_comment_is_kept_in_place(case):
 def test_fmt_reads_crlf_and_bom_like_lf():
     assert format_source("\ufeff" + MESSY.replace("\n", "\r\n")) == EXPECTED
     assert format_source(MESSY.replace("\n", "\r")) == EXPECTED
+
+
+GRAPH = """\
+model siamese
+input image 1x28x28 name=left  # two inputs
+input image 1x28x28 name=right
+
+block tower() { conv 16 3x3 relu -> maxpool 2 -> flatten -> dense 32 }
+
+# the same tower twice
+a = left -> tower name=enc
+b = right -> enc
+d = add a b -> dense 1 sigmoid
+e = concat a b axis=0
+output d e  # both
+"""
+
+
+def test_a_canonical_graph_prints_back_unchanged():
+    canonical = GRAPH.replace("block tower() { conv 16 3x3 relu -> maxpool 2 -> flatten -> dense 32 }",
+                              "block tower() {\n  conv 16 3x3 relu -> maxpool 2 -> flatten -> dense 32\n}")
+    assert format_source(canonical) == canonical
+
+
+def test_a_messy_graph_gets_the_canonical_layout_and_keeps_its_meaning():
+    messy = GRAPH.replace("a = left -> tower", "a   =left->\n  tower").replace("output d e", "output  d\\\n e")
+    once = format_source(messy)
+    assert "a = left -> tower name=enc\n" in once
+    assert "output d e  # both\n" in once
+    assert format_source(once) == once
+    assert _strip_spans(parse(once).statements) == _strip_spans(parse(messy).statements)

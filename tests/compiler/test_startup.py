@@ -66,6 +66,30 @@ def test_compile_loads_no_numpy_rich_or_torch():
     assert not loaded & {"numpy", "rich", "torch", "onnx", "onnxruntime", "PIL"}
 
 
+def test_the_training_options_load_only_for_a_spec_with_a_train_section(tmp_path):
+    trained = tmp_path / "trained.spec"
+    trained.write_text(SOURCE + "train { epochs=3 }\n")
+    probe = "import spec_compiler\nmodel = spec_compiler.load({!r})\n"
+    untrained = spec_compiler_modules_after(probe.format("specs/lenet5.spec"))
+    assert "spec_compiler.train_config" not in untrained
+    assert not {m for m in untrained if m.startswith("spec_compiler.training")}
+    assert "spec_compiler.train_config" in spec_compiler_modules_after(probe.format(str(trained)))
+    assert spec_compiler.load(ROOT / "specs/lenet5.spec").ir.train.epochs is None  # the defaults, on first use
+
+
+def test_the_console_script_exits_as_main_does(tmp_path):
+    """`specc` is cli.run: main's exit codes and output, then gc.freeze() for a quick exit."""
+    bad = tmp_path / "bad.spec"
+    bad.write_text("input vector 4\ndense 0\n")
+    for args, code in ((["compile", "specs/lenet5.spec"], 0), (["compile", str(bad)], 1), (["compile"], 2)):
+        result = subprocess.run([sys.executable, "-c", "from spec_compiler.cli import run; run()", *args],
+                                capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert result.returncode == code, (args, result.stderr)
+    assert "Total params: 61,706" in subprocess.run(
+        [sys.executable, "-c", "from spec_compiler.cli import run; run()", "compile", "specs/lenet5.spec"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120).stdout
+
+
 def test_commands_that_read_no_spec_load_no_compiler():
     """`specc --help`, `specc predict` and the runtime never load the layer catalogue."""
     for code in ("from spec_compiler.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",

@@ -27,19 +27,32 @@ def counted(module: torch.nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-def sample(model, seed: int = 0, length: int = LENGTH) -> torch.Tensor:
-    t = model.info.ir.input.type
-    dims = [d if isinstance(d, int) else length for d in t.dims]
+def sample(model, seed: int = 0, length: int = LENGTH) -> tuple[torch.Tensor, ...]:
+    """A random batch for each of the model's inputs, in spec order."""
     generator = torch.Generator().manual_seed(seed)
-    if t.dtype == "int":
-        return torch.randint(0, t.vocab, (BATCH, *dims), generator=generator)
-    return torch.randn(BATCH, *dims, generator=generator)
+    batches = []
+    for t in model.info.inputs.values():
+        dims = [d if isinstance(d, int) else length for d in t.dims]
+        if t.dtype == "int":
+            batches.append(torch.randint(0, t.vocab, (BATCH, *dims), generator=generator))
+        else:
+            batches.append(torch.randn(BATCH, *dims, generator=generator))
+    return tuple(batches)
+
+
+def is_static(model) -> bool:
+    return all(t.is_static for t in model.info.inputs.values())
+
+
+def outputs(y) -> tuple[torch.Tensor, ...]:
+    """A forward pass's outputs: one tensor, or a graph's tuple of them."""
+    return y if isinstance(y, tuple) else (y,)
 
 
 def length(model) -> int | None:
     """The length to give a `?` or named dimension: the one the shape rules take nearest to
     LENGTH (spec_compiler/length_range.py); None when they take none up to LONGEST."""
-    if model.info.ir.input.type.is_static:
+    if is_static(model):
         return LENGTH
     try:
         chosen = nearest_length(model.info, LENGTH)
@@ -48,24 +61,27 @@ def length(model) -> int | None:
     return chosen if chosen <= LONGEST else None
 
 
-def forward(module: torch.nn.Module, model, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(input, output) of a forward pass, None when the model takes no length at all. A
+def forward(module: torch.nn.Module, model, seed: int = 0):
+    """(inputs, outputs) of a forward pass, None when the model takes no length at all. A
     length the shape rules take must run: a refusal there is a rule that misses a case."""
     chosen = length(model)
     if chosen is None:
         return None
     x = sample(model, seed, chosen)
     with torch.no_grad():
-        return x, module(x)
+        return x, outputs(module(*x))
 
 
-def _shape_problem(y: torch.Tensor, model) -> str | None:
-    want = model.info.output
-    if y.dim() != 1 + want.rank or y.shape[0] != BATCH:
-        return f"output {tuple(y.shape)}, summary says batch x {want}"
-    for got, expected in zip(y.shape[1:], want.dims):
-        if isinstance(expected, int) and got != expected:
+def _shape_problem(ys: tuple[torch.Tensor, ...], model) -> str | None:
+    wanted = list(model.info.outputs.values())
+    if len(ys) != len(wanted):
+        return f"{len(ys)} outputs, summary says {len(wanted)}"
+    for y, want in zip(ys, wanted):
+        if y.dim() != 1 + want.rank or y.shape[0] != BATCH:
             return f"output {tuple(y.shape)}, summary says batch x {want}"
+        for got, expected in zip(y.shape[1:], want.dims):
+            if isinstance(expected, int) and got != expected:
+                return f"output {tuple(y.shape)}, summary says batch x {want}"
     return None
 
 
@@ -88,7 +104,8 @@ def check_build(model):
 def check_emitted(model):
     built = model.build(seed=1).eval()
     namespace = load_source(emit_source(model))
-    classes = [v for v in namespace.values() if isinstance(v, type) and "final_activation" in vars(v)]
+    classes = [v for v in namespace.values() if isinstance(v, type)
+               and ("final_activation" in vars(v) or "final_activations" in vars(v))]
     emitted = classes[-1]().eval()
     if counted(emitted) != counted(built):
         return ("CountDiffers", "spec_compiler/backends/torch_source.py",
@@ -97,9 +114,10 @@ def check_emitted(model):
     ran = forward(built, model, seed=1)
     if ran is None:
         return None
-    x, want = ran
+    x, wanted = ran
     with torch.no_grad():
-        got = emitted(x)
-    if want.shape != got.shape or not torch.allclose(want, got, rtol=1e-4, atol=1e-5, equal_nan=True):
+        got = outputs(emitted(*x))
+    if len(got) != len(wanted) or any(want.shape != one.shape or not torch.allclose(
+            want, one, rtol=1e-4, atol=1e-5, equal_nan=True) for want, one in zip(wanted, got)):
         return "OutputDiffers", "spec_compiler/backends/torch_source.py", "emitted and built modules disagree"
     return None

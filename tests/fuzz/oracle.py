@@ -241,8 +241,9 @@ def _check_built(run: _Run, model, emit: bool, onnx: bool) -> None:
 
     summary = model.summary()
     longest = differential.LONGEST
-    activations = max(model.info.activation_bytes, 4 * model.info.ir.input.type.numel_estimate(longest))
-    if not model.info.ir.input.type.is_static:
+    inputs = model.info.inputs.values()
+    activations = max(model.info.activation_bytes, 4 * sum(t.numel_estimate(longest) for t in inputs))
+    if not differential.is_static(model):
         activations *= longest
     if summary["total_params"] > DEEP_MAX_PARAMS or summary["flops"] > DEEP_MAX_FLOPS or \
             differential.BATCH * activations > DEEP_MAX_BYTES:

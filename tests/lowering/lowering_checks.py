@@ -72,29 +72,39 @@ def check_model(model, batches=(1, 3), lengths=(6, 11), meta_batches=()) -> Spec
     assert total == summary["total_params"], model.table()
     assert trainable == summary["trainable_params"], model.table()
     module.eval()
-    t_in, t_out = model.info.ir.input.type, model.info.output
-    dynamic = not t_in.is_static
-    exact_length = not (kinds_in(model.ir.nodes) & LENGTH_CHANGING)
+    t_ins, t_outs = list(model.info.inputs.values()), list(model.info.outputs.values())
+    dynamic = any(not t_in.is_static for t_in in t_ins)
+    exact_length = not (kinds_in(tuple(n for step in model.ir.steps for n in step.nodes)) & LENGTH_CHANGING)
     with torch.no_grad():
         for batch in batches:
             for length in (lengths if dynamic else lengths[:1]):
-                y = module(sample(t_in, batch, length))
-                assert y.dtype == torch.float32
-                assert y.dim() == 1 + t_out.rank, (tuple(y.shape), t_out)
-                for got, want in zip(y.shape[1:], t_out.dims):
-                    if isinstance(want, int):
-                        assert got == want, (tuple(y.shape), t_out)
-                    elif exact_length:
-                        assert got == length, (tuple(y.shape), t_out)
-                    else:
-                        assert got > 0
-                assert y.shape[0] == batch
+                for y, t_out in zip(outputs(module(*samples(t_ins, batch, length))), t_outs, strict=True):
+                    assert y.dtype == torch.float32
+                    assert y.dim() == 1 + t_out.rank, (tuple(y.shape), t_out)
+                    for got, want in zip(y.shape[1:], t_out.dims):
+                        if isinstance(want, int):
+                            assert got == want, (tuple(y.shape), t_out)
+                        elif exact_length:
+                            assert got == length, (tuple(y.shape), t_out)
+                        else:
+                            assert got > 0
+                    assert y.shape[0] == batch
         if meta_batches:
             on_meta = module.to("meta")
             for batch in meta_batches:
-                y = on_meta(sample(t_in, batch, lengths[0]).to("meta"))
-                assert tuple(y.shape) == (batch, *t_out.dims)
+                ys = outputs(on_meta(*(x.to("meta") for x in samples(t_ins, batch, lengths[0]))))
+                assert [tuple(y.shape) for y in ys] == [(batch, *t_out.dims) for t_out in t_outs]
     return module
+
+
+def samples(types, batch: int, length: int) -> list[torch.Tensor]:
+    """One random batch per model input, in the spec's order."""
+    return [sample(t, batch, length) for t in types]
+
+
+def outputs(result) -> tuple:
+    """A module's outputs as a tuple (a graph with several outputs gives one already)."""
+    return result if isinstance(result, tuple) else (result,)
 
 
 CANDIDATE_INPUTS = [
@@ -123,12 +133,15 @@ def compare_emitted(model, namespace_class) -> None:
     built.eval(), emitted.eval()
     emitted.load_state_dict(built.state_dict())
     for batch in (1, 3):
-        x = sample(model.info.ir.input.type, batch, 9)
+        xs = samples(model.info.inputs.values(), batch, 9)
         with torch.no_grad():
-            torch.testing.assert_close(emitted(x), built(x), atol=1e-6, rtol=0, equal_nan=True)
-            torch.testing.assert_close(emitted.forward_logits(x), built.forward_logits(x), atol=1e-6, rtol=0,
+            torch.testing.assert_close(emitted(*xs), built(*xs), atol=1e-6, rtol=0, equal_nan=True)
+            torch.testing.assert_close(emitted.forward_logits(*xs), built.forward_logits(*xs), atol=1e-6, rtol=0,
                                        equal_nan=True)  # sqrt, log of random inputs
-    assert emitted.final_activation == built.final_activation
+    if model.ir.is_chain:
+        assert emitted.final_activation == built.final_activation
+    else:
+        assert emitted.final_activations == built.final_activations
 
 
 

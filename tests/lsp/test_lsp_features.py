@@ -11,6 +11,7 @@ from spec_compiler.lsp.completion import complete
 from spec_compiler.lsp.facts import line_hints
 from spec_compiler.lsp.fixes import code_actions
 from spec_compiler.lsp.hover import hover
+from spec_compiler.lsp.outline import document_symbols
 from spec_compiler.lsp.positions import Positions
 from spec_compiler.lsp.server import lsp_diagnostics
 from spec_compiler.lsp.symbols import LAYER_NAME, PARAMETER, TENSOR, Symbol
@@ -133,3 +134,49 @@ def test_a_fix_inside_a_chain_and_a_one_line_residual():
         start, end = (positions.offset(*positions.locate(p)) for p in (edit.range.start, edit.range.end))
         fixed = text[:start] + edit.new_text + text[end:]
         assert expected in fixed and not check(fixed)[0].diagnostics
+
+
+GRAPH = """input vector 8 name=left
+input vector 8 name=right
+a = left -> dense 4 name=enc
+b = right -> enc
+add a b -> dense 2
+"""
+
+
+def test_tensors_and_a_layer_used_again_are_symbols_with_definitions():
+    index = check(GRAPH)[0].symbols
+    assert index.at(5, 5).symbol == Symbol(TENSOR, "a")  # `add a b` reads a
+    assert [s.line for s in index.references(Symbol(TENSOR, "a"))] == [3, 5]
+    assert index.definition(Symbol(TENSOR, "left")).line == 1 and index.at(3, 5).symbol == Symbol(TENSOR, "left")
+    assert index.at(4, 14).symbol == Symbol(LAYER_NAME, "enc")  # `b = right -> enc`: the same layer again
+    assert index.definition(Symbol(LAYER_NAME, "enc")).line == 3
+
+
+def test_hover_on_a_tensor_says_its_shape_and_where_it_is_defined():
+    analysis, positions = check(GRAPH)
+    text = hover(analysis, positions, types.Position(line=4, character=6)).contents.value
+    assert text == "tensor **b**: `4`, defined at line 4"
+
+
+def test_a_graph_with_a_mistake_has_positioned_diagnostics_and_an_outline():
+    analysis, positions = check(GRAPH.replace("add a b", "add a c"))
+    (diagnostic,) = analysis.diagnostics
+    assert (diagnostic.message, diagnostic.span.line, diagnostic.span.column) == ("undefined tensor `c`", 5, 7)
+    names = [symbol.name for symbol in document_symbols(analysis, positions)]
+    assert names == ["input", "input", "a", "b", "add a c", "dense 2"]
+
+
+def test_completion_offers_tensors_where_a_line_reads_one():
+    text = GRAPH + "c = \noutput \nconcat \n"  # being typed: the names come from the last text that parsed
+    parsed, positions = check(GRAPH)[0].spec, Positions(text)
+
+    def offered(line, character):
+        items = complete(check(text)[0].braces, parsed, positions, types.Position(line=line, character=character))
+        return [item.label for item in items]
+
+    after_name = offered(5, 4)
+    assert {"left", "right", "a", "b", "dense"} <= set(after_name) and "output" not in after_name
+    assert offered(6, 7) == ["left", "right", "a", "b"]
+    assert {"a", "b", "axis"} <= set(offered(7, 7))
+    assert {"output", "input", "dense"} <= set(labels("input vector 3\ndense 2\n\n", 2, 0))
