@@ -35,6 +35,10 @@ class Known:
 
 
 KNOWN: list[Known] = [
+    Known("a constraint's axis= past the rank of the kernel (max_norm(axis=2) on dense's 2-d weight) passes compile, "
+          "and is refused only when the module is built", "layers/base.py WeightRoles: a rank per role, so that compile "
+          "can check axis= (bias_constraint is checked: a bias is a vector)", "build", "SpecError",
+          "spec_compiler/backends/torch_build.py:weight_options", "input vector 6\ndense 8 constraint=max_norm(3, axis=2)\n"),
     Known("exp of exp then convolutions: values past 1e14, where float32 sums of large terms cancel, and ONNX Runtime "
           "and PyTorch differ by just over the relative tolerance (1.6e-3 against 1e-3)",
           "export/verify.py (a tolerance for sums of terms far larger than their result)", "export", "Refused",

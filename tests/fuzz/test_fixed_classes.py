@@ -37,6 +37,9 @@ REFUSED = {
     "bias_init=orthogonal": (
         "input vector 4\ndense 3 bias_init=orthogonal\n",
         "fuzz.spec:2:1: error: dense bias_init=orthogonal needs a weight of rank 2 or more, but a bias is a vector"),
+    "bias_constraint with an axis past a vector's": (
+        "input vector 6\ndense 8 bias_constraint=max_norm(3, axis=1)\n",
+        "fuzz.spec:2:1: error: dense bias_constraint axis=1 is out of range: a bias is a vector (axis 0 or -1)"),
     "a layer named `training`": (
         "input vector 4\ndense 2 name=training\n",
         "fuzz.spec:2:14: error: layer name `training` is taken by PyTorch (every module's train/eval flag)"),
