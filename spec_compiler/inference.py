@@ -19,6 +19,7 @@ from .errors import Diagnostic, Span, SpecError, did_you_mean
 from .ir import InputSpec, ModelIR, Node, Step
 from .layers import REGISTRY
 from .layers.base import BodyResult, Count, LayerKind
+from .lengths import follow_leaf, settle, track_inputs
 from .limits import Limits
 from .shapes import ShapeError, TensorType, describe
 
@@ -150,8 +151,8 @@ class _Graph:
         self.known = _Known(ir)
         self.tensors: dict[str, TensorType] = {}
         self.producers: dict[str, _Producer] = {}
-        for spec in ir.inputs:
-            self.tensors[spec.name] = spec.type
+        for spec, tracked in zip(ir.inputs, track_inputs([spec.type for spec in ir.inputs])):
+            self.tensors[spec.name] = tracked
             word = f"input {spec.kind}" if len(ir.inputs) == 1 else f"input {spec.name}"
             self.producers[spec.name] = _Producer(word, spec.span.line)
 
@@ -319,7 +320,7 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, kno
     children: tuple[tuple[LayerInfo, ...], ...] = ()
     try:
         if layout is None:
-            y = kind.shape(node.params, x)
+            y = follow_leaf(kind.shape, node.params, x, kind.shape(node.params, x), _origin(node))
             count = kind.count(node.params, x, y)
             as_trained = count
             flops = kind.flops(node.params, x, y)
@@ -327,7 +328,7 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, kno
             bodies = _Sources(merged) if merged else _BodyInference(node, path, producer, known)
             if layout.parallel:
                 _check_parallel_bodies(bodies, x, ir)
-            y = kind.shape(node.params, x, bodies)
+            y = settle(kind.shape(node.params, x, bodies), x, _origin(node))
             children = tuple(bodies.results.get(i, ()) for i in range(len(node.bodies)))
             results = [_summed(infos) for infos in children]
             count = kind.count(node.params, x, y, results)
@@ -360,6 +361,11 @@ def _infer_node(node: Node, x: TensorType, prefix: str, producer: _Producer, kno
     return info
 
 
+def _origin(node: Node) -> str:
+    """Which layer made a run-time length (lengths.py), for messages."""
+    return f"{node.kind} at line {node.span.line}"
+
+
 def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:
     """`mask=padding` (layers/attention.py) reads the padding of the model's token ids (its
     only input, or the first tokens input of several), so the model must have token ids,
@@ -368,10 +374,12 @@ def _check_padding_mask(kind: str, x: TensorType, ir: ModelIR) -> None:
     if tokens.dtype != "int":
         raise ShapeError(f"{kind} mask=padding reads the padding (token id 0) of a tokens input, but the model's "
                          f"input is {describe(tokens)}", "declare `input tokens T vocab=V`, or leave mask= out")
-    steps, length = x.dims[0], tokens.dims[0]
-    if isinstance(steps, int) and isinstance(length, int) and steps != length:
+    tracked = dict(zip((spec.name for spec in ir.inputs), track_inputs([spec.type for spec in ir.inputs])))
+    steps, length = x.dims[0], tracked[padding_source(ir).name].dims[0]
+    if steps != length:
+        count = f"{steps} steps" if isinstance(steps, int) or isinstance(length, int) else "a different number of steps"
         raise ShapeError(f"{kind} mask=padding has one value per input token ({length}), but its input {x} has "
-                         f"{steps} steps", "attend before the layers that change the length, or leave mask= out",
+                         f"{count}", "attend before the layers that change the length, or leave mask= out",
                          about_input=True)
 
 

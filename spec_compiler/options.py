@@ -155,6 +155,11 @@ class WeightOptions(BaseModel):
         for spec in (self.init, self.bias_init):
             if spec is not None and spec.kind == "uniform" and spec.min >= spec.max:
                 raise ValueError(f"uniform needs min < max, got min={spec.min}, max={spec.max}")
+        if self.bias_init is not None and self.bias_init.kind == "orthogonal":
+            raise ValueError("bias_init=orthogonal needs a weight of rank 2 or more, but a bias is a vector")
+        axis = getattr(self.bias_constraint, "axis", None)
+        if axis is not None and axis not in (0, -1):
+            raise ValueError(f"bias_constraint axis={axis} is out of range: a bias is a vector (axis 0 or -1)")
         for spec in (self.constraint, self.bias_constraint):
             if spec is not None and spec.kind == "min_max_norm" and spec.min_value > spec.max_value:
                 raise ValueError("min_max_norm needs min_value <= max_value")

@@ -43,7 +43,8 @@ def render(doc: Doc | str, indent: int, column: int) -> str:
             return head + render(last, indent, column + len(head)) + doc.close
     inner = indent + 4
     lines = [" " * inner + render(item, inner, inner) + "," for item in items]
-    return doc.open + "\n" + "\n".join(lines) + "\n" + " " * indent + doc.close
+    # every line ends in a comma already: a one-element tuple's `,)` closes with `)`
+    return doc.open + "\n" + "\n".join(lines) + "\n" + " " * indent + doc.close.lstrip(",")
 
 
 class _FreeNames(ast.NodeVisitor):

@@ -16,6 +16,10 @@ from .context import Context, substitute_or_report
 from .declarations import NAME_PATTERN
 from .report import Report
 
+# PyTorch sets `training` on every module when it switches train/eval, which fails on a
+# module with a child of that name: no layer can be called so.
+MODULE_STATE_NAMES = frozenset({"training"})
+
 
 @dataclass
 class Scope:
@@ -66,6 +70,10 @@ def _node_name(base: str, explicit: ast.Option | None, scope: Scope, ctx: Contex
     name = ast.plain(value)
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or keyword.iskeyword(name):
         report.error(value.span, f"layer name `{name}` is not a valid name", "use letters, digits and _, starting with a letter")
+        return None
+    if name in MODULE_STATE_NAMES:
+        report.error(value.span, f"layer name `{name}` is taken by PyTorch (every module's train/eval flag)",
+                     f"choose another name, such as `{name}_layer`")
         return None
     if ctx.copy:
         name = f"{name}_{ctx.copy + 1}"

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from ..errors import Diagnostic, SpecError
+from ..length_range import sample_lengths
 from .locate import layer_index
 from .messages import first_line
 from .prepare import Prepared, axis_names, input_list, sample_input
@@ -39,6 +40,7 @@ MIN_OPSET = 13
 TORCHSCRIPT_MAX_OPSET = 20  # torch.onnx's TorchScript exporter
 DYNAMO_MIN_OPSET = 18  # torch.onnx's dynamo exporter
 EXPORT_BATCH = 2
+EXAMPLE_LENGTH = 7  # of a run-time length, when the model takes it (length_range.py)
 
 
 @cache
@@ -167,7 +169,9 @@ def to_onnx(p: Prepared, model, opset: int, explicit: bool, scratch: Path | None
     output_names = output_names or p.output_names
     dynamic_axes = ({i.name: axis_names(i.dims) for i in p.inputs}
                     | {name: axis_names(o.dims) for name, o in zip(output_names, p.outputs)})
-    examples = tuple(torch.from_numpy(a) for a in input_list(sample_input(p, EXPORT_BATCH, 7,
+    dynamic = any(isinstance(d, str) for i in p.inputs for d in i.dims)
+    length = sample_lengths(model.info, (EXAMPLE_LENGTH,))[0] if dynamic else None
+    examples = tuple(torch.from_numpy(a) for a in input_list(sample_input(p, EXPORT_BATCH, length,
                                                                           np.random.default_rng(0))))
     try:
         return export_with_fallback(graph, examples, p.input_names, output_names, dynamic_axes, opset, explicit,

@@ -123,9 +123,9 @@ def _reshape_shape(p: ReshapeParams, x: TensorType) -> TensorType:
 
 
 def _reshape_build(p, x, y):
-    from torch import nn
+    from ..modules.functions import Reshape
 
-    return nn.Unflatten(1, y.dims) if x.rank == 1 else nn.Sequential(nn.Flatten(), nn.Unflatten(1, y.dims))
+    return Reshape(y.dims)
 
 
 register(LayerKind(

@@ -59,6 +59,8 @@ class _AffineOptions(LayerParams, WeightOptions):
                 given = [o for o in options if getattr(self, o) is not None]
                 if given:
                     raise ValueError(f"with {flag}=false has no {what}, so {given[0]}= does not apply")
+        if self.init is not None and self.init.kind == "orthogonal":
+            raise ValueError("init=orthogonal needs a weight of rank 2 or more, but gamma (the scale) is a vector")
         return self
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..lengths import differing_lengths, joined_length
 from ..shapes import ShapeError, TensorType, describe, format_dims
 from .base import BRANCHES, GROUP, MAIN_AND_SHORTCUT, InferBody, LayerKind, LayerParams, register
 from .functions import merge_axis
@@ -53,12 +54,14 @@ def _residual_shape(p, x: TensorType, infer: InferBody) -> TensorType:
     if main.dims != shortcut.dims:
         if shortcut.dims == x.dims and not infer.kinds[1]:  # no `shortcut { }`: the input itself
             raise ShapeError(
-                f"residual body changes the shape from {x} to {main}, so its input cannot be added to it",
+                f"residual body changes the shape from {x} to {main}, so its input cannot be added to it"
+                f"{differing_lengths(x, main)}",
                 "add a projection inside the residual: `shortcut { conv C 1x1 stride=S }`, "
                 "with C and S matching the body",
             )
         raise ShapeError(
-            f"residual body gives {main} but its shortcut gives {shortcut}: they must match to be added",
+            f"residual body gives {main} but its shortcut gives {shortcut}: they must match to be added"
+            f"{differing_lengths(main, shortcut)}",
             "make them match: the shortcut's conv with the body's filters and stride, and the body's "
             "convs keeping the size (`pad=same`, or pad=k//2 with an odd k)",
             body=1,
@@ -106,14 +109,14 @@ def _concat_shape(p: ConcatParams, x: TensorType, infer: InferBody) -> TensorTyp
                 along = "channels" if first.rank == 3 and axis == 0 else f"axis {axis}"
                 raise ShapeError(
                     f"concat branches must agree on every size except {along}: branch 1 gives {first}, "
-                    f"branch {index} gives {other}",
+                    f"branch {index} gives {other}{differing_lengths(first, other)}",
                     "give every branch the same spatial size (pad=same, equal strides)" if along == "channels"
                     else f"give every branch the same size on every axis but {axis}",
                     body=index - 1,
                 )
     joined = list(first.dims)
     sizes = [o.dims[axis] for o in outputs]
-    joined[axis] = sum(sizes) if all(isinstance(s, int) for s in sizes) else "?"
+    joined[axis] = sum(sizes) if all(isinstance(s, int) for s in sizes) else joined_length(sizes)
     if all(ids):  # ids joined are still ids of the vocabularies'
         return TensorType(tuple(joined), "int", max(o.vocab or 0 for o in outputs) or None)
     return first.with_dims(*joined)
@@ -163,7 +166,7 @@ def _broadcast_branches(kind: str, outputs: list[TensorType]) -> TensorType:
                 continue
             raise ShapeError(
                 f"{kind} branches do not broadcast: {so_far}, branch {index} gives {other} "
-                f"(axis {axis}: {mine} and {theirs})",
+                f"(axis {axis}: {mine} and {theirs}){differing_lengths(outputs[0], other)}",
                 "along each axis the sizes must be equal, or 1 in one branch (Cx1x1 times CxHxW scales each channel)",
                 body=index - 1,
             )

@@ -126,7 +126,11 @@ register(LayerKind(
 # --- class_token ---------------------------------------------------------------------
 
 class ClassTokenParams(_TableOptions):
-    pass
+    @model_validator(mode="after")
+    def _token_is_a_vector(self):
+        if self.init is not None and self.init.kind == "orthogonal":
+            raise ValueError("init=orthogonal needs a weight of rank 2 or more, but the token is a vector")
+        return self
 
 
 def _class_token_shape(p: ClassTokenParams, x: TensorType) -> TensorType:

@@ -114,7 +114,9 @@ class MultiheadSelfAttention(PaddingMasked, nn.MultiheadAttention):
                 mask = mask.masked_fill(causal_mask(x.shape[1], x.device), float("-inf"))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
                                              is_causal=self.causal and mask is None)
-        return self.out_proj(out.transpose(1, 2).flatten(2))
+        # Sizes read from x: flatten(2) exports with the tracing batch fixed, and a recurrent
+        # layer after this one then gets an initial state of that batch in ONNX Runtime.
+        return self.out_proj(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
 
     def torch_forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = causal_mask(x.shape[1], x.device) if self.causal else None

@@ -26,6 +26,22 @@ class L2Normalize(nn.Module):
         return f"dim={self.dim}, eps={self.eps}"
 
 
+class Reshape(nn.Module):
+    """Each sample to `dims`, the batch left to the reshape (-1): nn.Unflatten exports with
+    the tracing batch fixed in the graph's shapes, and a recurrent layer or attention after
+    it then fails in ONNX Runtime at another batch size."""
+
+    def __init__(self, dims: tuple[int, ...]):
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, *self.dims)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}"
+
+
 class Scale(nn.Module):
     """x * factor (a constant, not a parameter)."""
 

@@ -65,7 +65,12 @@ class Crop(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = 2 if x.dim() == 4 else 1  # images: H, W; sequences: T
         for offset, (before, after) in enumerate(self.sides):
-            x = x.narrow(first + offset, before, x.shape[first + offset] - before - after)
+            size = x.shape[first + offset]
+            # An empty result would reach the next layer's kernel (instancenorm crashes on one):
+            # a message instead (not while an exporter traces: the graph keeps the length dynamic).
+            if not (torch.jit.is_tracing() or torch.compiler.is_compiling()) and size - before - after < 1:
+                raise ValueError(f"crop: cutting {before} + {after} leaves nothing of a length of {size}")
+            x = x.narrow(first + offset, before, size - before - after)
         return x
 
     def extra_repr(self) -> str:

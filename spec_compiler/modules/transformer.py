@@ -20,6 +20,11 @@ class LearnedPositions(nn.Module):
         nn.init.normal_(self.weight, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # A clear message for a too-long sequence, where PyTorch's would be a size mismatch
+        # (not while an exporter traces: the graph keeps the length dynamic).
+        if not (torch.jit.is_tracing() or torch.compiler.is_compiling()) and x.shape[1] > self.weight.shape[0]:
+            raise ValueError(f"positional_embedding: the sequence has {x.shape[1]} steps, more than its "
+                             f"max_length={self.weight.shape[0]}")
         return x + self.weight[: x.shape[1]]
 
 

@@ -5,17 +5,18 @@ Each check returns None, or (what disagreed, site, detail) for the oracle's Find
 
 from __future__ import annotations
 
-import re
-
 import torch
 
+from spec_compiler import SpecError
 from spec_compiler.backends.torch_source import emit_source, load_source
+from spec_compiler.length_range import nearest_length
 
 BATCH = 2
-# Lengths given to a `?` or named dimension, in turn while the model refuses them (too
-# short for its poolings): a `?` length may be any, so a refusal alone is no finding. Odd
-# and over 2, so that a length-changing body cannot hide behind broadcasting.
-LENGTHS = (24, 512, 5)
+# The length given to a `?` or named dimension (or the nearest the model takes): over 2,
+# so that a length-changing body cannot hide behind broadcasting, and odd, so that a
+# halving that rounds down and one that rounds up give different lengths.
+LENGTH = 23
+LONGEST = 512  # the longest length the activation estimate allows for
 
 
 def counted(module: torch.nn.Module) -> tuple[int, int]:
@@ -26,7 +27,7 @@ def counted(module: torch.nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
-def sample(model, seed: int = 0, length: int = LENGTHS[0]) -> tuple[torch.Tensor, ...]:
+def sample(model, seed: int = 0, length: int = LENGTH) -> tuple[torch.Tensor, ...]:
     """A random batch for each of the model's inputs, in spec order."""
     generator = torch.Generator().manual_seed(seed)
     batches = []
@@ -48,49 +49,27 @@ def outputs(y) -> tuple[torch.Tensor, ...]:
     return y if isinstance(y, tuple) else (y,)
 
 
-def _nodes(nodes):
-    for node in nodes:
-        yield node
-        for body in node.bodies:
-            yield from _nodes(body)
-
-
-def lengths(model) -> tuple[int, ...]:
-    """The lengths to try: LENGTHS, below any `max_length` the model declares (with room
-    for a class token)."""
+def length(model) -> int | None:
+    """The length to give a `?` or named dimension: the one the shape rules take nearest to
+    LENGTH (spec_compiler/length_range.py); None when they take none up to LONGEST."""
     if is_static(model):
-        return (LENGTHS[0],)
-    nodes = [node for step in model.ir.steps for node in step.nodes]
-    caps = [n.params.max_length for n in _nodes(nodes) if getattr(n.params, "max_length", None)]
-    cap = min(caps, default=None)
-    return tuple(n for n in LENGTHS if cap is None or n < cap) or (max(1, cap - 1),)
-
-
-# PyTorch refusing a run-time length as too short for a window, a padding or a norm: with a
-# `?` length that is the user's choice of input, not something `specc compile` could check.
-TOO_SHORT = re.compile(r"Padding size should be less than|Invalid computed output size|Kernel size can't be greater"
-                       r"|Output size is too small|more than 1 spatial element|more than 1 value per channel"
-                       r"|narrow\(\): length must be non-negative")
+        return LENGTH
+    try:
+        chosen = nearest_length(model.info, LENGTH)
+    except SpecError:
+        return None
+    return chosen if chosen <= LONGEST else None
 
 
 def forward(module: torch.nn.Module, model, seed: int = 0):
-    """(inputs, outputs) of a forward pass; with a `?` length, at the first length the model
-    takes, or None when it refuses every length tried as too short."""
-    tries = lengths(model)
-    refusals = []
+    """(inputs, outputs) of a forward pass, None when the model takes no length at all. A
+    length the shape rules take must run: a refusal there is a rule that misses a case."""
+    chosen = length(model)
+    if chosen is None:
+        return None
+    x = sample(model, seed, chosen)
     with torch.no_grad():
-        for length in tries:
-            x = sample(model, seed, length)
-            try:
-                return x, outputs(module(*x))
-            except (RuntimeError, ValueError) as error:
-                if is_static(model):
-                    raise
-                refusals.append(error)
-    mistaken = [error for error in refusals if not TOO_SHORT.search(str(error))]
-    if mistaken:
-        raise mistaken[0]
-    return None
+        return x, outputs(module(*x))
 
 
 def _shape_problem(ys: tuple[torch.Tensor, ...], model) -> str | None:

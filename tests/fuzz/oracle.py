@@ -240,7 +240,7 @@ def _check_built(run: _Run, model, emit: bool, onnx: bool) -> None:
     from . import differential
 
     summary = model.summary()
-    longest = max(differential.LENGTHS)
+    longest = differential.LONGEST
     inputs = model.info.inputs.values()
     activations = max(model.info.activation_bytes, 4 * sum(t.numel_estimate(longest) for t in inputs))
     if not differential.is_static(model):
