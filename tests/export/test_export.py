@@ -28,7 +28,9 @@ from spec_compiler.export.data import digits_images
 from spec_compiler.text import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted((ROOT / "specs").glob("*.spec"))
+# GPT-2 and BERT-base export in tests/zoo (test_gpt2.py, test_bert.py), against the rule the export
+# applies (1e-4 + 1e-3 x |value|: untrained, GPT-2's logits reach about 100), so not twice here.
+SPECS = sorted(p for p in (ROOT / "specs").glob("*.spec") if p.stem not in ("gpt2", "bert_base"))
 BIG = {"alexnet", "vgg16", "resnet18", "mobilenet", "efficientnet_b0", "mobilenet_v3_large", "mobilenet_v3_small",
        "regnet_y_400mf", "shufflenet_v2_x1_0", "unet", "convnext_tiny", "vit_b_16", "gpt2", "bert_base"}
 SLOW = os.environ.get("SPECC_SLOW") == "1"
