@@ -41,7 +41,7 @@ from ..run.records import DataInfo, InputInfo, OutputInfo
 from ..version import __version__
 from . import ddp
 from .dataset import TensorSamples
-from .options.losses import BinaryCrossentropy, CategoricalCrossentropy, Head, Mse, SparseCategoricalCrossentropy
+from .options.losses import Head, loss_for_output
 from .overrides import RunOptions
 from .prepare import TrainingData
 from .scoring import as_tuple
@@ -130,7 +130,7 @@ def output_tasks(model, module, config, targets: dict[str, np.ndarray]) -> list[
         final = module.final_activations.get(name)
         y = targets[name]
         only = config.loss if len(model.info.outputs) == 1 else None  # `loss=` of a graph of one output
-        loss = (config.output_losses or {}).get(name) or only or _default_loss(final, y, output_type.dims)
+        loss = (config.output_losses or {}).get(name) or only or loss_for_output(final, y, output_type.dims)
         # a softmax over the channels (`softmax 0`, a class per pixel) holds its classes at that axis
         class_dim = final_softmax_axis(steps[name].layers) if final == "softmax" and name in steps else -1
         head = Head.of(loss, final, class_dim)
@@ -162,15 +162,6 @@ def _check_class_ids(name: str, dims: tuple, class_dim: int, y: np.ndarray) -> N
                                  f"so it takes {'x'.join(map(str, wanted)) or 'one id'} per sample",
                            "a class per pixel: end the output with `softmax 0` (over the channels); one class per "
                            "sample: pool or flatten to a vector first")
-
-
-def _default_loss(final: str | None, y: np.ndarray, dims: tuple):
-    if final == "softmax":
-        one_hot = y.ndim == 2 and len(dims) == 1 and y.shape[1] == dims[0]
-        return CategoricalCrossentropy() if one_hot else SparseCategoricalCrossentropy()
-    if final == "sigmoid":
-        return BinaryCrossentropy()
-    return Mse()
 
 
 def _metric(task: OutputTask, probabilities: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

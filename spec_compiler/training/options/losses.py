@@ -213,16 +213,22 @@ LOSS_ALIASES = {"mean_squared_error": "mse", "mean_absolute_error": "mae", "bce"
 
 
 def default_loss(target: Target, labels):
-    """The loss of a train section that names none: softmax takes sparse categorical
+    """The loss of a train section that names none (see `loss_for_output`)."""
+    return loss_for_output(target.final_activation, labels, target.output_dims)
+
+
+def loss_for_output(final_activation: str | None, labels, output_dims: tuple):
+    """The loss an output takes when none is named: softmax takes sparse categorical
     cross-entropy for class ids and categorical for one-hot rows, sigmoid binary
-    cross-entropy, anything else mse."""
-    if target.final_activation == "softmax":
+    cross-entropy, anything else mse. (A chain's one output, or each output of a graph.)"""
+    if final_activation == "softmax":
         import numpy as np
 
         y = np.asarray(labels)
-        one_hot = (y.ndim == 2 and target.units is not None and y.shape[1] == target.units
-                   and len(target.output_dims) == 1 and y.dtype != object)
+        units = output_dims[-1] if output_dims else 1
+        one_hot = (y.ndim == 2 and isinstance(units, int) and y.shape[1] == units
+                   and len(output_dims) == 1 and y.dtype != object)
         return CategoricalCrossentropy() if one_hot else SparseCategoricalCrossentropy()
-    if target.final_activation == "sigmoid":
+    if final_activation == "sigmoid":
         return BinaryCrossentropy()
     return Mse()
