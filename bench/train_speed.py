@@ -12,7 +12,10 @@
    printed here; the first compile of a process is cold, later ones hit inductor's cache).
    Target: specc --compile at least 1.25x the eager hand loop. Two more sides measure bf16
    autocast on the CPU (`--amp bf16`, eager and with --compile): it changes the numerics,
-   so it is the user's choice, never implied by --compile.
+   so it is the user's choice, never implied by --compile. A last line per model gives the
+   share of the hand loop's CPU time in oneDNN's convolution and LSTM kernels (torch.profiler),
+   which inductor calls unchanged, and so the most --compile can gain (Amdahl; the profiler's
+   own cost falls on the other ops, so the share is if anything low and the bound high).
 3. channels_last on the CPU: the hand loop with the model and its inputs in channels_last
    against the default layout (LeNet-5): specc trains convnets in channels_last on the CPU
    too (spec_compiler/training/compiling.py), which this checks.
@@ -229,13 +232,37 @@ def compiled(args, folder: Path) -> dict:
         print(timed.line("specc --compile --amp bf16", "compiled_bf16", "hand"))
         print(f"  compile time (run.json compile_s): {compile_times[0]:.1f} s in the first run, then "
               f"{', '.join(f'{t:.1f}' for t in compile_times[1:])} s (torch.compile's caches)")
+        share, ceiling = kernel_ceiling(work, args)
+        print(f"  oneDNN's convolution/LSTM kernels: {share:.0%} of the hand loop's CPU time; torch.compile leaves "
+              f"them as they are, so it can gain at most {ceiling:.2f}x (if all else took no time)")
         results[work.name] = {**timed.figures(), "compiled_vs_hand": round(timed.ratio("compiled", "hand"), 3),
                               "compiled_vs_hand_cpu": round(timed.ratio("compiled", "hand", "cpu"), 3),
                               "compiled_vs_eager": round(timed.ratio("compiled", "eager"), 3),
                               "bf16_vs_hand": round(timed.ratio("bf16", "hand"), 3),
                               "compiled_bf16_vs_hand": round(timed.ratio("compiled_bf16", "hand"), 3),
-                              "compile_s": compile_times}
+                              "compile_s": compile_times, "onednn_share": round(share, 3),
+                              "compile_ceiling": round(ceiling, 3)}
     return results
+
+
+ONEDNN_KERNELS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::mkldnn_rnn_layer",
+                  "aten::mkldnn_rnn_layer_backward")
+
+
+def kernel_ceiling(work: Workload, args) -> tuple[float, float]:
+    """(share, ceiling): the share of the eager hand loop's CPU time spent in oneDNN's
+    convolution and LSTM kernels, which torch.compile hands to oneDNN unchanged, and the most
+    --compile could gain over that loop if everything else took no time at all (Amdahl)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    single = argparse.Namespace(**{**vars(args), "epochs": 2})
+    hand_runner(work, single)()  # warm the kernels up
+    with profile(activities=[ProfilerActivity.CPU]) as trace:
+        hand_runner(work, single)()
+    events = trace.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    share = sum(e.self_cpu_time_total for e in events if e.key in ONEDNN_KERNELS) / total
+    return share, 1 / share if share else float("inf")
 
 
 def channels_last(args) -> dict:

@@ -51,7 +51,7 @@ from .overrides import RunOptions, resolve_config, spec_relative_paths, split_ov
 from .prepare import TrainingData, chain_objective, prepare_data, preprocess_record, run_record
 from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
-from .scoring import as_tuple, autocast, each, score_batches
+from .scoring import as_tuple, each, score_batches
 from .target import Target
 from .tracking import TensorBoardLogger, tensorboard_available
 
@@ -108,15 +108,16 @@ class Trainer:
                                  live=options.live)
         if options.init_from:
             self.say(checkpoint.init_from(module, options.init_from))
-        self.memory_format = compiling.memory_format(module) if target and len(target.input_dims) == 3 else None
+        self.backend = compiling.backend_of(options.compile)
+        self.memory_format = (compiling.memory_format(module, device, self.backend)
+                              if target and len(target.input_dims) == 3 else None)
         self.module = module.to(device)
         if self.memory_format is not None:
             self.module.to(memory_format=self.memory_format)
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
-        self.backend = compiling.backend_of(options.compile)
-        self.net = compiling.step_module(self.module, objective.fused, dist, device, self.backend)
-        self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims)) if target is not None else None
         self.amp = amp_dtype(options.amp)
+        self.net = compiling.step_module(self.module, objective, self.amp, dist, device, self.backend)
+        self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims)) if target is not None else None
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
         self.steps = self.progress.steps = plan.epoch_steps
         self.epochs = config.epochs
@@ -248,6 +249,10 @@ class Trainer:
         seconds = compiling.warm_up(self.module, batches, lambda x, y: self._forward_loss(x, y)[0])
         self.first_record = self.first_record.model_copy(update={"compile_s": round(seconds, 3)})
         self.say(f"compiled the model in {seconds:.1f}s (torch.compile, {self.backend}; not counted in samples/s)")
+        eager = compiling.uncompiled_layers(self.module)
+        if eager:
+            self.say(f"note: torch.compile runs {', '.join(eager)} uncompiled (Dynamo does not trace recurrent "
+                     "layers): expect little gain from --compile; `--amp bf16` speeds them up on CPUs with bf16")
 
     def _seed(self) -> tuple[int, int, None]:
         """A new run: every RNG from the seed (and this process's rank); it starts at epoch 0."""
@@ -360,13 +365,7 @@ class Trainer:
 
     def _forward_loss(self, xb, yb) -> tuple:
         """The step's loss and the model's output (logits with a fused loss; a graph's: a tuple)."""
-        with autocast(self.device, self.amp):
-            z = self.net(*as_tuple(xb))
-        z = each(z, lambda v: v.float())
-        loss = self.objective.loss(z, yb)
-        if self.module.has_regularization:
-            loss = loss + self.module.regularization_loss()
-        return loss, z
+        return self.net(as_tuple(xb), yb)
 
     def _step(self, xb, yb, epoch: int, step: int) -> None:
         if self.augment:
