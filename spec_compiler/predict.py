@@ -15,6 +15,8 @@ files whose arrays are named after its inputs; each sample gets one entry per ou
 A model whose output is a picture (a segmentation's KxHxW softmax: each pixel's class id;
 a reconstruction's CxHxW image) writes it as PNG with `-o`: to `-o FILE.png` for one
 sample, else into the folder `-o DIR`, one `NAME.png` per sample named after its input.
+A graph's picture output (a U-Net's mask) goes to the same places; a graph with several
+picture outputs writes `DIR/OUTPUT/NAME.png`, a folder per output, and prints the others.
 """
 
 from __future__ import annotations
@@ -92,21 +94,30 @@ def _entry(row: np.ndarray, activation: str | None, labels, top: int) -> dict:
     return {"output": np.asarray(row).tolist()}
 
 
-def _graph_predictions(model, items: tuple[str, ...], top: int) -> list[dict]:
-    """A graph spec's file: per sample, one entry per output (in the spec's `output` order)."""
+def _graph_predictions(model, items: tuple[str, ...], top: int, output: str | None) -> list[dict]:
+    """A graph spec's file: per sample, one entry per output (in the spec's `output` order);
+    with `output` (-o), each picture output written as PNG (see write_graph_pictures)."""
     if len(model.input_names) == 1:
         names, x = _inputs(model, items)
     else:
         names, x = _named_inputs(model, items)
     y = model.predict(x)
     y = y if isinstance(y, dict) else {model.output_names[0]: y}
+    pictures = write_graph_pictures(model, names, y, output) if output else {}
     activations = {o.name: o.activation for o in model.info.outputs or []}
-    return [{"input": name, "outputs": [{"name": out, **_entry(values[index], activations.get(out), model.labels, top)}
-                                        for out, values in y.items()]}
+
+    def entry(out: str, index: int) -> dict:
+        if out in pictures:
+            return {"picture": pictures[out][index]}
+        return _entry(y[out][index], activations.get(out), model.labels, top)
+
+    return [{"input": name, "outputs": [{"name": out, **entry(out, index)} for out in y]}
             for index, name in enumerate(names)]
 
 
 def _lines(entry: dict, indent: str) -> list[str]:
+    if "picture" in entry:
+        return [f"{indent}wrote {printable(entry['picture'])}"]
     if "top" in entry:
         return [f"{indent}{printable(t['label']):>12}  {t['probability']:.4f}" for t in entry["top"]]
     flat = np.asarray(entry["output"]).ravel()
@@ -136,20 +147,42 @@ def picture_paths(names: list[str], output: str) -> list[Path]:
     return paths
 
 
-def write_pictures(model, names: list[str], y, output: str) -> list[str]:
-    """Each sample's output as a PNG picture (see the module's docstring); the paths written."""
-    if model.output_picture is None:
-        shape = "x".join(map(str, model.info.output.shape)) if model.info.output else "?"
-        raise UsageError(f"-o writes pictures, and this model's output ({shape}) is not one: a CxHxW image of "
-                         "1, 3 or 4 channels, or a KxHxW softmax")
-    paths = picture_paths(names, output)
+PICTURE_RULE = "a CxHxW image of 1, 3 or 4 channels, or a KxHxW softmax"
+
+
+def write_pictures(model, names: list[str], y, output: str, name: str | None = None,
+                   paths: list[Path] | None = None) -> list[str]:
+    """Each sample of the output `name` (None: the only one) as a PNG picture (see the
+    module's docstring), at `paths` (None: picture_paths); the paths written."""
+    if model.picture_kind(name) is None:
+        spec = model.output_spec(name)
+        shape = "x".join(map(str, spec.shape)) if spec else "?"
+        raise UsageError(f"-o writes pictures, and this model's output ({shape}) is not one: {PICTURE_RULE}")
+    paths = paths or picture_paths(names, output)
     for path, row in zip(paths, y):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_picture(model.picture(row), path)
+            save_picture(model.picture(row, name), path)
         except OSError as error:
             raise SpecError.at(None, f"cannot write {path}: {error.strerror or error}") from None
     return [str(path) for path in paths]
+
+
+def write_graph_pictures(model, names: list[str], y: dict[str, np.ndarray], output: str) -> dict[str, list[str]]:
+    """A graph's picture outputs as PNG: one picture output goes where a chain's does; several
+    go into `output/OUTPUT/NAME.png`, a folder per output. Other outputs are printed as usual."""
+    shown = [out for out in y if model.picture_kind(out) is not None]
+    if not shown:
+        shapes = ", ".join(f"{o.name} {'x'.join(map(str, o.shape))}" for o in model.info.outputs or [])
+        raise UsageError(f"-o writes pictures, and none of this model's outputs ({shapes}) is one: {PICTURE_RULE}")
+    if len(shown) == 1:
+        return {shown[0]: write_pictures(model, names, y[shown[0]], output, shown[0])}
+    if Path(output).suffix.lower() == ".png":
+        raise UsageError(f"-o {output}: this model has {len(shown)} picture outputs ({', '.join(shown)}); "
+                         "give a folder, with a folder per output")
+    return {out: write_pictures(model, names, y[out], output, out,
+                                [Path(output) / out / path.name for path in picture_paths(names, output)])
+            for out in shown}
 
 
 def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: bool, output: str | None = None) -> str:
@@ -157,12 +190,9 @@ def predict_main(model_file: str, items: tuple[str, ...], top: int, as_json: boo
         model = load(model_file)
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own kinds for bad files
         raise SpecError.at(None, f"cannot load {model_file}: {str(error).strip().splitlines()[0]}") from None
-    if model.info.inputs is not None and output:
-        raise UsageError("-o writes pictures; not yet for a model exported from a graph spec "
-                         "(named tensors, several inputs or outputs)")
     try:
         if model.info.inputs is not None:
-            graph_results = _graph_predictions(model, items, top)
+            graph_results = _graph_predictions(model, items, top, output)
         else:
             names, x = _inputs(model, items)
             y = model.predict(x)

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .run.records import ImageFormat, OnnxMetadata
+from .run.records import ImageFormat, OnnxMetadata, OnnxOutput
 from .text import Tokenizer
 
 MAX_GENERATE_CONTEXT = 1024  # tokens fed to a language model of run-time length
@@ -224,23 +224,35 @@ class Model:
     # --- image outputs -----------------------------------------------------------
     @property
     def output_picture(self) -> str | None:
-        """What one sample's output is as a picture: "mask" for a KxHxW softmax (a segmentation:
-        the class of each pixel), "image" for a CxHxW output of 1, 3 or 4 channels without one
-        (a reconstruction), else None."""
-        output = self.info.output
+        """What one sample's output is as a picture (a graph's: its first output's), see picture_kind."""
+        return self.picture_kind()
+
+    def output_spec(self, name: str | None = None) -> OnnxOutput | None:
+        """The output's metadata: a chain's one output, or a graph's output called `name` (None: the first)."""
+        if self.info.outputs is None:
+            return self.info.output
+        return next((o for o in self.info.outputs if name is None or o.name == name), None)
+
+    def picture_kind(self, name: str | None = None) -> str | None:
+        """What one sample of the output `name` (None: the first) is as a picture: "mask" for a
+        KxHxW softmax (a segmentation: the class of each pixel), "image" for a CxHxW output of
+        1, 3 or 4 channels without one (a reconstruction), else None."""
+        output = self.output_spec(name)
         if output is None or len(output.shape) != 3 or not all(isinstance(d, int) for d in output.shape):
             return None
         if output.activation == "softmax":
             return "mask"
         return "image" if output.shape[0] in (1, 3, 4) else None
 
-    def picture(self, output: np.ndarray) -> np.ndarray:
-        """One sample's output (CxHxW) as pixels: for a mask, each pixel's class id (HxW, uint8,
-        or uint16 past 256 classes); for an image, the values turned back into 0..255 as image
-        inputs are read (the inverse of the input's scale and invert), HxW or HxWxC uint8."""
-        kind = self.output_picture
+    def picture(self, output: np.ndarray, name: str | None = None) -> np.ndarray:
+        """One sample of the output `name` (None: the first; CxHxW) as pixels: for a mask, each
+        pixel's class id (HxW, uint8, or uint16 past 256 classes); for an image, the values
+        turned back into 0..255 as image inputs are read (the inverse of the input's scale and
+        invert), HxW or HxWxC uint8."""
+        kind = self.picture_kind(name)
         if kind is None:
-            raise ModelInputError(f"this model's output {self.info.output.shape if self.info.output else '?'} is "
+            spec = self.output_spec(name)
+            raise ModelInputError(f"this model's output {spec.shape if spec else '?'} is "
                                   "not an image (a CxHxW output of 1, 3 or 4 channels, or a KxHxW softmax)")
         output = np.asarray(output)
         if kind == "mask":

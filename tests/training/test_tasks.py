@@ -37,9 +37,9 @@ CHAR_LM = "input tokens 8 vocab=16\nembedding 4\ngru 8 return_sequences=true\nde
 CLASSIFIER = "input image 1x8x8\nflatten\ndense 3 softmax\n"
 
 
-def load(tmp_path: Path, text: str) -> spec_compiler.Model:
-    (tmp_path / "m.spec").write_text(text)
-    return spec_compiler.load(tmp_path / "m.spec")
+def load(tmp_path: Path, text: str, name: str = "m.spec") -> spec_compiler.Model:
+    (tmp_path / name).write_text(text)
+    return spec_compiler.load(tmp_path / name)
 
 
 def train(tmp_path: Path, text: str, data: str, **options):
@@ -284,6 +284,43 @@ def test_picture_names_and_models_without_pictures(tmp_path):
     assert result.exit_code == 2 and "-o writes pictures" in result.output
     result = CliRunner().invoke(main, ["generate", str(tmp_path / "c.onnx"), "hi"])
     assert result.exit_code == 1 and "generate needs a language model" in result.output
+
+
+GRAPH_SEGMENTER = """input image 1x8x8
+skip = conv 4 3x3 pad=same relu
+down = skip -> maxpool 2 -> conv 4 3x3 pad=same relu -> conv_transpose 4 2x2 stride=2
+concat skip down axis=0
+mask = conv 3 1x1 -> softmax 0
+"""
+
+
+def test_predict_writes_a_graph_s_picture_outputs(tmp_path):
+    """A U-Net with named tensors writes its mask as a chain's would; a graph with two picture
+    outputs writes a folder per output and prints its other outputs."""
+    load(tmp_path, GRAPH_SEGMENTER).export(tmp_path / "u.onnx")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32))
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "u.onnx"), str(tmp_path / "x.npy"),
+                                       "-o", str(tmp_path / "masks")])
+    assert result.exit_code == 0, result.output
+    assert f"  mask: wrote {tmp_path / 'masks' / 'x_0.png'}" in result.output.splitlines()
+    masks = [np.asarray(Image.open(tmp_path / "masks" / f"x_{i}.png")) for i in range(2)]
+    expected = runtime.load(tmp_path / "u.onnx").predict(np.load(tmp_path / "x.npy")).argmax(axis=1)
+    assert all(m.shape == (8, 8) and np.array_equal(m, e) for m, e in zip(masks, expected))
+    two = GRAPH_SEGMENTER + "image = mask -> conv 1 1x1 sigmoid\nscore = mask -> flatten -> dense 1\noutput mask image score\n"
+    load(tmp_path, two, "two.spec").export(tmp_path / "two.onnx")
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "two.onnx"), str(tmp_path / "x.npy"),
+                                       "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.output)["predictions"][0]["outputs"]
+    assert [o["name"] for o in first] == ["mask", "image", "score"]
+    assert first[0]["picture"] == str(tmp_path / "out" / "mask" / "x_0.png")
+    assert first[1]["picture"] == str(tmp_path / "out" / "image" / "x_0.png") and len(first[2]["output"]) == 1
+    assert np.asarray(Image.open(first[1]["picture"])).shape == (8, 8)
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "two.onnx"), str(tmp_path / "x.npy"),
+                                       "-o", str(tmp_path / "one.png")])
+    assert result.exit_code == 2
+    assert (f"-o {tmp_path / 'one.png'}: this model has 2 picture outputs (mask, image); give a folder, with a "
+            "folder per output") in result.output
 
 
 def test_generate_with_a_run_time_length_feeds_the_context(tmp_path):
