@@ -17,6 +17,7 @@ the CPU path that the tests cover is the GPU path too.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -95,6 +96,19 @@ def step_module(module: nn.Module, objective, amp: torch.dtype | None, dist: ddp
 
 def compile_module(net: nn.Module, backend: str) -> nn.Module:
     return torch.compile(net, backend=backend)
+
+
+def steady(trusted: bool):
+    """A compiled step: with `trusted`, Dynamo checks only the guards that tell its compiled
+    graphs apart (the batch size), not all of them (the model's structure, each parameter's
+    state, the loss): LeNet-5 trains 6-7% faster. The fit loop trusts the steps after an
+    epoch's first (which takes the full check, so a change made between epochs, e.g. a
+    callback freezing a layer, still recompiles) once the warm-up has compiled every batch
+    size; not under DDP, whose wrapper keeps state of its own, nor when a user callback runs
+    code after each step."""
+    if not trusted:
+        return contextlib.nullcontext()
+    return torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)
 
 
 def uncompiled_layers(module: nn.Module) -> list[str]:

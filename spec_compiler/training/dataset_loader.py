@@ -103,6 +103,12 @@ class StepPlan:
             batches.append(self._pass_rows(index, device)[start:end])
         return batches
 
+    def warm_up_rows(self, device: torch.device) -> list[torch.Tensor]:
+        """A batch of rows of each size the run's steps take (the full batch, and the last one of
+        a pass when it is shorter): what --compile compiles before the first step."""
+        sizes = sorted({end - start for start, end in self.bounds}, reverse=True)
+        return [self._pass_rows(0, device)[:size] for size in sizes]
+
     def _pass_rows(self, index: int, device: torch.device) -> torch.Tensor:
         if self._pass is None or self._pass[:2] != (index, device):
             order = ddp.shard(epoch_order(len(self.rows), self.seed, index), self.dist)

@@ -124,6 +124,10 @@ class Trainer:
         self.has_validation = data.has_validation
         self.batches, self.val_batches = self._readers(first_record.workers)
         self.callbacks = self._callbacks()
+        # compiled steps after an epoch's first skip Dynamo's full guard check (compiling.steady)
+        # unless code the run does not own may change the model between steps
+        self.steady_steps = self.backend is not None and not dist.enabled and not any(
+            type(c).on_batch_end is not Callback.on_batch_end for c in options.callbacks)
         self.aug_generator = torch.Generator(device=device)
         self.history: list[dict] = []
         self.stop_training = False
@@ -243,9 +247,8 @@ class Trainer:
 
     def _compile(self) -> None:
         """Compile before the first step, on a batch of each size the steps take (timed apart)."""
-        first = self.plan.epoch_rows(0, 0, self.data.samples.device)
-        sizes = {len(rows): rows for rows in (first[0], first[-1])}
-        batches = [self._on_device(*self.data.samples.read(rows)) for rows in sizes.values()]
+        rows = self.plan.warm_up_rows(self.data.samples.device)
+        batches = [self._on_device(*self.data.samples.read(part)) for part in rows]
         seconds = compiling.warm_up(self.module, batches, lambda x, y: self._forward_loss(x, y)[0])
         self.first_record = self.first_record.model_copy(update={"compile_s": round(seconds, 3)})
         self.say(f"compiled the model in {seconds:.1f}s (torch.compile, {self.backend}; not counted in samples/s)")
@@ -333,7 +336,8 @@ class Trainer:
             if self._stop_requested():
                 self.save_checkpoint(epoch, step, self.sums.tensor())
                 raise TrainingInterrupted(self.output.run_dir, epoch + 1, step, True)
-            self._step(*self._on_device(xb, yb), epoch, step)
+            with compiling.steady(self.steady_steps and step > first):
+                self._step(*self._on_device(xb, yb), epoch, step)
             self.samples += len(as_tuple(xb)[0])
             for callback in self.callbacks:
                 callback.on_batch_end(self, epoch + 1, step + 1)

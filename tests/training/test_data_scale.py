@@ -24,8 +24,9 @@ import spec_compiler
 from spec_compiler.cli import main
 from spec_compiler.errors import SpecError
 from spec_compiler.run import validation_split
-from spec_compiler.training import compiling
+from spec_compiler.training import Callback, compiling, ddp
 from spec_compiler.training import data as data_mod
+from spec_compiler.training.dataset_loader import StepPlan
 from spec_compiler.training.dataset_files import idx_column, npy_column, npz_column
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,6 +300,40 @@ def test_compiled_steps_train_as_eager_steps(tmp_path):
     assert eager.keys() == compiled.keys()
     assert all(torch.allclose(eager[k], compiled[k], atol=1e-5) for k in eager)
     assert runs["aot_eager"].metrics["loss"] == pytest.approx(runs[False].metrics["loss"], rel=1e-5)
+
+
+def test_compile_warms_up_every_batch_size_the_steps_take(tmp_path):
+    """Compiled steps skip Dynamo's full guard check (compiling.steady), so the warm-up must
+    compile each batch size, though the short last batch comes only in a later epoch here."""
+    plan = StepPlan(torch.arange(96), 20, seed=0, dist=ddp.SINGLE, merge_single=False, steps_per_epoch=2)
+    assert [len(rows) for rows in plan.warm_up_rows(torch.device("cpu"))] == [20, 16]
+    assert [len(rows) for rows in plan.epoch_rows(0, 0, torch.device("cpu"))] == [20, 20]
+    merged = StepPlan(torch.arange(41), 20, seed=0, dist=ddp.SINGLE, merge_single=True)
+    assert [len(rows) for rows in merged.warm_up_rows(torch.device("cpu"))] == [21, 20]
+    model, data = spec(tmp_path, IMAGE), str(images(tmp_path / "d"))
+    runs = [model.train(data=data, epochs=3, batch=20, steps_per_epoch=2, compile=backend, progress=False,
+                        out=str(tmp_path / str(backend))) for backend in (False, "aot_eager")]
+    eager, compiled = (weights(run.run_dir) for run in runs)
+    assert all(torch.allclose(eager[k], compiled[k], atol=1e-5) for k in eager)
+
+
+def test_a_layer_frozen_between_compiled_epochs_stays_frozen(tmp_path):
+    """A callback that freezes a layer between compiled epochs (the steps after an epoch's first
+    skip Dynamo's full guard check): the layer does not move again."""
+
+    class Freeze(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 1:
+                conv = next(m for m in trainer.module.modules() if isinstance(m, torch.nn.Conv2d))
+                conv.weight.requires_grad_(False)
+                conv.weight.grad = None
+                self.frozen = conv.weight.detach().clone()
+
+    freeze = Freeze()
+    result = spec(tmp_path, IMAGE).train(data=str(images(tmp_path / "d")), epochs=3, batch=16, compile="aot_eager",
+                                         out=str(tmp_path / "r"), progress=False, callbacks=[freeze])
+    conv = next(v for k, v in weights(result.run_dir).items() if k.endswith("weight") and v.ndim == 4)
+    assert torch.equal(conv, freeze.frozen)
 
 
 def test_compile_says_which_layers_it_leaves_uncompiled(tmp_path):
