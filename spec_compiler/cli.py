@@ -16,9 +16,10 @@ from pathlib import Path
 
 import click
 
-from .errors import SpecError, UsageError
+from .errors import SpecError, UsageError, cannot_write, describe_os_error
 from .extras import EVALUATION, EXPORT, LANGUAGE_SERVER, TORCH, TRAINING, require_extra
 from .limits import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits, parse_size
+from .start_up import begin_start_up, command_starts
 
 # More intra-op threads than this per CPU never help, and torch crashes on absurd counts.
 THREADS_PER_CPU = 4
@@ -30,17 +31,6 @@ def cpu_count() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
-
-
-def cannot_write(path: str, error: OSError) -> SpecError:
-    """`cannot write out.json: Permission denied`: the path the user named and the system's reason."""
-    return SpecError.at(None, f"cannot write {path}: {error.strerror or error}")
-
-
-def describe_os_error(error: OSError) -> str:
-    """`data.npz: No such file or directory`, for a system error no command turned into a message."""
-    reason = error.strerror or str(error)
-    return f"{error.filename}: {reason}" if error.filename else reason
 
 
 def handle_errors(command):
@@ -166,6 +156,7 @@ def _with_warnings(data: dict, model) -> dict:
 @click.version_option(package_name="specc", prog_name="specc")
 def main(debug: bool) -> None:
     """specc: check, train and export neural networks written as .spec files."""
+    command_starts(click.get_current_context().invoked_subcommand)
 
 
 @main.command("compile")
@@ -488,7 +479,9 @@ def lsp_command(stdio, plugins, max_params, max_activation_memory):
 
 
 def run() -> None:
-    """The `specc` program: `main`, then gc.freeze() so the interpreter's last collections skip what it built."""
+    """The `specc` program: `main` with start-up settings (start_up.py), then gc.freeze() so
+    the interpreter's last collections skip what it built."""
+    begin_start_up()
     try:
         main()
     finally:

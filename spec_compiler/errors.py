@@ -140,6 +140,17 @@ class UsageError(Exception):
     """The command line is wrong (exit code 2)."""
 
 
+def cannot_write(path: str, error: OSError) -> SpecError:
+    """`cannot write out.json: Permission denied`: the path the user named and the system's reason."""
+    return SpecError.at(None, f"cannot write {path}: {error.strerror or error}")
+
+
+def describe_os_error(error: OSError) -> str:
+    """`data.npz: No such file or directory`, for a system error no command turned into a message."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
 @dataclass
 class DiagnosticSink:
     """Collects errors so that a whole file is reported at once, up to a limit."""
