@@ -12,7 +12,6 @@ rendered the same way with ``warning:``, travels with the checked model
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -182,6 +181,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     typing slips (at most a third of the word, at least 2), or a name at most doubled
     (`vocabulary` for `vocab`). Sharing a long tail is not enough: `conv_transpose`
     must not send the user to `transpose`."""
+    import difflib  # only when there is a mistake to suggest a fix for
+
     candidates = difflib.get_close_matches(word, sorted(set(choices)), n=5, cutoff=0.6)
     close = [c for c in candidates if edit_distance(word, c) <= max(2, len(word) // 3) or _extends(word, c)]
     return f"did you mean `{close[0]}`?" if close else None
