@@ -18,7 +18,7 @@ import gc
 import os
 
 # New objects between two young-generation collections during start-up: more than
-# checking LeNet-5 makes (about 60,000), so none runs before `specc compile` ends.
+# checking LeNet-5 makes (about 50,000), so none runs before `specc compile` ends.
 START_UP_GC_THRESHOLD = 100_000
 
 # Commands done once their spec is read and checked: they keep the start-up settings to the end.
