@@ -210,6 +210,8 @@ def test_the_console_script_looks_for_no_pydantic_plugins_unless_told():
     assert console_script_settings(compile_lenet, {"PYDANTIC_DISABLE_PLUGINS": None}) == [
         "__all__", start_up.START_UP_GC_THRESHOLD]
     assert console_script_settings(compile_lenet, {"PYDANTIC_DISABLE_PLUGINS": "some_plugin"})[0] == "some_plugin"
+    # A long command has the usual thresholds back before it runs (`--help` ends it at once).
+    assert console_script_settings(["train", "--help"], {})[1] < start_up.START_UP_GC_THRESHOLD
 
 
 def test_few_collections_during_start_up_and_the_usual_ones_for_long_commands():
