@@ -205,7 +205,7 @@ def console_script_settings(args: list[str], env: dict[str, str]) -> list:
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def test_the_console_script_looks_for_no_pydantic_plugins_unless_told():
+def test_the_console_script_skips_pydantic_plugins_unless_told_and_collects_little_while_short():
     compile_lenet = ["compile", "specs/lenet5.spec"]
     assert console_script_settings(compile_lenet, {"PYDANTIC_DISABLE_PLUGINS": None}) == [
         "__all__", start_up.START_UP_GC_THRESHOLD]
