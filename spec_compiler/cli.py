@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 import math
 import os
 import sys
@@ -16,9 +15,10 @@ from pathlib import Path
 
 import click
 
-from .errors import SpecError, UsageError
+from .errors import SpecError, UsageError, cannot_write, describe_os_error
 from .extras import EVALUATION, EXPORT, LANGUAGE_SERVER, TORCH, TRAINING, require_extra
 from .limits import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits, parse_size
+from .start_up import begin_start_up, command_starts
 
 # More intra-op threads than this per CPU never help, and torch crashes on absurd counts.
 THREADS_PER_CPU = 4
@@ -30,17 +30,6 @@ def cpu_count() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
-
-
-def cannot_write(path: str, error: OSError) -> SpecError:
-    """`cannot write out.json: Permission denied`: the path the user named and the system's reason."""
-    return SpecError.at(None, f"cannot write {path}: {error.strerror or error}")
-
-
-def describe_os_error(error: OSError) -> str:
-    """`data.npz: No such file or directory`, for a system error no command turned into a message."""
-    reason = error.strerror or str(error)
-    return f"{error.filename}: {reason}" if error.filename else reason
 
 
 def handle_errors(command):
@@ -102,6 +91,13 @@ def spec_options(command):
                            show_default=True, callback=_memory_size,
                            help="Reject models needing more activation memory per sample.")(command)
     return command
+
+
+def to_json(data, indent: int | None = None) -> str:
+    """`--json` output; json is imported here, not by `specc compile` without --json."""
+    import json
+
+    return json.dumps(data, indent=indent)
 
 
 def limits_from(max_params: float, max_activation_memory: str) -> Limits:
@@ -166,6 +162,7 @@ def _with_warnings(data: dict, model) -> dict:
 @click.version_option(package_name="specc", prog_name="specc")
 def main(debug: bool) -> None:
     """specc: check, train and export neural networks written as .spec files."""
+    command_starts(click.get_current_context().invoked_subcommand)
 
 
 @main.command("compile")
@@ -196,7 +193,7 @@ def compile_command(spec, as_json, emit, output, depth, assignments, plugins, ma
         text = emit_source(model)
     elif as_json:
         summary = {**model.summary(), **({"search_space": space, "points_checked": checked} if space else {})}
-        text = json.dumps(summary, indent=None if output is None else 2)
+        text = to_json(summary, indent=None if output is None else 2)
     else:
         text = model.table(depth)
         if space:
@@ -261,7 +258,7 @@ def export_command(spec, weights, output, opset, quantize, external_data, simpli
     require_extra("train", *EXPORT, needed_by="specc export")
     model = load_model(spec, plugins, max_params, max_activation_memory, assignments)
     report = model.export(output, weights=weights, opset=opset, quantize=quantize, external_data=external_data, simplify=simplify)
-    click.echo(json.dumps(_with_warnings(report.to_dict(), model)) if as_json else report.render())
+    click.echo(to_json(_with_warnings(report.to_dict(), model)) if as_json else report.render())
 
 
 @main.command("predict")
@@ -361,7 +358,7 @@ def train_command(spec, data, val_data, epochs, batch, lr, seed, device, amp, ou
     if not result.is_main:  # a DDP process other than rank 0
         return
     if as_json:
-        click.echo(json.dumps(_with_warnings(result.to_json(), model)))
+        click.echo(to_json(_with_warnings(result.to_json(), model)))
     else:
         kept = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
         click.echo(f"kept weights of epoch {result.best_epoch}: {kept}")
@@ -396,7 +393,7 @@ def tune_command(spec, trials, timeout, jobs, metric, out, data, epochs, as_json
                   limits=limits_from(max_params, max_activation_memory), train_options={"data": data, "epochs": epochs},
                   callbacks=lambda: tracking_callbacks(log, Path(spec).stem))
     if as_json:
-        click.echo(json.dumps(result.to_json()))
+        click.echo(to_json(result.to_json()))
     else:
         click.echo(f"{result.trials_run} trial(s) run, {result.trials_pruned} pruned")
         if result.best_run:
@@ -413,7 +410,7 @@ def runs_command(folder, as_json):
     from .experiments.runs import run_rows, runs_table
 
     rows = run_rows(Path(folder))
-    click.echo(json.dumps(rows) if as_json else runs_table(rows))
+    click.echo(to_json(rows) if as_json else runs_table(rows))
 
 
 @main.command("evaluate")
@@ -433,7 +430,7 @@ def evaluate_command(spec, weights, data, batch, device, as_json, plugins, max_p
     model = load_model(spec, plugins, max_params, max_activation_memory)
     result = model.evaluate(weights, data=data, batch=batch, device=device)
     if as_json:
-        click.echo(json.dumps(result))
+        click.echo(to_json(result))
     else:
         click.echo(f"{result['data']}: {result['samples']} samples")
         for key, value in result.items():
@@ -488,7 +485,9 @@ def lsp_command(stdio, plugins, max_params, max_activation_memory):
 
 
 def run() -> None:
-    """The `specc` program: `main`, then gc.freeze() so the interpreter's last collections skip what it built."""
+    """The `specc` program: `main` with start-up settings (start_up.py), then gc.freeze() so
+    the interpreter's last collections skip what it built."""
+    begin_start_up()
     try:
         main()
     finally:

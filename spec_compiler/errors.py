@@ -12,7 +12,6 @@ rendered the same way with ``warning:``, travels with the checked model
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -140,6 +139,17 @@ class UsageError(Exception):
     """The command line is wrong (exit code 2)."""
 
 
+def cannot_write(path: str, error: OSError) -> SpecError:
+    """`cannot write out.json: Permission denied`: the path the user named and the system's reason."""
+    return SpecError.at(None, f"cannot write {path}: {error.strerror or error}")
+
+
+def describe_os_error(error: OSError) -> str:
+    """`data.npz: No such file or directory`, for a system error no command turned into a message."""
+    reason = error.strerror or str(error)
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
 @dataclass
 class DiagnosticSink:
     """Collects errors so that a whole file is reported at once, up to a limit."""
@@ -171,6 +181,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     typing slips (at most a third of the word, at least 2), or a name at most doubled
     (`vocabulary` for `vocab`). Sharing a long tail is not enough: `conv_transpose`
     must not send the user to `transpose`."""
+    import difflib  # only when there is a mistake to suggest a fix for
+
     candidates = difflib.get_close_matches(word, sorted(set(choices)), n=5, cutoff=0.6)
     close = [c for c in candidates if edit_distance(word, c) <= max(2, len(word) // 3) or _extends(word, c)]
     return f"did you mean `{close[0]}`?" if close else None

@@ -4,6 +4,7 @@ these tests pin down the structure that keeps them low."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from conftest import ROOT
 
 import spec_compiler
-from spec_compiler import parse_tables
+from spec_compiler import parse_tables, start_up
 from spec_compiler.parser import grammar_text
 
 OPTIONS = {"parser": "lalr", "propagate_positions": False, "maybe_placeholders": True}
@@ -184,3 +185,46 @@ def test_specc_compile_fills_the_cache_and_uses_it(tmp_path):
     assert [o.returncode for o in outputs] == [0, 0], outputs[0].stderr
     assert outputs[0].stdout == outputs[1].stdout == (ROOT / "tests/golden/summaries/lenet5.out").read_text()
     assert len(list(tmp_path.glob("parser-*.marshal"))) == 1
+
+
+# --- the console script's start-up settings (spec_compiler/start_up.py) ------------------
+
+SETTINGS_PROBE = textwrap.dedent("""
+    import atexit, gc, json, os
+    from spec_compiler.cli import run
+    atexit.register(lambda: print(json.dumps([os.environ.get("PYDANTIC_DISABLE_PLUGINS"), gc.get_threshold()[0]])))
+    run()
+""")
+
+
+def console_script_settings(args: list[str], env: dict[str, str]) -> list:
+    """[PYDANTIC_DISABLE_PLUGINS, the young generation's gc threshold] as `specc ARGS` ends."""
+    result = subprocess.run([sys.executable, "-c", SETTINGS_PROBE, *args], capture_output=True, text=True, cwd=ROOT,
+                            env={k: v for k, v in {**os.environ, **env}.items() if v is not None}, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_console_script_skips_pydantic_plugins_unless_told_and_collects_little_while_short():
+    compile_lenet = ["compile", "specs/lenet5.spec"]
+    assert console_script_settings(compile_lenet, {"PYDANTIC_DISABLE_PLUGINS": None}) == [
+        "__all__", start_up.START_UP_GC_THRESHOLD]
+    assert console_script_settings(compile_lenet, {"PYDANTIC_DISABLE_PLUGINS": "some_plugin"})[0] == "some_plugin"
+    # A long command has the usual thresholds back before it runs (`--help` ends it at once).
+    assert console_script_settings(["train", "--help"], {})[1] < start_up.START_UP_GC_THRESHOLD
+
+
+def test_few_collections_during_start_up_and_the_usual_ones_for_long_commands():
+    usual = gc.get_threshold()
+    try:
+        start_up.command_starts("train")  # without begin_start_up (a library user): nothing changes
+        assert gc.get_threshold() == usual
+        start_up.begin_start_up()
+        assert gc.get_threshold() == (start_up.START_UP_GC_THRESHOLD, *usual[1:])
+        start_up.command_starts("compile")
+        assert gc.get_threshold()[0] == start_up.START_UP_GC_THRESHOLD
+        start_up.command_starts("train")
+        assert gc.get_threshold() == usual
+    finally:
+        start_up.command_starts(None)
+        gc.set_threshold(*usual)
