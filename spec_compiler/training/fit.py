@@ -116,6 +116,7 @@ class Trainer:
             self.module.to(memory_format=self.memory_format)
         self.optimizer = config.optimizer.build(self._trainable(), config.lr, config.weight_decay)
         self.amp = amp_dtype(options.amp)
+        self.eager_layers = compiling.keep_recurrent_layers_eager(self.module) if self.backend else []
         self.net = compiling.step_module(self.module, objective, self.amp, dist, device, self.backend)
         self.augment = Augmenter(config.augment, target.input_kind, len(target.input_dims)) if target is not None else None
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
@@ -252,10 +253,10 @@ class Trainer:
         seconds = compiling.warm_up(self.module, batches, lambda x, y: self._forward_loss(x, y)[0])
         self.first_record = self.first_record.model_copy(update={"compile_s": round(seconds, 3)})
         self.say(f"compiled the model in {seconds:.1f}s (torch.compile, {self.backend}; not counted in samples/s)")
-        eager = compiling.uncompiled_layers(self.module)
+        eager = sorted({type(layer).__name__.lower() for layer in self.eager_layers})
         if eager:
             self.say(f"note: torch.compile runs {', '.join(eager)} uncompiled (Dynamo does not trace recurrent "
-                     "layers): expect little gain from --compile; `--amp bf16` speeds them up on CPUs with bf16")
+                     "layers): expect no gain from --compile; `--amp bf16` speeds them up on CPUs with bf16")
 
     def _seed(self) -> tuple[int, int, None]:
         """A new run: every RNG from the seed (and this process's rank); it starts at epoch 0."""
@@ -420,6 +421,7 @@ class Trainer:
     def _end(self, status: str, started: float) -> TrainResult:
         for callback in self.callbacks:
             callback.on_train_end(self, status)
+        compiling.restore_forwards(self.eager_layers)
         if self.memory_format is not None:
             self.module.to(memory_format=torch.contiguous_format)
         elapsed = time.perf_counter() - started
