@@ -28,6 +28,7 @@ from torch import nn
 
 from ..errors import UsageError
 from . import ddp
+from .callbacks import Callback
 from .scoring import autocast, each
 
 BACKENDS = ("inductor", "aot_eager", "eager")
@@ -109,6 +110,13 @@ def steady(trusted: bool):
     if not trusted:
         return contextlib.nullcontext()
     return torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)
+
+
+def trusts_steps(backend: str | None, dist: ddp.Dist, user_callbacks) -> bool:
+    """Whether compiled steps after an epoch's first may run `steady`: compiled, not under DDP,
+    and no user callback runs code after each step (one may change the model between steps)."""
+    return backend is not None and not dist.enabled and not any(
+        type(c).on_batch_end is not Callback.on_batch_end for c in user_callbacks)
 
 
 def keep_recurrent_layers_eager(module: nn.Module) -> list[nn.Module]:

@@ -125,10 +125,7 @@ class Trainer:
         self.has_validation = data.has_validation
         self.batches, self.val_batches = self._readers(first_record.workers)
         self.callbacks = self._callbacks()
-        # compiled steps after an epoch's first skip Dynamo's full guard check (compiling.steady)
-        # unless code the run does not own may change the model between steps
-        self.steady_steps = self.backend is not None and not dist.enabled and not any(
-            type(c).on_batch_end is not Callback.on_batch_end for c in options.callbacks)
+        self.steady_steps = compiling.trusts_steps(self.backend, dist, options.callbacks)
         self.aug_generator = torch.Generator(device=device)
         self.history: list[dict] = []
         self.stop_training = False
@@ -248,8 +245,7 @@ class Trainer:
 
     def _compile(self) -> None:
         """Compile before the first step, on a batch of each size the steps take (timed apart)."""
-        rows = self.plan.warm_up_rows(self.data.samples.device)
-        batches = [self._on_device(*self.data.samples.read(part)) for part in rows]
+        batches = [self._on_device(*self.data.samples.read(rows)) for rows in self.plan.warm_up_rows(self.data.samples.device)]
         seconds = compiling.warm_up(self.module, batches, lambda x, y: self._forward_loss(x, y)[0])
         self.first_record = self.first_record.model_copy(update={"compile_s": round(seconds, 3)})
         self.say(f"compiled the model in {seconds:.1f}s (torch.compile, {self.backend}; not counted in samples/s)")

@@ -26,8 +26,8 @@ from spec_compiler.errors import SpecError
 from spec_compiler.run import validation_split
 from spec_compiler.training import Callback, compiling, ddp
 from spec_compiler.training import data as data_mod
-from spec_compiler.training.dataset_loader import StepPlan
 from spec_compiler.training.dataset_files import idx_column, npy_column, npz_column
+from spec_compiler.training.dataset_loader import StepPlan
 
 ROOT = Path(__file__).resolve().parents[2]
 
