@@ -37,7 +37,7 @@ DEFAULT_VALIDATION_SPLIT = 0.2
 
 EARLY_STOPPING = EarlyStoppingOptions
 # Keys written per output of a graph spec, `loss.digit=...`: the field each gathers into.
-PER_OUTPUT_KEYS = {"loss": "output_losses", "loss_weight": "loss_weights"}
+PER_OUTPUT_KEYS = {"loss": "output_losses", "loss_weight": "loss_weights", "metrics": "output_metrics"}
 
 Loss = choice_type("loss", LOSSES, LOSS_ALIASES)
 Optimizer = choice_type("optimizer", OPTIMIZERS)
@@ -75,16 +75,19 @@ class TrainConfig(BaseModel):
     normalize: Normalization | None = None
     data: str | None = None
     validation_data: str | None = None
-    # A model with several outputs trains each with its own loss and weight, written per output
-    # in the section (`loss.digit=sparse_categorical_crossentropy`, `loss_weight.parity=0.5`);
+    # A model with several outputs trains each with its own loss, weight and metrics, written
+    # per output in the section (`loss.digit=sparse_categorical_crossentropy`,
+    # `loss_weight.parity=0.5`, `metrics.digit=[accuracy, top_k_accuracy(k=3)]`);
     # training/multitask.py.
     output_losses: dict[str, Loss] | None = None
     loss_weights: dict[str, NonNegative] | None = None
+    output_metrics: dict[str, list[Metric]] | None = None  # `metrics.mask=[mean_iou, pixel_accuracy]`
 
     @model_validator(mode="before")
     @classmethod
     def _per_output_keys(cls, data):
-        """`loss.NAME=` and `loss_weight.NAME=` gathered into output_losses and loss_weights."""
+        """`loss.NAME=`, `loss_weight.NAME=` and `metrics.NAME=` gathered into output_losses,
+        loss_weights and output_metrics."""
         if not isinstance(data, dict) or not any(isinstance(key, str) and "." in key for key in data):
             return data
         data = dict(data)

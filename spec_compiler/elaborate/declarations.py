@@ -202,4 +202,7 @@ def _train(section: ast.TrainSection, report: Report) -> TrainConfig | None:
                          did_you_mean(key, TrainConfig.model_fields) or
                          f"train options: {', '.join(TrainConfig.model_fields)}")
             values.pop(key)
+    for key in [k for k in spans if k.partition(".")[0] in PER_OUTPUT_KEYS]:
+        prefix, _, output = key.partition(".")  # validated as the field it gathers into: output_losses.digit
+        spans[f"{PER_OUTPUT_KEYS[prefix]}.{output}"] = spans[key]
     return validate(TrainConfig, values, spans, section.span, "train", report)

@@ -82,13 +82,22 @@ def translate(errors: list[dict], model: type[BaseModel], values: dict, spans: M
     """Diagnostics for the errors (`ValidationError.errors()`) of validating `values` as `model`."""
     diagnostics = []
     for problem in _problems(errors, model, values):
-        field = str(problem.loc[0]) if problem.loc else None
-        span = spans.get(field, where) if field else where
+        span = _span_of(problem.loc, spans, where)
         if span in unknown_names and problem.type in WRONG_TYPE:
             diagnostics.append(unknown_names[span])
         else:
             diagnostics.append(_diagnose(problem, model, values, span, what))
     return diagnostics
+
+
+def _span_of(loc: tuple, spans: Mapping[str, Span], where: Span) -> Span:
+    """Where the value at `loc` was written: its field's span, or for a field gathered from keys
+    of their own (a train section's `loss.digit=`: output_losses.digit) that key's."""
+    for depth in (2, 1):
+        key = ".".join(str(part) for part in loc[:depth])
+        if len(loc) >= depth and key in spans:
+            return spans[key]
+    return where
 
 
 def _problems(items: list[dict], model: type[BaseModel], values: dict) -> list[Problem]:

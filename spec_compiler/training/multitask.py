@@ -12,17 +12,18 @@ softmax and class ids, sparse categorical cross-entropy; one-hot rows, categoric
 sigmoid, binary cross-entropy; anything else, mse); a softmax/sigmoid output trained with
 its cross-entropy learns from its logits (fused, as a chain's does). The step minimizes
 the sum of each output's loss times `loss_weight.NAME=` (default 1), plus the spec's
-regularization. `loss=` is the loss of a graph of one output. Each output has a metric:
-accuracy for a classifier (a softmax, along its axis: a `KxHxW` output ending in `softmax 0`
-is scored per pixel; or a single sigmoid), else mae.
+regularization. `loss=` is the loss of a graph of one output. Each output is measured by
+`metrics.NAME=[...]` (the metrics a chain's `metrics=` takes; `metrics=` for a graph of one
+output), else by one metric: accuracy for a classifier (a softmax, along its axis: a
+`KxHxW` output ending in `softmax 0` is scored per pixel; or a single sigmoid), else mae.
 
 The logs, run.json's final_metrics and `--json` hold `loss` (the weighted sum), and per
-output `<name>_loss` and `<name>_accuracy` (or `<name>_mae`), with their `val_` forms on the
-validation split (`validation_split`, default 0.2); early stopping and the best checkpoint
-may monitor any of them.
+output `<name>_loss` and `<name>_<metric>` (`digit_accuracy`, `mask_mean_iou`), with their
+`val_` forms on the validation split (`validation_split`, default 0.2); early stopping and
+the best checkpoint may monitor any of them.
 
-Not yet for a graph: DDP, --workers, a validation file, augmentation, normalization,
-`metrics=` and `task=`; they are refused where they are asked for.
+Not yet for a graph: DDP, --workers, a validation file, augmentation, normalization and
+`task=`; they are refused where they are asked for.
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ import torch
 from ..errors import SpecError, UsageError
 from ..run import Preprocess, RunRecord, validation_split
 from ..run.records import DataInfo, InputInfo, OutputInfo
+from ..train_config import PER_OUTPUT_KEYS
 from ..version import __version__
 from . import ddp
 from .dataset import TensorSamples
 from .options.losses import Head, loss_for_output
+from .options.metrics import Measure, measures
+from .options.metrics import Task as MetricTask
 from .overrides import RunOptions
 from .prepare import TrainingData
 from .scoring import as_tuple
@@ -60,7 +64,13 @@ class OutputTask:
     weight: float
     head: Head
     function: Any
-    metric: str  # "accuracy" or "mae"
+    metric: str  # "accuracy" or "mae": the default measure, when `measures` is empty
+    measures: tuple[Measure, ...] = ()  # those of `metrics.NAME=`
+
+    @property
+    def slots(self) -> int:
+        """The output's sums in an epoch's: its loss, then its default metric or each measure's statistics."""
+        return 1 + (sum(m.size for m in self.measures) if self.measures else 1)
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """The output as the model gives it (its softmax/sigmoid applied, if any, along its axis)."""
@@ -71,22 +81,26 @@ class OutputTask:
 
 
 def check_per_output_keys(model, config) -> None:
-    """`loss.NAME` and `loss_weight.NAME` name outputs of a model that has several; `loss=`
-    is the loss of a model of one output."""
+    """`loss.NAME`, `loss_weight.NAME` and `metrics.NAME` name outputs of a model that has
+    several; `loss=` and `metrics=` are those of a model of one output."""
     outputs = [spec.name for spec in model.ir.outputs]
-    if config.loss is not None and len(outputs) > 1:
-        raise SpecError.at(None, f"`loss=` sets one loss, and {model.name} has {len(outputs)} outputs",
-                           "give each output its own: " + " ".join(f"`loss.{name}=`" for name in outputs))
-    named = {**(config.output_losses or {}), **(config.loss_weights or {})}
+    for key, given, what in (("loss", config.loss, "one loss"),
+                             ("metrics", config.metrics if not model.ir.is_chain else None, "one output's metrics")):
+        if given is not None and len(outputs) > 1:
+            raise SpecError.at(None, f"`{key}=` sets {what}, and {model.name} has {len(outputs)} outputs",
+                               "give each output its own: " + " ".join(f"`{key}.{name}=`" for name in outputs))
+    named = [(key, name) for key, field in PER_OUTPUT_KEYS.items() for name in (getattr(config, field) or {})]
     if not named:
         return
+    key, name = named[0]
     if len(outputs) < 2:
-        raise SpecError.at(None, f"`loss.{next(iter(named))}=` sets the loss of one output of several, and "
-                                 f"{model.name} has one output", "write `loss=` for a model with one output")
-    unknown = [name for name in named if name not in outputs]
+        raise SpecError.at(None, f"`{key}.{name}=` sets the {key.replace('_', ' ')} of one output of several, and "
+                                 f"{model.name} has one output", f"write `{key}=` for a model with one output")
+    unknown = [(key, name) for key, name in named if name not in outputs]
     if unknown:
-        raise SpecError.at(None, f"`loss.{unknown[0]}=` / `loss_weight.{unknown[0]}=`: {model.name} has no output "
-                                 f"`{unknown[0]}`", f"its outputs: {', '.join(outputs)}")
+        key, name = unknown[0]
+        raise SpecError.at(None, f"`{key}.{name}=`: {model.name} has no output `{name}`",
+                           f"its outputs: {', '.join(outputs)}")
 
 
 def load_task_data(path: str | None, model) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
@@ -145,8 +159,12 @@ def output_tasks(model, module, config, targets: dict[str, np.ndarray]) -> list[
                                      f"per sample; output `{name}` gives {'x'.join(map(str, output_type.dims))} values",
                                f"give them the output's shape per sample; for class ids, a loss that takes them "
                                f"(`{key}=sparse_categorical_crossentropy` under a softmax)")
+        chosen = (config.output_metrics or {}).get(name) or (config.metrics if len(model.info.outputs) == 1 else None)
+        units = output_type.dims[class_dim] if output_type.dims else 1
+        task = MetricTask(loss.kind, y.dtype.kind in "iub", units if isinstance(units, int) else None, class_dim)
         tasks.append(OutputTask(name, loss, float((config.loss_weights or {}).get(name, 1.0)), head,
-                                loss.function(head), "accuracy" if classifier else "mae"))
+                                loss.function(head), "accuracy" if classifier else "mae",
+                                tuple(measures(chosen, task)) if chosen else ()))
     return tasks
 
 
@@ -200,10 +218,16 @@ class GraphObjective:
     def logs(self, sums: torch.Tensor) -> dict:
         n = float(sums[1])
         mean = (lambda value: float(value) / n) if n else (lambda value: float("nan"))
-        logs = {"loss": mean(sums[0])}
-        for i, task in enumerate(self.tasks):
-            logs[f"{task.name}_loss"] = mean(sums[2 + 2 * i])
-            logs[f"{task.name}_{task.metric}"] = mean(sums[3 + 2 * i])
+        logs, i = {"loss": mean(sums[0])}, 2
+        for task in self.tasks:
+            logs[f"{task.name}_loss"] = mean(sums[i])
+            i += 1
+            if not task.measures:
+                logs[f"{task.name}_{task.metric}"] = mean(sums[i])
+                i += 1
+            for measure in task.measures:
+                logs[f"{task.name}_{measure.name}"] = measure.value(sums[i:i + measure.size])
+                i += measure.size
         return logs
 
 
@@ -213,15 +237,24 @@ class GraphSums:
 
     def __init__(self, tasks: list[OutputTask], start: torch.Tensor | None = None):
         self.tasks = tasks
-        self.slots: list = [float(v) for v in start] if start is not None else [0.0] * (2 + 2 * len(tasks))
+        self.slots: list = ([float(v) for v in start] if start is not None
+                            else [0.0] * (2 + sum(task.slots for task in tasks)))
 
     def add(self, loss: torch.Tensor, z, y: tuple) -> None:
-        n, s = y[0].shape[0], self.slots
+        n, s, i = y[0].shape[0], self.slots, 2
         s[0] = loss.double() * n + s[0]
         s[1] += n
-        for i, (task, logits, target) in enumerate(zip(self.tasks, as_tuple(z), y)):
-            s[2 + 2 * i] = task.loss_of(logits, target).double() * n + s[2 + 2 * i]
-            s[3 + 2 * i] = _metric(task, task.outputs(logits), target) * n + s[3 + 2 * i]
+        for task, logits, target in zip(self.tasks, as_tuple(z), y):
+            s[i] = task.loss_of(logits, target).double() * n + s[i]
+            i += 1
+            if not task.measures:
+                s[i] = _metric(task, task.outputs(logits), target) * n + s[i]
+                i += 1
+            out = task.outputs(logits) if any(m.needs_probabilities for m in task.measures) else logits
+            for measure in task.measures:
+                for value in measure.stats(out, target):
+                    s[i] = s[i] + value
+                    i += 1
 
     def tensor(self, device=None) -> torch.Tensor:
         return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)
@@ -231,8 +264,7 @@ def refuse_graph_options(options: RunOptions, config) -> None:
     """What a graph cannot train with yet: a UsageError naming the first one asked for."""
     asked = [flag for flag, given in (("torchrun (DDP)", ddp.launched()), ("--workers", options.workers),
                                       ("validation_data", config.validation_data), ("augment", config.augment),
-                                      ("normalize", config.normalize), ("metrics", config.metrics),
-                                      ("task", config.task))
+                                      ("normalize", config.normalize), ("task", config.task))
              if given]
     if asked:
         raise UsageError(f"{asked[0]}: not yet for a graph spec (named tensors, several inputs or outputs; "

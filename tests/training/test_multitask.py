@@ -81,8 +81,9 @@ def test_mistakes_in_per_output_training(digits, tmp_path):
     with pytest.raises(SpecError, match="has no output `colour`"):
         compile_source(spec + "train { loss.colour=mse }\n", "t.spec").train(data=str(digits), progress=False,
                                                                               out=str(tmp_path / "a"))
-    with pytest.raises(SpecError, match="unknown loss `msee`"):
+    with pytest.raises(SpecError, match="unknown loss `msee`") as caught:
         compile_source(spec + "train { loss.parity=msee }\n", "t.spec")
+    assert caught.value.diagnostics[0].span.column == len("train { loss.parity=") + 1  # at the value
     with pytest.raises(SpecError, match="has one output"):
         compile_source("input vector 4\ndense 2 softmax\ntrain { loss.output=mse }\n", "c.spec").train(
             data=str(digits), progress=False, out=str(tmp_path / "b"))
@@ -103,11 +104,33 @@ def test_evaluate_gives_the_run_s_validation_metrics_per_output(trained):
 
 def test_options_not_yet_taken_by_a_graph_are_refused(digits, tmp_path):
     for option, value in (("augment", ["flip"]), ("normalize", "standard"), ("workers", 2),
-                          ("validation_data", str(digits)), ("metrics", ["accuracy"])):
+                          ("validation_data", str(digits))):
         with pytest.raises(UsageError, match=f"{option}: not yet for a graph spec"):
             spec_compiler.load(TWO_HEAD).train(data=str(digits), progress=False, out=str(tmp_path / option),
                                                **{option: value})
         assert not (tmp_path / option).exists()
+
+
+def test_metrics_per_output(digits, tmp_path):
+    """`metrics.NAME=` measures that output with a chain's metrics, in place of its default one;
+    the other keeps its default; evaluate reports the same figures."""
+    spec = TWO_HEAD.read_text(encoding="utf-8") + "train { metrics.digit=[accuracy, top_k_accuracy(k=3)] epochs=2 }\n"
+    (tmp_path / "m.spec").write_text(spec)
+    result = spec_compiler.load(tmp_path / "m.spec").train(data=str(digits), out=str(tmp_path / "run"), progress=False)
+    assert {"digit_accuracy", "digit_top_k_accuracy", "parity_accuracy", "val_digit_top_k_accuracy"} <= set(
+        result.metrics)
+    assert result.metrics["val_digit_top_k_accuracy"] >= result.metrics["val_digit_accuracy"]
+    scores = spec_compiler.load(tmp_path / "m.spec").evaluate(tmp_path / "run")
+    assert scores["digit_top_k_accuracy"] == pytest.approx(result.metrics["val_digit_top_k_accuracy"], rel=1e-6)
+    with pytest.raises(SpecError, match="`metrics=` sets one output's metrics, and two_head has 2 outputs"):
+        spec_compiler.load(TWO_HEAD).train(data=str(digits), metrics=["accuracy"], out=str(tmp_path / "a"),
+                                           progress=False)
+    with pytest.raises(SpecError, match="`metrics.colour=`: two_head has no output `colour`"):
+        compile_source(TWO_HEAD.read_text(encoding="utf-8") + "train { metrics.colour=[mae] }\n", "t.spec").train(
+            data=str(digits), out=str(tmp_path / "b"), progress=False)
+    with pytest.raises(SpecError, match="unknown metric `acuracy`") as caught:
+        compile_source(TWO_HEAD.read_text(encoding="utf-8") + "train { metrics.digit=[acuracy] }\n", "t.spec")
+    assert caught.value.diagnostics[0].span.column == len("train { metrics.digit=") + 1
 
 
 def test_a_graph_of_two_inputs_trains_from_arrays_named_after_them(tmp_path):
@@ -146,6 +169,10 @@ def test_a_graph_with_a_softmax_over_the_channels_learns_a_class_per_pixel(tmp_p
     result = compile_source(UNET, "unet.spec").train(data=str(tmp_path / "seg.npz"), epochs=20, batch=16, lr=0.02,
                                                      out=str(tmp_path / "run"), progress=False)
     assert result.metrics["val_mask_accuracy"] > 0.8  # 3 classes; the largest holds half the pixels
+    iou = compile_source(UNET + "train { metrics=[mean_iou, pixel_accuracy] }\n", "unet.spec").train(
+        data=str(tmp_path / "seg.npz"), epochs=20, batch=16, lr=0.02, out=str(tmp_path / "iou"), progress=False)
+    assert iou.metrics["val_mask_pixel_accuracy"] == pytest.approx(result.metrics["val_mask_accuracy"], abs=1e-9)
+    assert 0.5 < iou.metrics["val_mask_mean_iou"] < iou.metrics["val_mask_pixel_accuracy"]
     wrong_axis = UNET.replace("softmax 0", "softmax")  # along the width
     with pytest.raises(SpecError, match=r"the targets of `mask` hold 8x8 class ids per sample; it gives 3x8x8 with "
                                         r"its softmax along axis 2, so it takes 3x8 per sample"):
