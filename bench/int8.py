@@ -98,10 +98,13 @@ class Config:
 
 REFERENCE = Config("QDQ U8S8 per-channel")
 FLOAT_GEMM = (("OpTypesToExcludeOutputQuantization", ("Gemm",)),)  # dense layers give float: precise logits
-CURRENT = (("ActivationSymmetric", False), ("WeightSymmetric", True))  # spec_compiler's onnx_quantize today
+SYMMETRY = (("ActivationSymmetric", False), ("WeightSymmetric", True))
+# what spec_compiler/export/quantize.py writes for convolutional models
+CURRENT = Config("current: QDQ U8S8 per-channel, float Gemm outputs", extra=SYMMETRY + FLOAT_GEMM)
 STATIC_CONFIGS = [
-    Config("current: QDQ S8S8 per-channel", activation="S8", extra=CURRENT),
-    Config("QDQ S8S8 per-channel, qdqisint8allowed=1", activation="S8", extra=CURRENT,
+    CURRENT,
+    Config("QDQ S8S8 per-channel", activation="S8", extra=SYMMETRY),
+    Config("QDQ S8S8 per-channel, qdqisint8allowed=1", activation="S8", extra=SYMMETRY,
            session=(("session.qdqisint8allowed", "1"),)),
     REFERENCE,
     Config("QDQ U8S8 per-tensor", per_channel=False),
@@ -114,7 +117,6 @@ STATIC_CONFIGS = [
     Config("QDQ U8S8 per-channel ActivationSymmetric", extra=(("ActivationSymmetric", True),)),
     Config("QDQ U8S8 per-channel KeepRemovableActivations", extra=(("QDQKeepRemovableActivations", True),)),
     Config("QDQ U8S8 per-channel, no quant_pre_process", preprocess=False),
-    Config("QDQ U8S8 per-channel, float Gemm outputs", extra=FLOAT_GEMM),
     Config("QDQ U8S8 per-channel, session level EXTENDED", level="EXTENDED"),
     Config("QDQ U8S8 per-channel, session level BASIC", level="BASIC"),
     Config("QDQ U8S8 per-channel, session level DISABLED", level="DISABLED"),
