@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecError, UsageError, printable
+from .errors import SpecError, UsageError, cannot_write, printable
 from .runtime import IMAGE_SUFFIXES, ModelInputError, load, load_array, save_picture, top_classes
 
 
@@ -164,7 +164,7 @@ def write_pictures(model, names: list[str], y, output: str, name: str | None = N
             path.parent.mkdir(parents=True, exist_ok=True)
             save_picture(model.picture(row, name), path)
         except OSError as error:
-            raise SpecError.at(None, f"cannot write {path}: {error.strerror or error}") from None
+            raise cannot_write(str(path), error) from None
     return [str(path) for path in paths]
 
 

@@ -29,7 +29,7 @@ from torch import nn
 from ..errors import UsageError
 from . import ddp
 from .callbacks import Callback
-from .scoring import autocast, each
+from .scoring import forward_loss
 
 BACKENDS = ("inductor", "aot_eager", "eager")
 
@@ -55,32 +55,18 @@ def memory_format(module: nn.Module, device: torch.device, backend: str | None) 
 
 
 class StepModule(nn.Module):
-    """What a training step runs, as one piece (the piece --compile compiles): the model's
-    forward_logits (fused losses) or forward on its input(s) under autocast, then the
-    objective's loss in float32 plus the model's regularization. Compiling the loss with the
-    forward lets inductor fuse it with the last layers (LeNet-5: 1.32x the eager hand loop
-    against 1.27x for the forward alone, bench/train_speed.py)."""
+    """What a training step runs, as one piece (the piece --compile compiles): the batch's
+    loss and output (scoring.forward_loss). Compiling the loss with the forward lets
+    inductor fuse it with the last layers (LeNet-5: 1.32x the eager hand loop against 1.27x
+    for the forward alone, bench/train_speed.py)."""
 
     def __init__(self, module: nn.Module, objective, device: torch.device, amp: torch.dtype | None):
         super().__init__()
         self.module, self.objective = module, objective
         self.device, self.amp = device, amp
 
-    def outputs(self, inputs: tuple):
-        return self.module.forward_logits(*inputs) if self.objective.fused else self.module(*inputs)
-
     def forward(self, inputs: tuple, targets) -> tuple:
-        """(loss, output): the output as the objective's measures read it (a graph's: a tuple)."""
-        if self.amp is None:  # no context: Dynamo splits a graph that breaks inside one less well
-            z = self.outputs(inputs)
-        else:
-            with autocast(self.device, self.amp):
-                z = self.outputs(inputs)
-        z = each(z, lambda v: v.float())
-        loss = self.objective.loss(z, targets)
-        if self.module.has_regularization:
-            loss = loss + self.module.regularization_loss()
-        return loss, z
+        return forward_loss(self.module, self.objective, inputs, targets, self.device, self.amp)
 
 
 def step_module(module: nn.Module, objective, amp: torch.dtype | None, dist: ddp.Dist, device: torch.device,

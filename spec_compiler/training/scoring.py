@@ -35,6 +35,23 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
+def forward_loss(module, objective, inputs: tuple, targets, device: torch.device,
+                 amp: torch.dtype | None) -> tuple:
+    """(loss, output) of one batch, the rule training steps (compiling.StepModule) and scoring
+    share: the model's forward_logits (fused losses) or forward under autocast, the output in
+    float32 (a graph's: a tuple), the objective's loss plus the model's regularization."""
+    if amp is None:  # no context: Dynamo splits a graph that breaks inside one less well
+        z = module.forward_logits(*inputs) if objective.fused else module(*inputs)
+    else:
+        with autocast(device, amp):
+            z = module.forward_logits(*inputs) if objective.fused else module(*inputs)
+    z = each(z, lambda v: v.float())
+    loss = objective.loss(z, targets)
+    if module.has_regularization:
+        loss = loss + module.regularization_loss()
+    return loss, z
+
+
 class Accumulator:
     """An epoch's sums: the loss (times the batch size), the sample count, and each measure's
     statistics. A few small tensor ops per batch and no device synchronization; `tensor()`
@@ -114,16 +131,9 @@ def score_batches(module, objective, batches: Iterable, device: torch.device, am
     was_training = module.training
     module.eval()
     sums = objective.accumulator()
-    regularization = module.regularization_loss() if module.has_regularization else None
     for xb, yb in batches:
         xb = each(xb, lambda v: v.to(device, non_blocking=True))
         yb = xb if yb is None else each(yb, lambda v: v.to(device, non_blocking=True))
-        with autocast(device, amp):
-            z = module.forward_logits(*as_tuple(xb)) if objective.fused else module(*as_tuple(xb))
-        z = each(z, lambda v: v.float())
-        loss = objective.loss(z, yb)
-        if regularization is not None:
-            loss = loss + regularization
-        sums.add(loss, z, yb)
+        sums.add(*forward_loss(module, objective, as_tuple(xb), yb, device, amp), yb)
     module.train(was_training)
     return objective.logs(ddp.all_reduce(sums.tensor(device), dist).cpu())
