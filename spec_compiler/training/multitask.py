@@ -57,20 +57,19 @@ CLASS_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy", "
 
 @dataclass(frozen=True)
 class OutputTask:
-    """One output: its loss (and the function it trains with), weight and metric."""
+    """One output: its loss (and the function it trains with), weight and measures."""
 
     name: str
     loss: Any
     weight: float
     head: Head
     function: Any
-    metric: str  # "accuracy" or "mae": the default measure, when `measures` is empty
-    measures: tuple[Measure, ...] = ()  # those of `metrics.NAME=`
+    measures: tuple[Measure, ...]  # those of `metrics.NAME=`, else its DefaultMeasure
 
     @property
     def slots(self) -> int:
-        """The output's sums in an epoch's: its loss, then its default metric or each measure's statistics."""
-        return 1 + (sum(m.size for m in self.measures) if self.measures else 1)
+        """The output's sums in an epoch's: its loss, then each measure's statistics."""
+        return 1 + sum(m.size for m in self.measures)
 
     def outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """The output as the model gives it (its softmax/sigmoid applied, if any, along its axis)."""
@@ -163,8 +162,8 @@ def output_tasks(model, module, config, targets: dict[str, np.ndarray]) -> list[
         units = output_type.dims[class_dim] if output_type.dims else 1
         task = MetricTask(loss.kind, y.dtype.kind in "iub", units if isinstance(units, int) else None, class_dim)
         tasks.append(OutputTask(name, loss, float((config.loss_weights or {}).get(name, 1.0)), head,
-                                loss.function(head), "accuracy" if classifier else "mae",
-                                tuple(measures(chosen, task)) if chosen else ()))
+                                loss.function(head), tuple(measures(chosen, task)) if chosen else
+                                (DefaultMeasure("accuracy" if classifier else "mae", class_dim),)))
     return tasks
 
 
@@ -182,18 +181,29 @@ def _check_class_ids(name: str, dims: tuple, class_dim: int, y: np.ndarray) -> N
                            "sample: pool or flatten to a vector first")
 
 
-def _metric(task: OutputTask, probabilities: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Accuracy (argmax, or 0.5 on a single sigmoid) or mean absolute error over a batch."""
-    if task.metric == "mae":
-        return (probabilities - y.to(probabilities.dtype).reshape(probabilities.shape)).abs().double().mean()
-    if probabilities.shape[-1] == 1:
-        predicted = (probabilities.reshape(-1) > 0.5).long()
-        truth = y.reshape(-1).long()
-    else:
-        predicted = probabilities.argmax(dim=task.head.class_dim)
-        truth = y.argmax(dim=task.head.class_dim) if y.is_floating_point() and y.ndim == probabilities.ndim \
-            else y.long()
-    return (predicted == truth).double().mean()
+class DefaultMeasure(Measure):
+    """An output's metric when `metrics.NAME=` names none: accuracy for a classifier (argmax
+    along the softmax's axis, or 0.5 on a single sigmoid), else the mean absolute error;
+    each batch's mean, weighted by its samples."""
+
+    def __init__(self, name: str, class_dim: int):
+        super().__init__(name)
+        self.class_dim = class_dim
+
+    def stats(self, out, y):
+        return [self._batch_mean(out, y) * y.shape[0], y.shape[0]]
+
+    def _batch_mean(self, probabilities: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.name == "mae":
+            return (probabilities - y.to(probabilities.dtype).reshape(probabilities.shape)).abs().double().mean()
+        if probabilities.shape[-1] == 1:
+            predicted = (probabilities.reshape(-1) > 0.5).long()
+            truth = y.reshape(-1).long()
+        else:
+            predicted = probabilities.argmax(dim=self.class_dim)
+            truth = y.argmax(dim=self.class_dim) if y.is_floating_point() and y.ndim == probabilities.ndim \
+                else y.long()
+        return (predicted == truth).double().mean()
 
 
 class GraphObjective:
@@ -222,9 +232,6 @@ class GraphObjective:
         for task in self.tasks:
             logs[f"{task.name}_loss"] = mean(sums[i])
             i += 1
-            if not task.measures:
-                logs[f"{task.name}_{task.metric}"] = mean(sums[i])
-                i += 1
             for measure in task.measures:
                 logs[f"{task.name}_{measure.name}"] = measure.value(sums[i:i + measure.size])
                 i += measure.size
@@ -233,7 +240,8 @@ class GraphObjective:
 
 class GraphSums:
     """An epoch's sums for a graph: the total loss, the sample count, then each output's loss
-    and metric, each batch's weighted by its size (tensors: no device sync per batch)."""
+    (each batch's weighted by its size) and its measures' statistics (tensors: no device
+    sync per batch)."""
 
     def __init__(self, tasks: list[OutputTask], start: torch.Tensor | None = None):
         self.tasks = tasks
@@ -247,9 +255,6 @@ class GraphSums:
         for task, logits, target in zip(self.tasks, as_tuple(z), y):
             s[i] = task.loss_of(logits, target).double() * n + s[i]
             i += 1
-            if not task.measures:
-                s[i] = _metric(task, task.outputs(logits), target) * n + s[i]
-                i += 1
             out = task.outputs(logits) if any(m.needs_probabilities for m in task.measures) else logits
             for measure in task.measures:
                 for value in measure.stats(out, target):
