@@ -48,7 +48,7 @@ from .options.metrics import Measure, measures
 from .options.metrics import Task as MetricTask
 from .overrides import RunOptions
 from .prepare import TrainingData
-from .scoring import as_tuple
+from .scoring import as_tuple, measure_stats, measure_values
 from .target import final_softmax_axis
 
 # the losses of class scores: their outputs are scored by accuracy
@@ -231,10 +231,8 @@ class GraphObjective:
         logs, i = {"loss": mean(sums[0])}, 2
         for task in self.tasks:
             logs[f"{task.name}_loss"] = mean(sums[i])
-            i += 1
-            for measure in task.measures:
-                logs[f"{task.name}_{measure.name}"] = measure.value(sums[i:i + measure.size])
-                i += measure.size
+            logs.update(measure_values(task.measures, sums[i + 1:], f"{task.name}_"))
+            i += task.slots
         return logs
 
 
@@ -254,12 +252,10 @@ class GraphSums:
         s[1] += n
         for task, logits, target in zip(self.tasks, as_tuple(z), y):
             s[i] = task.loss_of(logits, target).double() * n + s[i]
-            i += 1
             out = task.outputs(logits) if any(m.needs_probabilities for m in task.measures) else logits
-            for measure in task.measures:
-                for value in measure.stats(out, target):
-                    s[i] = s[i] + value
-                    i += 1
+            for offset, value in enumerate(measure_stats(task.measures, out, target), start=i + 1):
+                s[offset] = s[offset] + value
+            i += task.slots
 
     def tensor(self, device=None) -> torch.Tensor:
         return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)

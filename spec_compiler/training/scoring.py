@@ -72,11 +72,8 @@ class Accumulator:
         if not self.measures:
             return
         out = self.head.outputs(z) if self.probabilities else z
-        i = 2
-        for measure in self.measures:
-            for value in measure.stats(out, y):
-                s[i] = s[i] + value
-                i += 1
+        for i, value in enumerate(measure_stats(self.measures, out, y), start=2):
+            s[i] = s[i] + value
 
     def tensor(self, device=None) -> torch.Tensor:
         return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)
@@ -104,12 +101,22 @@ class ChainObjective:
 
 def logs_from(sums: torch.Tensor, measures: list[Measure]) -> dict:
     """{"loss": mean loss, measure name: value} from an Accumulator's (reduced) sums."""
-    logs = {"loss": float(sums[0] / sums[1]) if float(sums[1]) else float("nan")}
-    offset = 2
+    return {"loss": float(sums[0] / sums[1]) if float(sums[1]) else float("nan"), **measure_values(measures, sums[2:])}
+
+
+def measure_stats(measures: list[Measure], outputs: torch.Tensor, y: torch.Tensor) -> list:
+    """Every measure's statistics of one batch, in order: what an epoch's sums add up."""
+    return [value for measure in measures for value in measure.stats(outputs, y)]
+
+
+def measure_values(measures, sums: torch.Tensor, prefix: str = "") -> dict:
+    """Each measure's value (named `prefix` + its name) from the sums of its statistics, which
+    start `sums`."""
+    values, offset = {}, 0
     for measure in measures:
-        logs[measure.name] = measure.value(sums[offset:offset + measure.size])
+        values[prefix + measure.name] = measure.value(sums[offset:offset + measure.size])
         offset += measure.size
-    return logs
+    return values
 
 
 @torch.no_grad()
