@@ -9,11 +9,11 @@ time far more than CPU time). Rows:
 
 - python: `python -c pass`, the interpreter alone;
 - dependencies: importing what `specc compile` cannot do without (pydantic with the parts
-  its models use, click, lark, and importlib.metadata, which pydantic loads to look for
+  its models use, click, and importlib.metadata, which pydantic loads to look for
   plugins when it builds its first validator): the floor under specc's own work;
 - import spec_compiler: `python -c "import spec_compiler"` (names load on first use);
-- specc compile: `specc compile specs/lenet5.spec` (what the console script runs), parser
-  tables cached as after a first run;
+- specc compile: `specc compile specs/lenet5.spec` (what the console script runs), its
+  bytecode written as after a first run;
 - torchinfo: a process that imports torch and torchinfo, builds LeNet-5 by hand and prints
   torchinfo.summary of it (bench/compile_speed.py), when the `bench` extra is installed.
 
@@ -52,7 +52,7 @@ TARGETS_S = {"import spec_compiler": 0.100, "specc compile": 0.150}
 # older than it), with -P so that PYTHONPATH, not the current folder, says which checkout.
 SPECC = [sys.executable, "-P", "-c", "import spec_compiler.cli as cli; (getattr(cli, 'run', None) or cli.main)()"]
 DEPENDENCIES = ("from pydantic import BaseModel, Field, TypeAdapter; import pydantic.types, pydantic.json_schema; "
-                "import click, lark, importlib.metadata")
+                "import click, importlib.metadata")
 
 
 def environment(checkout: Path = ROOT) -> dict[str, str]:
@@ -101,7 +101,7 @@ def bench(repeats: int) -> dict:
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, command in commands(Path(folder)).items():
-            run(command, env)  # writes bytecode and the parser tables' cache
+            run(command, env)  # writes bytecode
             wall = best_of(lambda: run(command, env), repeats)
             results[name] = {"wall_s": wall, "cpu_s": best_cpu(command, env, repeats)}
     return results

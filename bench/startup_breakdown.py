@@ -7,17 +7,18 @@ compile command) in phases, and reads its CPU clock between them; each phase's f
 its least over N processes (noise only adds). The phases, in order:
 
 - interpreter: Python's own start (site, encodings) up to the first line;
-- click, pydantic, lark: importing each (pydantic with the modules its models need);
+- click, pydantic: importing each (pydantic with the modules its models need);
+- parser: spec_compiler/generated_parser.py, lark's stand-alone parser with its tables;
 - importlib.metadata: pydantic imports it when it builds its first validator, for its
   plugin loader (even with plugins turned off, which only skips reading entry points);
 - spec_compiler.cli: the command line's module;
 - compile (first): the compile command in this process: the lazy imports of the
   compiler (parser, elaboration, inference, the layer modules the spec uses: their
-  dataclasses and pydantic models), the parser tables loaded from the cache, the
+  dataclasses and pydantic models), the parser built from its generated tables, the
   validators of the kinds used, and the work itself;
 - compile (again): the same command once more in the same process: the work alone;
-- exit: the child's whole CPU time less what it measured inside (the interpreter's
-  teardown, after gc.freeze() as cli.run ends).
+- exit: the child's whole CPU time less what it measured inside: its exit handlers, then
+  the process ends at once, as a short command run by cli.run does (start_up.end_at_once).
 
 bench/startup.py gives the whole-process figures and the side-by-side ratios.
 """
@@ -44,7 +45,7 @@ start_up.begin_start_up()
 import click; mark("click")
 import pydantic; from pydantic import BaseModel, Field, TypeAdapter; import pydantic.types, pydantic.json_schema
 mark("pydantic")
-import lark; mark("lark")
+import spec_compiler.generated_parser; mark("parser")
 import importlib.metadata; mark("importlib.metadata")
 import spec_compiler.cli as cli; mark("spec_compiler.cli")
 import contextlib, io, sys
@@ -58,6 +59,7 @@ for phase in ("compile (first)", "compile (again)"):
 phases = {name: now - before for (_, before), (name, now) in zip(marks, marks[1:])}
 import json  # not before: specc compile does not import it
 print(json.dumps({"interpreter": marks[0][1], **phases, "inside": marks[-1][1]}))
+start_up.ending(0)
 import gc
 gc.freeze()  # as cli.run ends
 """
@@ -82,7 +84,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="processes (each phase's least is kept)")
     args = parser.parse_args()
     env = environment()
-    run([*SPECC, "compile", str(LENET)], env)  # bytecode and the parser tables' cache written, as after a first run
+    run([*SPECC, "compile", str(LENET)], env)  # bytecode written, as after a first run
     runs = [one_process(env) for _ in range(args.repeats)]
     best = {name: min(run[name] for run in runs) for name in runs[0]}
     for name, seconds in best.items():

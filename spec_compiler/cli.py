@@ -7,7 +7,6 @@ User errors never print a traceback (`--debug` shows one).
 from __future__ import annotations
 
 import functools
-import gc
 import math
 import os
 import sys
@@ -18,7 +17,7 @@ import click
 from .errors import SpecError, UsageError, cannot_write, describe_os_error
 from .extras import EVALUATION, EXPORT, LANGUAGE_SERVER, TORCH, TRAINING, require_extra
 from .limits import DEFAULT_MAX_ACTIVATION_BYTES, DEFAULT_MAX_PARAMS, Limits, parse_size
-from .start_up import begin_start_up, command_starts
+from .start_up import command_starts, run_program
 
 # More intra-op threads than this per CPU never help, and torch crashes on absurd counts.
 THREADS_PER_CPU = 4
@@ -485,13 +484,8 @@ def lsp_command(stdio, plugins, max_params, max_activation_memory):
 
 
 def run() -> None:
-    """The `specc` program: `main` with start-up settings (start_up.py), then gc.freeze() so
-    the interpreter's last collections skip what it built."""
-    begin_start_up()
-    try:
-        main()
-    finally:
-        gc.freeze()
+    """The `specc` program: `main` with the program's start-up and exit settings (start_up.py)."""
+    run_program(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,10 +4,9 @@ so that an error caret underlines the whole expression and `specc fmt` can copy 
 
 from __future__ import annotations
 
-from lark import Token, Tree
-
 from . import ast
 from .errors import Span
+from .generated_parser import Token, Tree
 
 # Values inside values (`((c))`, `1+1+1`, `[[1]]`): past this the tree would exhaust
 # Python's stack when transformed and computed; real specs nest a handful.

@@ -1,4 +1,11 @@
-"""Source text to AST, with lark (grammars/spec.lark) and friendly syntax errors."""
+"""Source text to AST, with lark (grammars/spec.lark) and friendly syntax errors.
+
+The LALR parser is generated_parser.py: lark's stand-alone parser for grammars/spec.lark,
+written by lark's own tool (`python -m lark.tools.standalone --maybe_placeholders
+grammars/spec.lark -o spec_compiler/generated_parser.py`) and checked against the grammar
+by tests/compiler/test_generated_parser.py. It holds the built tables and the part of lark
+that runs them, so `specc compile` neither imports lark's grammar compiler nor builds or
+reads any tables."""
 
 from __future__ import annotations
 
@@ -7,16 +14,20 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
-
-import lark
-from lark import Lark, Transformer
 
 from . import ast
 from .errors import Diagnostic, Span, SpecError
 from .expression_syntax import MAX_VALUE_NESTING, ExpressionRules, too_deeply_nested
+from .generated_parser import (
+    Lark,
+    Lark_StandAlone,
+    Transformer,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    VisitError,
+)
 from .limits import MAX_DIMS, MAX_INTEGER
-from .parse_tables import cached_lark
 from .source import check_size, normalize_source
 
 MAX_SYNTAX_ERRORS = 20
@@ -27,25 +38,11 @@ MAX_REPARSE_CHARACTERS = 200_000
 _STRING_ESCAPE = re.compile(r"\\([\\\"'])")
 
 
-def grammar_text() -> str:
-    """The grammar, from the installed package or, in a checkout, from grammars/. The
-    files are looked for first: importlib.resources, needed only for a package inside a
-    zip file, costs `specc compile` a millisecond to import."""
-    here = Path(__file__).resolve().parent
-    for path in (here / "grammars" / "spec.lark", here.parent / "grammars" / "spec.lark"):
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    from importlib import resources
-
-    return resources.files("spec_compiler").joinpath("grammars/spec.lark").read_text(encoding="utf-8")
-
-
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
-    # Spans come from tokens (which always carry their position), so lark need not
-    # propagate positions into every tree node: that halves the parse time. The built
-    # tables are cached on disk (parse_tables.py), so later processes skip building them.
-    return cached_lark(grammar_text(), parser="lalr", propagate_positions=False, maybe_placeholders=True)
+    # Spans come from tokens (which always carry their position), so the parser need not
+    # propagate positions into every tree node: that halves the parse time.
+    return Lark_StandAlone()
 
 
 def _span(path: str, item) -> Span:
@@ -215,7 +212,7 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
         try:
             tree = _parser().parse(text)
             break
-        except lark.UnexpectedInput as error:
+        except UnexpectedInput as error:
             diagnostic = _describe(error, text, path)
             if any(d.span and diagnostic.span and d.span.line >= diagnostic.span.line for d in diagnostics):
                 break  # recovery went backwards: a cascade, not a new mistake
@@ -238,7 +235,7 @@ def parse(source: str, path: str = "<spec>") -> ast.SpecFile:
                                    "write it with fewer parentheses, operators or lists inside lists"), source)
     try:
         statements = _ToAst(path).transform(tree)
-    except lark.exceptions.VisitError as error:  # a SpecError of the transformer: a number too large, a stray `->`
+    except VisitError as error:  # a SpecError of the transformer: a number too large, a stray `->`
         if isinstance(error.orig_exc, SpecError):
             raise error.orig_exc.with_source(source) from None
         raise
@@ -249,11 +246,11 @@ def _shorten(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
-def _blank_line(error: lark.UnexpectedInput, text: str) -> str | None:
+def _blank_line(error: UnexpectedInput, text: str) -> str | None:
     """The text with the offending line blanked out, to look for further errors."""
     line = getattr(error, "line", -1)
     lines = text.split("\n")
-    if not (1 <= line <= len(lines)) or isinstance(error, lark.UnexpectedEOF):
+    if not (1 <= line <= len(lines)) or isinstance(error, UnexpectedEOF):
         return None
     if getattr(error, "token", None) is not None and error.token.type == "$END":
         return None
@@ -263,7 +260,7 @@ def _blank_line(error: lark.UnexpectedInput, text: str) -> str | None:
     return "\n".join(lines)
 
 
-def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
+def _describe(error: UnexpectedInput, text: str, path: str) -> Diagnostic:
     """Turn lark's exception into one of a handful of named, friendly errors."""
     line, column = getattr(error, "line", 1), getattr(error, "column", 1)
     offset = getattr(error, "pos_in_stream", None)
@@ -275,7 +272,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     before = _text_before(text, offset)
     span = Span(path, line, column, column + 1)
 
-    if isinstance(error, lark.UnexpectedCharacters):
+    if isinstance(error, UnexpectedCharacters):
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
         if before.endswith("="):
             return _missing_after_equal(before, span)
@@ -288,7 +285,7 @@ def _describe(error: lark.UnexpectedInput, text: str, path: str) -> Diagnostic:
     token_type = token.type if token is not None else "$END"
     value = str(token) if token is not None else ""
 
-    if token_type == "$END" or isinstance(error, lark.UnexpectedEOF):
+    if token_type == "$END" or isinstance(error, UnexpectedEOF):
         before = _text_before(text, len(text))
         end_line, end_column = _end_position(text)
         span = Span(path, end_line, end_column, end_column + 1)

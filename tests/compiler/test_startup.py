@@ -1,5 +1,5 @@
-"""Start-up: what each entry point imports, and the parser tables' disk cache
-(spec_compiler/parse_tables.py). Times themselves are measured by bench/startup.py;
+"""Start-up: what each entry point imports, and the `specc` program's start-up and exit
+settings (spec_compiler/start_up.py). Times themselves are measured by bench/startup.py;
 these tests pin down the structure that keeps them low."""
 
 from __future__ import annotations
@@ -11,15 +11,12 @@ import subprocess
 import sys
 import textwrap
 
-import lark
 import pytest
 from conftest import ROOT
 
 import spec_compiler
-from spec_compiler import parse_tables, start_up
-from spec_compiler.parser import grammar_text
+from spec_compiler import start_up
 
-OPTIONS = {"parser": "lalr", "propagate_positions": False, "maybe_placeholders": True}
 SOURCE = "model tiny\ninput vector 4\ndense 3 relu -> dense 2 softmax\n"
 
 
@@ -63,8 +60,9 @@ def test_compile_loads_no_numpy_rich_or_torch():
             assert exit.code in (0, None)
     """)
     loaded = top_level_modules_after(code)
-    assert {"pydantic", "lark", "click"} <= loaded
-    assert not loaded & {"numpy", "rich", "torch", "onnx", "onnxruntime", "PIL"}
+    assert {"pydantic", "click"} <= loaded
+    # lark's grammar compiler neither: the parser is generated_parser.py
+    assert not loaded & {"lark", "numpy", "rich", "torch", "onnx", "onnxruntime", "PIL"}
 
 
 def test_the_training_options_load_only_for_a_spec_with_a_train_section(tmp_path):
@@ -100,98 +98,13 @@ def test_commands_that_read_no_spec_load_no_compiler():
                              "spec_compiler.training.result"}, (code, loaded)
 
 
-# --- parser tables cache -------------------------------------------------------------
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(parse_tables.CACHE_ENV, str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-def parses(parser: lark.Lark) -> bool:
-    return parser.parse(SOURCE) == lark.Lark(grammar_text(), **OPTIONS).parse(SOURCE)
-
-
-def test_built_tables_are_written_then_loaded_without_building(cache, monkeypatch):
-    first = parse_tables.cached_lark(grammar_text(), **OPTIONS)
-    (written,) = cache.iterdir()
-    assert written == parse_tables.tables_path(grammar_text(), OPTIONS)
-    assert parses(first)
-
-    def no_building(*args, **kwargs):
-        raise AssertionError("the cached tables should have been loaded")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(lark.Lark, "__init__", no_building)
-        loaded = parse_tables.cached_lark(grammar_text(), **OPTIONS)
-    assert parses(loaded)
-
-
-def test_a_damaged_cache_file_is_rebuilt(cache):
-    path = parse_tables.tables_path(grammar_text(), OPTIONS)
-    for damage in (b"", b"not marshal data", b"\xe9" * 100):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(damage)
-        assert parses(parse_tables.cached_lark(grammar_text(), **OPTIONS))
-        assert path.read_bytes() != damage
-
-
-def test_an_unwritable_cache_folder_only_costs_time(tmp_path, monkeypatch):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    monkeypatch.setenv(parse_tables.CACHE_ENV, str(blocker / "cache"))  # cannot be created, even by root
-    assert parses(parse_tables.cached_lark(grammar_text(), **OPTIONS))
-    assert blocker.read_text() == "not a folder"
-
-
-def test_tables_that_are_not_plain_data_are_not_cached(cache, monkeypatch):
-    """lark before 1.3 saves names as Token objects, which marshal refuses."""
-
-    def refuse(value, *args):
-        raise ValueError("unmarshallable object")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(parse_tables.marshal, "dumps", refuse)
-        assert parses(parse_tables.cached_lark(grammar_text(), **OPTIONS))
-    assert not cache.exists() or list(cache.iterdir()) == []
-
-
-def test_an_empty_cache_setting_turns_the_cache_off(tmp_path, monkeypatch):
-    monkeypatch.setenv(parse_tables.CACHE_ENV, "")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert parse_tables.cache_dir() is None
-    assert parses(parse_tables.cached_lark(grammar_text(), **OPTIONS))
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_the_default_folder_follows_xdg(tmp_path, monkeypatch):
-    monkeypatch.delenv(parse_tables.CACHE_ENV, raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert parse_tables.cache_dir() == tmp_path / "specc"
-
-
-def test_the_key_changes_with_the_grammar_and_the_options():
-    key = parse_tables.tables_key(grammar_text(), OPTIONS)
-    assert parse_tables.tables_key(grammar_text() + "\n// changed\n", OPTIONS) != key
-    assert parse_tables.tables_key(grammar_text(), {**OPTIONS, "maybe_placeholders": False}) != key
-    assert parse_tables.tables_key(grammar_text(), dict(reversed(OPTIONS.items()))) == key
-
-
-def test_specc_compile_fills_the_cache_and_uses_it(tmp_path):
-    env = {**os.environ, parse_tables.CACHE_ENV: str(tmp_path)}
-    command = [sys.executable, "-m", "spec_compiler.cli", "compile", "specs/lenet5.spec"]
-    outputs = [subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-               for _ in range(2)]
-    assert [o.returncode for o in outputs] == [0, 0], outputs[0].stderr
-    assert outputs[0].stdout == outputs[1].stdout == (ROOT / "tests/golden/summaries/lenet5.out").read_text()
-    assert len(list(tmp_path.glob("parser-*.marshal"))) == 1
-
-
 # --- the console script's start-up settings (spec_compiler/start_up.py) ------------------
 
 SETTINGS_PROBE = textwrap.dedent("""
     import atexit, gc, json, os
+    from spec_compiler import start_up
     from spec_compiler.cli import run
+    start_up.begin_start_up()  # as run() does first; then this handler runs before the process ends
     atexit.register(lambda: print(json.dumps([os.environ.get("PYDANTIC_DISABLE_PLUGINS"), gc.get_threshold()[0]])))
     run()
 """)
@@ -228,3 +141,56 @@ def test_few_collections_during_start_up_and_the_usual_ones_for_long_commands():
     finally:
         start_up.command_starts(None)
         gc.set_threshold(*usual)
+
+
+# --- a short command ends at once (start_up.end_at_once) ------------------------------------
+
+EXIT_PROBE = textwrap.dedent("""
+    import sys
+    from spec_compiler.cli import run
+    left_open = open(sys.argv.pop(1), "w")  # never closed: the teardown would flush it
+    left_open.write("flushed by the teardown")
+    run()
+""")
+
+
+def test_a_short_command_runs_every_exit_handler_flushes_and_skips_the_teardown(tmp_path):
+    marker = tmp_path / "handler_ran"
+    plugin = tmp_path / "exit_plugin.py"
+    plugin.write_text(f"import atexit\natexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n")
+    bad = tmp_path / "bad.spec"
+    bad.write_text("input vector 4\ndense 0\n")
+    golden = (ROOT / "tests/golden/summaries/lenet5.out").read_text()
+    for args, status in ((["compile", "specs/lenet5.spec"], 0), (["compile", str(bad)], 1)):
+        marker.unlink(missing_ok=True)
+        result = subprocess.run([sys.executable, "-c", EXIT_PROBE, str(tmp_path / "open"), *args,
+                                 "--plugin", str(plugin)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert result.returncode == status, result.stderr
+        assert marker.read_text() == "ran"  # the plugin's exit handler ran
+        assert (tmp_path / "open").read_text() == ""  # no teardown
+        if status == 0:
+            assert result.stdout == golden  # all of it, though the process ended at once
+        else:
+            assert "dense 0" in result.stderr
+
+
+def test_a_long_command_exits_as_python_does(tmp_path):
+    result = subprocess.run([sys.executable, "-c", EXIT_PROBE, str(tmp_path / "open"), "train", "--help"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and "Usage:" in result.stdout
+    assert (tmp_path / "open").read_text() == "flushed by the teardown"
+
+
+def test_a_closed_output_pipe_ends_as_click_ends_it(tmp_path):
+    """`specc compile ... | head -1`: the pipe closes early. click ends with status 1 and
+    silences the output's later flushes, as without the quick exit."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run([sys.executable, "-c", EXIT_PROBE, str(tmp_path / "open"), "compile",
+                                 "specs/lenet5.spec"], stdout=writer,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    finally:
+        os.close(writer)
+    assert result.returncode == 1
+    assert result.stderr == ""

@@ -28,7 +28,7 @@ from lark import Lark
 
 from spec_compiler import SpecError, compile_source
 from spec_compiler.formatter import format_source
-from spec_compiler.parser import grammar_text, parse
+from spec_compiler.parser import parse
 from spec_compiler.source import decode_source, normalize_source
 
 from .known import match_known
@@ -174,7 +174,8 @@ def _compile(run: _Run, text: str, path: str, hang_seconds: float):
 
 @functools.lru_cache(maxsize=1)
 def _lexer() -> Lark:
-    return Lark(grammar_text(), parser="lalr")
+    return Lark((Path(__file__).resolve().parents[2] / "grammars" / "spec.lark").read_text(encoding="utf-8"),
+                parser="lalr")
 
 
 def comments_of(text: str) -> list[str]:
