@@ -1,8 +1,9 @@
 """Process settings that keep the `specc` program's start-up short (bench/startup.py).
 
 A `specc compile` spends most of its time importing (pydantic, click, the parser, the
-layer registry) and building schemas: objects that live until the process ends. The garbage collector, by default run every 700 new objects, keeps looking through
-them and finds almost nothing to free: a twentieth of the process. And pydantic, when it
+layer registry) and building schemas: objects that live until the process ends. The
+garbage collector, by default run every 700 new objects, keeps looking through them and
+finds almost nothing to free: a twentieth of the process. And pydantic, when it
 builds its first validator, reads every installed package's entry points to look for
 pydantic plugins, which would only observe specc's own validation.
 

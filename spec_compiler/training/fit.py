@@ -25,6 +25,7 @@ the number of workers: they only read).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import signal
@@ -51,7 +52,7 @@ from .overrides import RunOptions, resolve_config, spec_relative_paths, split_ov
 from .prepare import TrainingData, chain_objective, prepare_data, preprocess_record, run_record
 from .progress import Progress
 from .result import TrainingInterrupted, TrainResult
-from .scoring import as_tuple, each, score_batches
+from .scoring import EpochSums, as_tuple, each, score_batches
 from .target import Target
 from .tracking import TensorBoardLogger, tensorboard_available
 
@@ -130,7 +131,7 @@ class Trainer:
         self.history: list[dict] = []
         self.stop_training = False
         self.first_step = 0
-        self.sums = None  # the epoch's sums: objective.accumulator()
+        self.sums = None  # the epoch's sums (scoring.EpochSums)
         self.kept: tuple[int | None, dict] | None = None
         self.samples = 0
         self.lr = config.lr
@@ -246,7 +247,7 @@ class Trainer:
     def _compile(self) -> None:
         """Compile before the first step, on a batch of each size the steps take (timed apart)."""
         batches = [self._on_device(*self.data.samples.read(rows)) for rows in self.plan.warm_up_rows(self.data.samples.device)]
-        seconds = compiling.warm_up(self.module, batches, lambda x, y: self._forward_loss(x, y)[0])
+        seconds = compiling.warm_up(self.module, batches, lambda x, y: self.net(as_tuple(x), y)[0])
         self.first_record = self.first_record.model_copy(update={"compile_s": round(seconds, 3)})
         self.say(f"compiled the model in {seconds:.1f}s (torch.compile, {self.backend}; not counted in samples/s)")
         eager = sorted({type(layer).__name__.lower() for layer in self.eager_layers})
@@ -322,22 +323,24 @@ class Trainer:
         steps = self.plan.steps_in(epoch)
         self.first_step = first
         self.progress.steps = steps
-        self.sums = self.objective.accumulator(partial)
+        self.sums = EpochSums(self.objective.sums_size, partial)
         if first == 0:
             self.aug_generator.manual_seed(derive(self.config.seed, epoch, self.dist.rank, 5))
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch + 1)
         self.module.train()
         rows = self.plan.epoch_rows(epoch, first, self.data.samples.device)
-        for step, (xb, yb) in enumerate(self.batches(rows), start=first):
-            if self._stop_requested():
-                self.save_checkpoint(epoch, step, self.sums.tensor())
-                raise TrainingInterrupted(self.output.run_dir, epoch + 1, step, True)
-            with compiling.steady(self.steady_steps and step > first):
+        with contextlib.ExitStack() as stance:
+            for step, (xb, yb) in enumerate(self.batches(rows), start=first):
+                if self._stop_requested():
+                    self.save_checkpoint(epoch, step, self.sums.tensor())
+                    raise TrainingInterrupted(self.output.run_dir, epoch + 1, step, True)
                 self._step(*self._on_device(xb, yb), epoch, step)
-            self.samples += len(as_tuple(xb)[0])
-            for callback in self.callbacks:
-                callback.on_batch_end(self, epoch + 1, step + 1)
+                if step == first and self.steady_steps:  # the epoch's first step took the full check
+                    stance.enter_context(compiling.steady())
+                self.samples += len(as_tuple(xb)[0])
+                for callback in self.callbacks:
+                    callback.on_batch_end(self, epoch + 1, step + 1)
         if steps < self.plan.epoch_steps:  # max_steps ends the run inside this epoch
             self.save_checkpoint(epoch, steps, self.sums.tensor())
             self.ended_at_max_steps = True
@@ -364,14 +367,10 @@ class Trainer:
             x = x.contiguous(memory_format=self.memory_format)
         return x, (x if y is None else y.to(self.device, non_blocking=True))
 
-    def _forward_loss(self, xb, yb) -> tuple:
-        """The step's loss and the model's output (logits with a fused loss; a graph's: a tuple)."""
-        return self.net(as_tuple(xb), yb)
-
     def _step(self, xb, yb, epoch: int, step: int) -> None:
         if self.augment:
             xb = self.augment(xb, self.aug_generator)
-        loss, z = self._forward_loss(xb, yb)
+        loss, _, batch_sums = self.net(as_tuple(xb), yb)  # scoring.forward_loss
         last = self.plan.steps_in(epoch) - 1
         check = self.device.type == "cpu" or self.dist.enabled or step % 50 == 49 or step == last
         if check and not self._finite(loss):
@@ -391,8 +390,7 @@ class Trainer:
             self.optimizer.step()
         if self.module.has_constraints:
             self.module.apply_constraints()
-        with torch.no_grad():
-            self.sums.add(loss.detach(), each(z, lambda v: v.detach()), yb)
+        self.sums.add(batch_sums)
 
     def _clip(self) -> None:
         params = self.optimizer.param_groups[0]["params"]

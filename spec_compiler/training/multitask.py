@@ -48,7 +48,7 @@ from .options.metrics import Measure, measures
 from .options.metrics import Task as MetricTask
 from .overrides import RunOptions
 from .prepare import TrainingData
-from .scoring import as_tuple, measure_stats, measure_values
+from .scoring import as_tuple, measure_stats, measure_values, stacked
 from .target import final_softmax_axis
 
 # the losses of class scores: their outputs are scored by accuracy
@@ -222,8 +222,19 @@ class GraphObjective:
             total = loss * task.weight if total is None else total + loss * task.weight
         return total
 
-    def accumulator(self, start: torch.Tensor | None = None) -> GraphSums:
-        return GraphSums(self.tasks, start)
+    @property
+    def sums_size(self) -> int:
+        return 2 + sum(task.slots for task in self.tasks)
+
+    def batch_sums(self, loss: torch.Tensor, z, y: tuple) -> torch.Tensor:
+        """The total loss and the batch size, then per output its loss and its measures'
+        statistics (each loss times the batch size)."""
+        n = y[0].shape[0]
+        values = [loss * n, n]
+        for task, logits, target in zip(self.tasks, as_tuple(z), y):
+            out = task.outputs(logits) if any(m.needs_probabilities for m in task.measures) else logits
+            values += [task.loss_of(logits, target) * n, *measure_stats(task.measures, out, target)]
+        return stacked(values)
 
     def logs(self, sums: torch.Tensor) -> dict:
         n = float(sums[1])
@@ -234,31 +245,6 @@ class GraphObjective:
             logs.update(measure_values(task.measures, sums[i + 1:], f"{task.name}_"))
             i += task.slots
         return logs
-
-
-class GraphSums:
-    """An epoch's sums for a graph: the total loss, the sample count, then each output's loss
-    (each batch's weighted by its size) and its measures' statistics (tensors: no device
-    sync per batch)."""
-
-    def __init__(self, tasks: list[OutputTask], start: torch.Tensor | None = None):
-        self.tasks = tasks
-        self.slots: list = ([float(v) for v in start] if start is not None
-                            else [0.0] * (2 + sum(task.slots for task in tasks)))
-
-    def add(self, loss: torch.Tensor, z, y: tuple) -> None:
-        n, s, i = y[0].shape[0], self.slots, 2
-        s[0] = loss.double() * n + s[0]
-        s[1] += n
-        for task, logits, target in zip(self.tasks, as_tuple(z), y):
-            s[i] = task.loss_of(logits, target).double() * n + s[i]
-            out = task.outputs(logits) if any(m.needs_probabilities for m in task.measures) else logits
-            for offset, value in enumerate(measure_stats(task.measures, out, target), start=i + 1):
-                s[offset] = s[offset] + value
-            i += task.slots
-
-    def tensor(self, device=None) -> torch.Tensor:
-        return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)
 
 
 def refuse_graph_options(options: RunOptions, config) -> None:

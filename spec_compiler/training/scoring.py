@@ -3,9 +3,10 @@ logs, validation and `specc evaluate`.
 
 What a run minimizes and logs is its objective: a chain's one output (ChainObjective), or a
 graph's several (multitask.GraphObjective). Both offer `fused` (the step runs the model's
-forward_logits), `loss(z, y)`, `accumulator(start)` (an epoch's sums, as one float64 vector
-for logs, DDP and checkpoints) and `logs(sums)`. A graph's batches are tuples: (its inputs,
-its targets), and its model gives a tuple of outputs."""
+forward_logits), `loss(z, y)`, `batch_sums(loss, z, y)` (one batch's share of the sums an
+epoch logs: one float64 vector, the same for logs, DDP and checkpoints), `sums_size` and
+`logs(sums)`. A graph's batches are tuples: (its inputs, its targets), and its model gives a
+tuple of outputs."""
 
 from __future__ import annotations
 
@@ -37,9 +38,11 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def forward_loss(module, objective, inputs: tuple, targets, device: torch.device,
                  amp: torch.dtype | None) -> tuple:
-    """(loss, output) of one batch, the rule training steps (compiling.StepModule) and scoring
-    share: the model's forward_logits (fused losses) or forward under autocast, the output in
-    float32 (a graph's: a tuple), the objective's loss plus the model's regularization."""
+    """(loss, output, batch sums) of one batch, the rule training steps (compiling.StepModule)
+    and scoring share: the model's forward_logits (fused losses) or forward under autocast, the
+    output in float32 (a graph's: a tuple), the objective's loss plus the model's
+    regularization, and the batch's share of the epoch's sums. Compiled as one piece, the
+    sums' small reductions fuse with the loss instead of each running on its own."""
     if amp is None:  # no context: Dynamo splits a graph that breaks inside one less well
         z = module.forward_logits(*inputs) if objective.fused else module(*inputs)
     else:
@@ -49,34 +52,28 @@ def forward_loss(module, objective, inputs: tuple, targets, device: torch.device
     loss = objective.loss(z, targets)
     if module.has_regularization:
         loss = loss + module.regularization_loss()
-    return loss, z
+    return loss, z, objective.batch_sums(loss.detach(), each(z, lambda v: v.detach()), targets)
 
 
-class Accumulator:
-    """An epoch's sums: the loss (times the batch size), the sample count, and each measure's
-    statistics. A few small tensor ops per batch and no device synchronization; `tensor()`
-    gathers them (one float64 vector, for logs, DDP reduction and checkpoints)."""
+def stacked(values: list) -> torch.Tensor:
+    """Statistics (tensors and numbers) as one float64 vector, on the first tensor's device."""
+    device = next(v.device for v in values if isinstance(v, torch.Tensor))
+    return torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(()) for v in values])
 
-    def __init__(self, measures: list[Measure], head: Head, start: torch.Tensor | None = None):
-        self.measures, self.head = measures, head
-        self.probabilities = any(m.needs_probabilities for m in measures)
-        self.slots: list = [0.0] * (2 + sum(m.size for m in measures))
-        if start is not None:
-            self.slots = [float(v) for v in start]
 
-    def add(self, loss: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> None:
-        """One batch: its mean loss, what the step computed (z) and the labels."""
-        n, s = y.shape[0], self.slots
-        s[0] = torch.add(s[0], loss, alpha=n) if isinstance(s[0], torch.Tensor) else loss.double() * n + s[0]
-        s[1] += n
-        if not self.measures:
-            return
-        out = self.head.outputs(z) if self.probabilities else z
-        for i, value in enumerate(measure_stats(self.measures, out, y), start=2):
-            s[i] = s[i] + value
+class EpochSums:
+    """An epoch's sums, as one float64 vector: the loss (times the batch size), the sample
+    count, then what the objective adds (each measure's statistics; a graph's per-output
+    losses). One addition per batch and no device synchronization."""
+
+    def __init__(self, size: int, start: torch.Tensor | None = None):
+        self.total = torch.zeros(size, dtype=torch.float64) if start is None else start.double().clone()
+
+    def add(self, batch_sums: torch.Tensor) -> None:
+        self.total = batch_sums + self.total.to(batch_sums.device)
 
     def tensor(self, device=None) -> torch.Tensor:
-        return torch.tensor([float(v) for v in self.slots], dtype=torch.float64, device=device)
+        return self.total.to(device)
 
 
 class ChainObjective:
@@ -92,8 +89,17 @@ class ChainObjective:
     def loss(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(z, y)
 
-    def accumulator(self, start: torch.Tensor | None = None) -> Accumulator:
-        return Accumulator(self.measures, self.head, start)
+    @property
+    def sums_size(self) -> int:
+        return 2 + sum(m.size for m in self.measures)
+
+    def batch_sums(self, loss: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss times the batch size, the batch size, and each measure's statistics."""
+        values = [loss * y.shape[0], y.shape[0]]
+        if self.measures:
+            out = self.head.outputs(z) if any(m.needs_probabilities for m in self.measures) else z
+            values += measure_stats(self.measures, out, y)
+        return stacked(values)
 
     def logs(self, sums: torch.Tensor) -> dict:
         return logs_from(sums, self.measures)
@@ -137,10 +143,10 @@ def score_batches(module, objective, batches: Iterable, device: torch.device, am
     x), in eval mode; the sums are reduced across DDP processes."""
     was_training = module.training
     module.eval()
-    sums = objective.accumulator()
+    sums = EpochSums(objective.sums_size)
     for xb, yb in batches:
         xb = each(xb, lambda v: v.to(device, non_blocking=True))
         yb = xb if yb is None else each(yb, lambda v: v.to(device, non_blocking=True))
-        sums.add(*forward_loss(module, objective, as_tuple(xb), yb, device, amp), yb)
+        sums.add(forward_loss(module, objective, as_tuple(xb), yb, device, amp)[2])
     module.train(was_training)
     return objective.logs(ddp.all_reduce(sums.tensor(device), dist).cpu())
