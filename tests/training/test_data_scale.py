@@ -287,6 +287,15 @@ def test_compile_is_timed_apart_and_its_warm_up_leaves_no_trace(tmp_path):
     assert any(line.startswith("compiled the model in") and "aot_eager" in line for line in lines)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importing inductor: torch.jit's own
+def test_inductor_knows_the_options_specc_compiles_with():
+    """torch.compile refuses an option inductor does not have, when called: one renamed in a
+    later torch fails here, not in a user's run."""
+    compiling.compile_module(torch.nn.Linear(2, 2), "inductor")
+    with pytest.raises(RuntimeError, match="no_such_option"):
+        torch.compile(torch.nn.Linear(2, 2), backend="inductor", options={"no_such_option": False})
+
+
 def test_compiled_steps_train_as_eager_steps(tmp_path):
     """--compile compiles the step's forward with its loss and the regularization: the run
     ends where the eager run ends (aot_eager runs the graphs inductor would compile)."""
