@@ -8,10 +8,11 @@ them lives in the torch backend.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SerializeAsAny, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -32,51 +33,78 @@ def choice(kind: str, positional: tuple[str, ...] = (), **fields: Any) -> type[_
     return type(f"{kind.title().replace('_', '')}Spec", (_Spec,), namespace)
 
 
+def model(positional: tuple[str, ...] = (), **fields: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """A named model's definition: the order its positional arguments fill the fields, and
+    each field's (type, default)."""
+    return positional, fields
+
+
+class Models(Mapping):
+    """Named spec models, each created on its first lookup: creating all of them when specc
+    starts cost `specc compile` 3 ms, and most specs name none."""
+
+    def __init__(self, definitions: dict[str, tuple[tuple[str, ...], dict[str, Any]]]):
+        self.definitions = definitions
+        self.created: dict[str, type[_Spec]] = {}
+
+    def __getitem__(self, kind: str) -> type[_Spec]:
+        if kind not in self.created:
+            positional, fields = self.definitions[kind]
+            self.created[kind] = choice(kind, positional, **fields)
+        return self.created[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.definitions)
+
+    def __len__(self) -> int:
+        return len(self.definitions)
+
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 FanMode = Literal["fan_in", "fan_out", "fan_avg"]
 Distribution = Literal["truncated_normal", "untruncated_normal", "normal", "uniform"]
 
-INITIALIZERS: dict[str, type[_Spec]] = {
-    "zeros": choice("zeros"),
-    "ones": choice("ones"),
-    "constant": choice("constant", ("value",), value=(float, 0.0)),
-    "normal": choice("normal", ("mean", "std"), mean=(float, 0.0), std=(PositiveFloat, 0.05)),
-    "uniform": choice("uniform", ("min", "max"), min=(float, -0.05), max=(float, 0.05)),
-    "truncated_normal": choice("truncated_normal", ("mean", "std"), mean=(float, 0.0), std=(PositiveFloat, 0.05)),
-    "variance_scaling": choice(
-        "variance_scaling", ("scale", "mode", "distribution"),
+INITIALIZERS = Models({
+    "zeros": model(),
+    "ones": model(),
+    "constant": model(("value",), value=(float, 0.0)),
+    "normal": model(("mean", "std"), mean=(float, 0.0), std=(PositiveFloat, 0.05)),
+    "uniform": model(("min", "max"), min=(float, -0.05), max=(float, 0.05)),
+    "truncated_normal": model(("mean", "std"), mean=(float, 0.0), std=(PositiveFloat, 0.05)),
+    "variance_scaling": model(
+        ("scale", "mode", "distribution"),
         scale=(PositiveFloat, 1.0), mode=(FanMode, "fan_in"), distribution=(Distribution, "truncated_normal"),
     ),
-    "lecun_normal": choice("lecun_normal"),
-    "lecun_uniform": choice("lecun_uniform"),
-    "glorot_normal": choice("glorot_normal"),
-    "glorot_uniform": choice("glorot_uniform"),
-    "he_normal": choice("he_normal"),
-    "he_uniform": choice("he_uniform"),
-    "orthogonal": choice("orthogonal", ("gain",), gain=(PositiveFloat, 1.0)),
-}
+    "lecun_normal": model(),
+    "lecun_uniform": model(),
+    "glorot_normal": model(),
+    "glorot_uniform": model(),
+    "he_normal": model(),
+    "he_uniform": model(),
+    "orthogonal": model(("gain",), gain=(PositiveFloat, 1.0)),
+})
 INITIALIZER_ALIASES = {
     "xavier_normal": "glorot_normal", "xavier_uniform": "glorot_uniform",
     "kaiming_normal": "he_normal", "kaiming_uniform": "he_uniform", "zero": "zeros", "one": "ones",
 }
 
-REGULARIZERS: dict[str, type[_Spec]] = {
-    "l1": choice("l1", ("l1",), l1=(NonNegFloat, 0.01)),
-    "l2": choice("l2", ("l2",), l2=(NonNegFloat, 0.01)),
-    "l1_l2": choice("l1_l2", ("l1", "l2"), l1=(NonNegFloat, 0.01), l2=(NonNegFloat, 0.01)),
-}
+REGULARIZERS = Models({
+    "l1": model(("l1",), l1=(NonNegFloat, 0.01)),
+    "l2": model(("l2",), l2=(NonNegFloat, 0.01)),
+    "l1_l2": model(("l1", "l2"), l1=(NonNegFloat, 0.01), l2=(NonNegFloat, 0.01)),
+})
 
-CONSTRAINTS: dict[str, type[_Spec]] = {
-    "max_norm": choice("max_norm", ("max_value", "axis"), max_value=(PositiveFloat, 2.0), axis=(int | None, None)),
-    "non_neg": choice("non_neg"),
-    "unit_norm": choice("unit_norm", ("axis",), axis=(int | None, None)),
-    "min_max_norm": choice(
-        "min_max_norm", ("min_value", "max_value", "rate", "axis"),
+CONSTRAINTS = Models({
+    "max_norm": model(("max_value", "axis"), max_value=(PositiveFloat, 2.0), axis=(int | None, None)),
+    "non_neg": model(),
+    "unit_norm": model(("axis",), axis=(int | None, None)),
+    "min_max_norm": model(
+        ("min_value", "max_value", "rate", "axis"),
         min_value=(NonNegFloat, 0.0), max_value=(PositiveFloat, 1.0), rate=(Annotated[float, Field(gt=0, le=1)], 1.0),
         axis=(int | None, None),
     ),
-}
+})
 
 
 class UnknownChoice(PydanticCustomError):
@@ -96,7 +124,7 @@ class Choice:
     into the model the word names, and tells elaboration which model a value names."""
 
     what: str
-    table: dict[str, type[_Spec]]
+    table: Mapping[str, type[_Spec]]
     aliases: dict[str, str]
 
     def model_for(self, value: Any) -> type[_Spec] | None:
@@ -126,11 +154,12 @@ class Choice:
         return model.model_validate({"kind": kind, **data})
 
 
-def choice_type(what: str, table: dict[str, type[_Spec]], aliases: dict[str, str] | None = None):
-    """A field type accepting `word` or `word(args, key=value)` for one of `table`."""
-    union = Annotated[Union[tuple(table.values())], Field(discriminator="kind")]
+def choice_type(what: str, table: Mapping[str, type[_Spec]], aliases: dict[str, str] | None = None):
+    """A field type accepting `word` or `word(args, key=value)` for one of `table`: the
+    validator turns it into the model the word names (its fields checked there), and the
+    value is kept and written out as that model."""
     choice = Choice(what, table, aliases or {})
-    return Annotated[union, BeforeValidator(choice.normalize), choice]
+    return Annotated[SerializeAsAny[_Spec], BeforeValidator(choice.normalize), choice]
 
 
 Initializer = choice_type("initializer", INITIALIZERS, INITIALIZER_ALIASES)

@@ -12,6 +12,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from ..layers import REGISTRY
+from ..options import Choice
 
 ACTIVATION_FIELD = "activation"  # the field that makes a kind take a trailing activation word
 MAX_KINDS_NAMED = 4
@@ -49,13 +50,13 @@ def type_text(annotation: Any, metadata: list | tuple = ()) -> str:
     origin = get_origin(annotation)
     if origin is Annotated:
         base, *extra = get_args(annotation)
-        return type_text(base, [*metadata, *extra])
+        choice = _choice(extra)
+        return _kinds_text(list(choice.table)) if choice else type_text(base, [*metadata, *extra])
     if origin in (Union, python_types.UnionType):
         members = [m for m in get_args(annotation) if m is not type(None)]
         kinds = _choice_kinds(members)
         if kinds:
-            shown = " | ".join(kinds[:MAX_KINDS_NAMED])
-            return shown + (f" | ... ({len(kinds)} in all)" if len(kinds) > MAX_KINDS_NAMED else "")
+            return _kinds_text(kinds)
         return " | ".join(type_text(m) for m in members) if members else "none"
     if origin is Literal:
         return " | ".join(map(value_text, get_args(annotation)))
@@ -73,6 +74,16 @@ def type_text(annotation: Any, metadata: list | tuple = ()) -> str:
     return _SIMPLE.get(annotation, getattr(annotation, "__name__", str(annotation))) + _bounds(metadata)
 
 
+def _kinds_text(kinds: list[str]) -> str:
+    shown = " | ".join(kinds[:MAX_KINDS_NAMED])
+    return shown + (f" | ... ({len(kinds)} in all)" if len(kinds) > MAX_KINDS_NAMED else "")
+
+
+def _choice(metadata) -> Choice | None:
+    """The table of named models (options.choice_type) an annotation's metadata holds, if any."""
+    return next((m for m in metadata if isinstance(m, Choice)), None)
+
+
 def value_words(field: FieldInfo, name: str = "") -> list[str]:
     """The words a field's value may be (literal choices, true/false, initializer names...)."""
     if name == ACTIVATION_FIELD:
@@ -85,7 +96,12 @@ def value_words(field: FieldInfo, name: str = "") -> list[str]:
 def _collect_words(annotation: Any, words: list[str]) -> None:
     origin = get_origin(annotation)
     if origin is Annotated:
-        _collect_words(get_args(annotation)[0], words)
+        base, *extra = get_args(annotation)
+        choice = _choice(extra)
+        if choice:
+            words += [k for k in choice.table if k not in words]
+        else:
+            _collect_words(base, words)
     elif origin in (Union, python_types.UnionType):
         members = get_args(annotation)
         kinds = _choice_kinds([m for m in members if m is not type(None)])
