@@ -194,3 +194,35 @@ def test_a_closed_output_pipe_ends_as_click_ends_it(tmp_path):
         os.close(writer)
     assert result.returncode == 1
     assert result.stderr == ""
+
+
+# --- the weight options' models are created on first use (options.Models) ------------------
+
+def test_weight_option_models_are_created_only_when_a_spec_names_one(tmp_path):
+    named = tmp_path / "named.spec"
+    named.write_text("input vector 4\ndense 3 init=normal(0, 0.1) regularizer=l2(1e-4)\n")
+    probe = textwrap.dedent("""
+        import json, sys
+        import spec_compiler
+        from spec_compiler import options
+        spec_compiler.load(sys.argv[1])
+        print(json.dumps([sorted(table.created) for table in
+                          (options.INITIALIZERS, options.REGULARIZERS, options.CONSTRAINTS)]))
+    """)
+    created = [json.loads(subprocess.run([sys.executable, "-c", probe, spec], capture_output=True, text=True,
+                                         cwd=ROOT, timeout=120, check=True).stdout.splitlines()[-1])
+               for spec in ("specs/lenet5.spec", str(named))]
+    assert created == [[[], [], []], [["normal"], ["l2"], []]]
+
+
+def test_a_named_model_is_kept_and_written_out_whole():
+    """A choice field holds the model its word names (not the base of all of them): its own
+    fields are validated, kept, and written out, and read back equal."""
+    from spec_compiler.options import INITIALIZERS, WeightOptions
+
+    weights = WeightOptions.model_validate({"init": {"kind": "normal", "args": [0.5, 0.1]}, "constraint": "max_norm"})
+    assert type(weights.init) is INITIALIZERS["normal"] and (weights.init.mean, weights.init.std) == (0.5, 0.1)
+    dumped = weights.model_dump(mode="json")
+    assert dumped["init"] == {"kind": "normal", "mean": 0.5, "std": 0.1}
+    assert dumped["constraint"] == {"kind": "max_norm", "max_value": 2.0, "axis": None}
+    assert WeightOptions.model_validate(dumped) == weights
