@@ -14,6 +14,8 @@ from .errors import Span
 
 @dataclass(frozen=True)
 class Number:
+    """`6`, `0.5`, `1e-4`: a number as written (an int when it has no point or exponent)."""
+
     value: int | float
     span: Span
 
@@ -29,12 +31,16 @@ class Dims:
 
 @dataclass(frozen=True)
 class Name:
+    """`relu`, `same`, `c`: a word in value position (a choice, or a block parameter)."""
+
     name: str
     span: Span
 
 
 @dataclass(frozen=True)
 class String:
+    """`"text"`: a quoted value, its escapes undone."""
+
     value: str
     span: Span
 
@@ -58,6 +64,8 @@ class Call:
 
 @dataclass(frozen=True)
 class ListValue:
+    """`[1, 2, 3]`: values in brackets."""
+
     items: tuple[Value, ...]
     span: Span
 
@@ -107,6 +115,8 @@ EXPRESSIONS = (Binary, Negate, Group, Size)  # the nodes computed when elaborate
 
 @dataclass(frozen=True)
 class Option:
+    """`key=value` after a layer, an input or a call, or in a train section."""
+
     key: str
     value: Value
     span: Span  # the key
@@ -114,6 +124,9 @@ class Option:
 
 @dataclass(frozen=True)
 class Layer:
+    """`conv 6x5x5 relu stride=2`, or a block call: its word, positional values, options and
+    its `{ }` body if it has one (`repeat`, `branch`, `shortcut`...)."""
+
     word: str
     args: tuple[Value, ...]
     options: tuple[Option, ...]
@@ -123,6 +136,8 @@ class Layer:
 
 @dataclass(frozen=True)
 class Chain:
+    """Layers joined by `->` (one line, or lines continued by an arrow)."""
+
     layers: tuple[Layer, ...]
 
 
@@ -145,12 +160,16 @@ class OutputDecl:
 
 @dataclass(frozen=True)
 class ModelDecl:
+    """`model lenet5`: the model's name."""
+
     name: str
     span: Span
 
 
 @dataclass(frozen=True)
 class InputDecl:
+    """`input image 1x32x32 name=left`: the input's kind, size and options."""
+
     kind: str
     args: tuple[Value, ...]
     options: tuple[Option, ...]
@@ -159,6 +178,8 @@ class InputDecl:
 
 @dataclass(frozen=True)
 class BlockParam:
+    """A block's parameter, with its default value if it has one: `c` or `k=3`."""
+
     name: str
     default: Value | None
     span: Span
@@ -166,6 +187,8 @@ class BlockParam:
 
 @dataclass(frozen=True)
 class BlockDef:
+    """`block name(params) { body }`: a reusable piece, expanded where it is called."""
+
     name: str
     params: tuple[BlockParam, ...]
     body: tuple[Statement, ...]
@@ -174,6 +197,8 @@ class BlockDef:
 
 @dataclass(frozen=True)
 class TrainSection:
+    """`train { key=value ... }`: the spec's training options, read by train_config."""
+
     options: tuple[Option, ...]
     span: Span
 
@@ -183,6 +208,8 @@ Statement = Union[ModelDecl, InputDecl, BlockDef, TrainSection, Chain, Assignmen
 
 @dataclass(frozen=True)
 class SpecFile:
+    """A parsed file: its path, its normalized text (for carets) and its statements."""
+
     path: str
     source: str
     statements: tuple[Statement, ...] = field(default_factory=tuple)

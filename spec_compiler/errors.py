@@ -37,6 +37,8 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True)
 class Diagnostic:
+    """One finding: its message, where (file:line:col), a hint, and whether it stops the compile."""
+
     message: str
     span: Span | None = None
     hint: str | None = None

@@ -28,6 +28,8 @@ BYTES_PER_VALUE = 4  # float32
 
 @dataclass(frozen=True)
 class LayerInfo:
+    """What inference found for one node: its input and output types, parameters, FLOPs."""
+
     node: Node
     path: str
     input: TensorType
@@ -57,6 +59,8 @@ class StepInfo:
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """The whole model inferred: the IR and each step's layers (counts, FLOPs, memory are sums)."""
+
     ir: ModelIR
     steps: tuple[StepInfo, ...]
 

@@ -28,6 +28,8 @@ InputKind = Literal["image", "vector", "sequence", "tokens"]
 
 @dataclass(frozen=True)
 class Node:
+    """One layer in the IR: its kind, path name, validated parameters, span and bodies."""
+
     kind: str
     name: str
     params: LayerParams
@@ -41,6 +43,8 @@ class Node:
 
 @dataclass(frozen=True)
 class InputSpec:
+    """One model input: its kind (`image`, `tokens`...), type, span and name."""
+
     kind: InputKind
     type: TensorType
     span: Span
@@ -68,6 +72,8 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class ModelIR:
+    """The checked model: inputs, steps and outputs, its train section, and its source."""
+
     name: str
     inputs: tuple[InputSpec, ...]
     steps: tuple[Step, ...]

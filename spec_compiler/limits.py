@@ -17,6 +17,8 @@ DEFAULT_MAX_ACTIVATION_BYTES = 16 * 2**30  # per sample
 
 @dataclass(frozen=True)
 class Limits:
+    """The largest model a compile accepts (`--max-params`, `--max-activation-memory`)."""
+
     max_params: int = DEFAULT_MAX_PARAMS
     max_activation_bytes: int = DEFAULT_MAX_ACTIVATION_BYTES
 

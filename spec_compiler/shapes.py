@@ -33,6 +33,8 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True)
 class TensorType:
+    """A tensor per sample: its sizes (ints, or names for run-time lengths) and element type."""
+
     dims: tuple[Dim, ...]
     dtype: Literal["float", "int"] = "float"
     vocab: int | None = None  # for integer token ids: their exclusive upper bound

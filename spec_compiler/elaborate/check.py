@@ -17,6 +17,8 @@ from .uses import Use
 
 @dataclass(frozen=True)
 class Checked:
+    """A use of a layer with its validated parameters (None when refused), and its bodies'."""
+
     use: Use
     params: LayerParams | None  # None: rejected, and reported
     bodies: tuple[tuple[Checked, ...], ...] = ()

@@ -14,6 +14,8 @@ from .report import Report
 
 @dataclass(frozen=True)
 class Context:
+    """Where elaboration is: the block parameters bound, the blocks being expanded, the repeat copy."""
+
     bindings: dict[str, ast.Value] = field(default_factory=dict)
     expanding: tuple[ast.BlockDef, ...] = ()  # outermost first
     copy: int = 0  # 0 for the first copy of a `repeat` body (and outside any repeat)

@@ -38,6 +38,8 @@ class InputParams(BaseModel):
 
 @dataclass(frozen=True)
 class Declarations:
+    """A spec's top level sorted out: its name, inputs, blocks, train section and other lines."""
+
     model_name: str | None
     inputs: tuple[InputSpec, ...]  # those accepted
     input_span: Span | None  # where the first `input` is written, even when it was rejected

@@ -41,6 +41,8 @@ class _Line:
 
 @dataclass(frozen=True)
 class Graph:
+    """The model's lines as steps and its outputs, and whether it is a plain chain."""
+
     steps: tuple[Step, ...]
     outputs: tuple[OutputSpec, ...]
     # One input read by one unnamed run of lines and no `output` line: the model is a chain.

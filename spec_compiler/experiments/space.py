@@ -23,6 +23,8 @@ MAX_CHECKED_POINTS = 64  # compile checks every combination up to this many, els
 
 @dataclass(frozen=True)
 class SearchValue:
+    """A search value in a spec (`choice(...)`, `range(...)`, `log_range(...)`): its name and domain."""
+
     name: str
     kind: str  # one of SEARCH_WORDS
     choices: tuple[str, ...]  # choice: each value's text

@@ -58,6 +58,8 @@ class Slot:
 
 @dataclass(frozen=True)
 class Count:
+    """Parameters, split as Keras splits them: trainable, and not (batch-norm statistics)."""
+
     trainable: int = 0
     non_trainable: int = 0
 
