@@ -7,7 +7,6 @@ import types as python_types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -54,9 +53,6 @@ def type_text(annotation: Any, metadata: list | tuple = ()) -> str:
         return _kinds_text(list(choice.table)) if choice else type_text(base, [*metadata, *extra])
     if origin in (Union, python_types.UnionType):
         members = [m for m in get_args(annotation) if m is not type(None)]
-        kinds = _choice_kinds(members)
-        if kinds:
-            return _kinds_text(kinds)
         return " | ".join(type_text(m) for m in members) if members else "none"
     if origin is Literal:
         return " | ".join(map(value_text, get_args(annotation)))
@@ -68,9 +64,6 @@ def type_text(annotation: Any, metadata: list | tuple = ()) -> str:
     if origin is list:
         (item,) = get_args(annotation) or (Any,)
         return f"[{type_text(item)}, ...]"
-    kinds = _choice_kinds([annotation])
-    if kinds:
-        return " | ".join(kinds)
     return _SIMPLE.get(annotation, getattr(annotation, "__name__", str(annotation))) + _bounds(metadata)
 
 
@@ -103,29 +96,12 @@ def _collect_words(annotation: Any, words: list[str]) -> None:
         else:
             _collect_words(base, words)
     elif origin in (Union, python_types.UnionType):
-        members = get_args(annotation)
-        kinds = _choice_kinds([m for m in members if m is not type(None)])
-        if kinds:
-            words += [k for k in kinds if k not in words]
-        else:
-            for member in members:
-                _collect_words(member, words)
+        for member in get_args(annotation):
+            _collect_words(member, words)
     elif origin is Literal:
         words += [value_text(a) for a in get_args(annotation) if value_text(a) not in words]
-    elif _choice_kinds([annotation]):
-        words += [k for k in _choice_kinds([annotation]) if k not in words]
     elif annotation is bool:
         words += [w for w in ("true", "false") if w not in words]
-
-
-def _choice_kinds(members: list) -> list[str]:
-    """For a union of `choice` models (initializers, losses...): their `kind` words."""
-    kinds = []
-    for member in members:
-        if not (isinstance(member, type) and issubclass(member, BaseModel) and "kind" in member.model_fields):
-            return []
-        kinds += [value_text(k) for k in get_args(member.model_fields["kind"].annotation)]
-    return kinds
 
 
 def _bounds(metadata) -> str:
