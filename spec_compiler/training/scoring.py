@@ -106,7 +106,7 @@ class ChainObjective:
 
 
 def logs_from(sums: torch.Tensor, measures: list[Measure]) -> dict:
-    """{"loss": mean loss, measure name: value} from an Accumulator's (reduced) sums."""
+    """{"loss": mean loss, measure name: value} from an epoch's (reduced) sums (EpochSums)."""
     return {"loss": float(sums[0] / sums[1]) if float(sums[1]) else float("nan"), **measure_values(measures, sums[2:])}
 
 
